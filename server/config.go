@@ -1,0 +1,27 @@
+package server
+
+import "time"
+
+// Config is the server's runtime configuration. main fills it from the
+// environment; tests build it literally. Zero values mean the documented
+// default (see withDefaults).
+type Config struct {
+	// ActivityTimeout is sent in connection_established and is the silence
+	// after which the server sends pusher:ping. Zero means 120s.
+	ActivityTimeout time.Duration
+	// PongTimeout is how long the server waits for any frame after its
+	// pusher:ping before closing with 4201. Zero means 30s.
+	PongTimeout time.Duration
+	// MaxConnections caps sockets on this node (close 4100 beyond); 0 = no cap.
+	MaxConnections int
+	// MaxPayloadBytes is the largest client frame answered normally; larger
+	// frames get a pusher:error. Zero means 64 KiB.
+	MaxPayloadBytes int
+	// MaxPendingBytes bounds each socket's outbound queue; a socket over it is
+	// closed with 4100. Zero means 1 MiB.
+	MaxPendingBytes int
+	// WriteTimeout bounds one flush to a socket. Zero means 10s.
+	WriteTimeout time.Duration
+	// DebugAuthErrors includes the string-to-sign in auth error messages.
+	DebugAuthErrors bool
+}
