@@ -3,10 +3,17 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
 
+	"github.com/lxzan/gws"
+
+	"github.com/sockudo/sockudo/server/protocol"
 	"github.com/sockudo/sockudo/storage"
 )
 
@@ -19,29 +26,254 @@ type AppStore interface {
 	Ping() error
 }
 
-// Server is the realtime server: WebSocket endpoint and HTTP API on one port.
+// Server is the realtime server: the WebSocket endpoint and the Pusher HTTP
+// API on one port. Create it with New, run it with Serve, stop it with
+// Shutdown.
 type Server struct {
-	cfg   Config
-	store AppStore
-	log   *slog.Logger
+	cfg      Config
+	store    AppStore
+	log      *slog.Logger
+	apps     appRegistry
+	hub      hub
+	users    userIndex
+	broker   Broker
+	upgrader *gws.Upgrader
+
+	sockets  [numShards]socketShard // by socket_id
+	conns    atomic.Int64           // open sockets on this node
+	idle     chan struct{}          // signalled when conns drops to zero
+	draining atomic.Bool
+
+	authFailures atomic.Int64 // channel auth and signin signature failures
+	warnMu       sync.Mutex
+	warnedAt     map[string]time.Time // last warning per reason
+
+	startOnce sync.Once
+	httpMu    sync.Mutex
+	https     []*http.Server
+	ctx       context.Context // ends at Shutdown; background loops watch it
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+}
+
+type socketShard struct {
+	mu    sync.Mutex // guards conns
+	conns map[string]*conn
 }
 
 // New validates cfg, loads the apps from store and returns a server that has
 // started nothing yet.
 func New(cfg Config, store AppStore, log *slog.Logger) (*Server, error) {
-	return &Server{cfg: cfg, store: store, log: log}, nil
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, store: store, log: log, idle: make(chan struct{}, 1), warnedAt: make(map[string]time.Time)}
+	s.broker = localBroker{&s.hub}
+	s.upgrader = s.newUpgrader()
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if err := s.ReloadApps(); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
-// Handler returns the HTTP handler serving /app/{key}, /apps/... and /up, /live.
-func (s *Server) Handler() http.Handler { return http.NotFoundHandler() }
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.ActivityTimeout, 120*time.Second)
+	def(&c.PongTimeout, 30*time.Second)
+	def(&c.WriteTimeout, 10*time.Second)
+	if c.MaxPayloadBytes <= 0 {
+		c.MaxPayloadBytes = 64 << 10
+	}
+	if c.MaxPendingBytes <= 0 {
+		c.MaxPendingBytes = 1 << 20
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	if c.ActivityTimeout < time.Second {
+		return fmt.Errorf("server: activity timeout must be at least 1s, got %s", c.ActivityTimeout)
+	}
+	if c.MaxConnections < 0 {
+		return errors.New("server: max connections must not be negative")
+	}
+	return nil
+}
+
+// ReloadApps re-reads the apps from the store into the in-memory registry.
+// Open sockets keep their app; changed settings apply to them at once.
+func (s *Server) ReloadApps() error {
+	apps, err := s.store.Apps()
+	if err != nil {
+		return fmt.Errorf("server: load apps: %w", err)
+	}
+	if err := s.apps.load(apps); err != nil {
+		return fmt.Errorf("server: load apps: %w", err)
+	}
+	return nil
+}
+
+// Handler returns the HTTP handler serving /app/{key}, /apps/... and the
+// operational endpoints /up and /live.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /app/{key}", s.serveWS)
+	mux.HandleFunc("/app/", s.serveBadPath)
+	mux.HandleFunc("GET /up", s.serveUp)
+	mux.HandleFunc("GET /live", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, okBody) })
+	s.routeAPI(mux)
+	return mux
+}
+
+var okBody = []byte(`{"ok":true}`)
+
+// serveUp is readiness: storage usable and not draining.
+func (s *Server) serveUp(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case s.draining.Load():
+		writeError(w, http.StatusServiceUnavailable, "draining")
+	case s.store.Ping() != nil:
+		writeError(w, http.StatusServiceUnavailable, "storage unavailable")
+	default:
+		writeJSON(w, http.StatusOK, okBody)
+	}
+}
 
 // Serve accepts connections on ln until Shutdown. It returns
 // http.ErrServerClosed after a Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return errors.New("not implemented") }
+func (s *Server) Serve(ln net.Listener) error {
+	s.startOnce.Do(func() { s.goLoop(s.sweepLoop) })
+	hs := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	s.httpMu.Lock()
+	if s.draining.Load() {
+		s.httpMu.Unlock()
+		return http.ErrServerClosed
+	}
+	s.https = append(s.https, hs)
+	s.httpMu.Unlock()
+	return hs.Serve(ln)
+}
 
-// ReloadApps re-reads the apps from the store into the in-memory registry.
-func (s *Server) ReloadApps() error { return nil }
+// goLoop runs fn in a goroutine tracked until Shutdown; fn must return
+// when ctx ends.
+func (s *Server) goLoop(fn func(ctx context.Context)) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		fn(s.ctx)
+	}()
+}
+
+func (s *Server) sweepLoop(ctx context.Context) {
+	t := time.NewTimer(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			s.hub.cache.sweep(now)
+			t.Reset(time.Minute)
+		}
+	}
+}
 
 // Shutdown drains the server: readiness goes false, listeners close, every
-// socket is closed with 4200, and it returns when all are gone or ctx ends.
-func (s *Server) Shutdown(ctx context.Context) error { return nil }
+// socket is closed with 4200 so clients reconnect elsewhere, and it returns
+// when all sockets are gone or ctx ends (then the rest are dropped).
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	s.httpMu.Lock()
+	servers := s.https
+	s.httpMu.Unlock()
+	for _, hs := range servers {
+		// Hijacked WebSockets are not tracked by net/http; they are closed
+		// below. Close the listeners now so nothing new arrives.
+		go func() { _ = hs.Shutdown(ctx) }()
+	}
+
+	// Close sockets in batches so clients don't all reconnect at once.
+	all := s.allConns()
+	for i, c := range all {
+		c.close(protocol.ErrReconnect, false)
+		if i%500 == 499 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+	var err error
+	for s.conns.Load() > 0 && err == nil {
+		select {
+		case <-s.idle:
+		case <-ctx.Done():
+			err = fmt.Errorf("server: shutdown: %d sockets still open: %w", s.conns.Load(), ctx.Err())
+			for _, c := range s.allConns() {
+				_ = c.nc.Close()
+			}
+		}
+	}
+	s.cancel()
+	s.wg.Wait()
+	return err
+}
+
+func (s *Server) signalEmpty() {
+	select {
+	case s.idle <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Server) allConns() []*conn {
+	var out []*conn
+	for i := range s.sockets {
+		sh := &s.sockets[i]
+		sh.mu.Lock()
+		for _, c := range sh.conns {
+			out = append(out, c)
+		}
+		sh.mu.Unlock()
+	}
+	return out
+}
+
+// slowConsumer closes a socket whose outbound queue is full (4100).
+func (s *Server) slowConsumer(c *conn) {
+	s.warnLimited("slow", "closing slow consumer: outbound queue full", "app_id", c.app.id, "limit_bytes", s.cfg.MaxPendingBytes)
+	c.close(protocol.ErrSlowConsumer, true)
+}
+
+// warnInterval bounds repeated warnings: at most one per reason per
+// interval, so floods (bad signatures, slow consumers) can't flood the log.
+const warnInterval = 10 * time.Second
+
+func (s *Server) warnLimited(reason, msg string, args ...any) {
+	now := time.Now()
+	s.warnMu.Lock()
+	last, ok := s.warnedAt[reason]
+	if ok && now.Sub(last) < warnInterval {
+		s.warnMu.Unlock()
+		return
+	}
+	s.warnedAt[reason] = now
+	s.warnMu.Unlock()
+	s.log.Warn(msg, args...)
+}

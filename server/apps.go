@@ -1,0 +1,93 @@
+package server
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/sockudo/sockudo/storage"
+)
+
+// app is the live state of one tenant. The *app for an id survives config
+// reloads, so its counters stay correct; its config is swapped atomically.
+type app struct {
+	id    string // fixed
+	cfg   atomic.Pointer[appConfig]
+	conns atomic.Int64 // open sockets, for MaxConnections
+}
+
+// appConfig is an app's settings with defaults applied and derived values
+// precomputed, read lock-free on the hot path.
+type appConfig struct {
+	storage.App
+	secrets []string // valid secrets, current first
+	origins []originPattern
+}
+
+func newAppConfig(a storage.App) *appConfig {
+	a = a.WithDefaults()
+	c := &appConfig{App: a, secrets: []string{a.Secret}}
+	for _, o := range a.AllowedOrigins {
+		if o = strings.TrimSpace(o); o != "" {
+			c.origins = append(c.origins, parseOrigin(o))
+		}
+	}
+	return c
+}
+
+func (a *app) config() *appConfig { return a.cfg.Load() }
+
+// appIndex is an immutable snapshot of the apps by key and id.
+type appIndex struct {
+	byKey map[string]*app
+	byID  map[string]*app
+}
+
+// appRegistry serves app lookups from memory; reload swaps the index.
+type appRegistry struct {
+	mu    sync.Mutex // serialises reloads
+	index atomic.Pointer[appIndex]
+}
+
+func (r *appRegistry) byKey(key string) *app { return r.index.Load().byKey[key] }
+func (r *appRegistry) byID(id string) *app   { return r.index.Load().byID[id] }
+
+// all returns every app in the current index.
+func (r *appRegistry) all() []*app {
+	idx := r.index.Load()
+	out := make([]*app, 0, len(idx.byID))
+	for _, a := range idx.byID {
+		out = append(out, a)
+	}
+	return out
+}
+
+// load replaces the index with apps, keeping the live *app of ids that
+// still exist.
+func (r *appRegistry) load(apps []storage.App) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := r.index.Load()
+	next := &appIndex{byKey: make(map[string]*app, len(apps)), byID: make(map[string]*app, len(apps))}
+	for _, sa := range apps {
+		if sa.ID == "" || sa.Key == "" || sa.Secret == "" {
+			return fmt.Errorf("app %q: id, key and secret are required", sa.ID)
+		}
+		if _, dup := next.byKey[sa.Key]; dup {
+			return fmt.Errorf("app %q: key is used by another app", sa.ID)
+		}
+		var a *app
+		if old != nil {
+			a = old.byID[sa.ID]
+		}
+		if a == nil {
+			a = &app{id: sa.ID}
+		}
+		a.cfg.Store(newAppConfig(sa))
+		next.byID[sa.ID] = a
+		next.byKey[sa.Key] = a
+	}
+	r.index.Store(next)
+	return nil
+}

@@ -1,0 +1,229 @@
+package server
+
+import (
+	"encoding/json"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lxzan/gws"
+	"golang.org/x/time/rate"
+
+	"github.com/sockudo/sockudo/server/protocol"
+)
+
+// conn is one WebSocket connection. It doubles as the gws session storage,
+// so a socket costs no session map.
+//
+// Locking rule:
+//   - Fields above mu are set before the conn is published (registered in
+//     the server) and only read afterwards, without a lock.
+//   - mu guards the subscription and user state. gws runs OnMessage one at
+//     a time per socket (ParallelGolimit 1), but OnClose may overlap the
+//     last OnMessage, so subscribe checks closed under mu.
+//   - wmu guards the outbound queue and is the innermost lock: the fan-out
+//     takes it under channel read locks, so nothing is called under it.
+type conn struct {
+	srv      *Server
+	ws       *gws.Conn
+	nc       net.Conn
+	app      *app
+	socketID string
+	ip       string
+	timer    *time.Timer
+
+	lastSeen atomic.Int64 // unix nanos of the last frame received
+	closing  atomic.Bool  // a close was started; inbound frames are ignored
+	pingedAt int64        // unix nanos of our pusher:ping; owned by onTimer
+
+	// limiter throttles client events; only OnMessage touches it.
+	limiter *rate.Limiter
+
+	mu     sync.Mutex
+	subs   map[string]*subscription // by channel name
+	user   *signedUser              // nil until pusher:signin
+	closed bool
+
+	wmu        sync.Mutex
+	queue      [][]byte // frames waiting for the writer
+	spare      [][]byte // the writer's previous batch, reused
+	pending    int      // bytes in queue and in the batch being written
+	writing    bool     // a flush goroutine is running
+	wclosed    bool     // a close frame is queued or the socket is gone
+	closeAfter bool     // the queue ends with a close frame
+}
+
+// signedUser is the identity a socket signed in with.
+type signedUser struct {
+	id        string
+	info      json.RawMessage
+	watchlist []string
+}
+
+// gws.SessionStorage: the conn is its own session.
+func (c *conn) Len() int                    { return 0 }
+func (c *conn) Load(string) (any, bool)     { return c, true }
+func (c *conn) Delete(string)               {}
+func (c *conn) Store(string, any)           {}
+func (c *conn) Range(func(string, any) bool) {}
+
+// sendPayload frames an event payload and queues it.
+func (c *conn) sendPayload(payload []byte) { c.send(textFrame(payload)) }
+
+// send queues a complete WebSocket frame. It never blocks: a socket whose
+// queue would exceed MaxPendingBytes is closed with 4100 instead (a slow
+// consumer must not grow memory or stall the publisher). The frame must not
+// be modified afterwards; it is shared between sockets.
+func (c *conn) send(frame []byte) {
+	c.wmu.Lock()
+	if c.wclosed {
+		c.wmu.Unlock()
+		return
+	}
+	if c.pending+len(frame) > c.srv.cfg.MaxPendingBytes {
+		c.wmu.Unlock()
+		c.srv.slowConsumer(c)
+		return
+	}
+	c.queue = append(c.queue, frame)
+	c.pending += len(frame)
+	start := !c.writing
+	c.writing = true
+	c.wmu.Unlock()
+	if start {
+		go c.flush()
+	}
+}
+
+// flush writes queued frames until the queue is empty. It runs only while
+// there is work, so an idle socket has no writer goroutine.
+func (c *conn) flush() {
+	for {
+		c.wmu.Lock()
+		batch := c.queue
+		if len(batch) == 0 {
+			c.writing = false
+			closeAfter := c.closeAfter
+			c.wmu.Unlock()
+			if closeAfter {
+				c.afterCloseFrame()
+			}
+			return
+		}
+		c.queue = c.spare[:0]
+		c.spare = nil
+		n := 0
+		for _, f := range batch {
+			n += len(f)
+		}
+		c.wmu.Unlock()
+
+		_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+		var err error
+		if len(batch) == 1 {
+			_, err = c.nc.Write(batch[0])
+		} else {
+			bufs := net.Buffers(batch)
+			_, err = bufs.WriteTo(c.nc)
+		}
+		clear(batch)
+
+		c.wmu.Lock()
+		c.pending -= n
+		if c.spare == nil {
+			c.spare = batch[:0]
+		}
+		if err != nil {
+			c.wclosed = true
+			c.writing = false
+			c.queue = nil
+			c.wmu.Unlock()
+			_ = c.nc.Close() // ends the read loop, which runs OnClose
+			return
+		}
+		c.wmu.Unlock()
+	}
+}
+
+// close sends a pusher:error with e and, for closing codes, a close frame
+// with the same code; then the socket is shut. Frames queued earlier are
+// written first unless discard is set (slow consumers). Idempotent.
+func (c *conn) close(e *protocol.Error, discard bool) {
+	c.closing.Store(true)
+	c.wmu.Lock()
+	if c.wclosed {
+		c.wmu.Unlock()
+		return
+	}
+	c.wclosed = true
+	c.closeAfter = true
+	if discard {
+		for _, f := range c.queue {
+			c.pending -= len(f)
+		}
+		clear(c.queue)
+		c.queue = c.queue[:0]
+	}
+	c.queue = append(c.queue, textFrame(e.Frame()), closeFrame(int(e.Code), e.Message))
+	start := !c.writing
+	c.writing = true
+	c.wmu.Unlock()
+	if start {
+		go c.flush()
+	}
+}
+
+// closeWait is how long a closed socket waits for the client's close reply
+// before the TCP connection is dropped. Closing the TCP connection at once
+// could reset it and lose the close frame on the client side.
+const closeWait = 2 * time.Second
+
+func (c *conn) afterCloseFrame() {
+	_ = c.nc.SetReadDeadline(time.Now().Add(closeWait))
+}
+
+// sendError sends a non-fatal pusher:error.
+func (c *conn) sendError(code protocol.Code, msg, channel string) {
+	c.sendPayload(protocol.AppendError(nil, code, msg, channel))
+}
+
+// touch records inbound activity.
+func (c *conn) touch() { c.lastSeen.Store(time.Now().UnixNano()) }
+
+// onTimer is the connection's single timer: after ActivityTimeout of
+// silence it sends pusher:ping, and if nothing arrives within PongTimeout
+// it closes with 4201. Idle sockets cost one timer and no goroutine.
+func (c *conn) onTimer() {
+	if c.closing.Load() {
+		return
+	}
+	now := time.Now().UnixNano()
+	last := c.lastSeen.Load()
+	cfg := &c.srv.cfg
+	if c.pingedAt != 0 {
+		if last > c.pingedAt {
+			c.pingedAt = 0 // the client answered
+		} else {
+			if wait := time.Duration(c.pingedAt + int64(cfg.PongTimeout) - now); wait > 0 {
+				c.timer.Reset(wait)
+				return
+			}
+			c.close(protocol.ErrPongTimeout, false)
+			return
+		}
+	}
+	idle := time.Duration(now - last)
+	if idle < cfg.ActivityTimeout {
+		c.timer.Reset(cfg.ActivityTimeout - idle)
+		return
+	}
+	c.pingedAt = now
+	c.send(pingFrame)
+	c.timer.Reset(cfg.PongTimeout)
+}
+
+var (
+	pingFrame = textFrame(protocol.Ping)
+	pongFrame = textFrame(protocol.Pong)
+)
