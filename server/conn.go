@@ -32,6 +32,9 @@ type conn struct {
 	socketID string
 	ip       string
 	timer    *time.Timer
+	// flushFn is c.flush bound once: "go c.flush()" would allocate a
+	// closure per send, i.e. per subscriber per publish.
+	flushFn func()
 
 	lastSeen atomic.Int64 // unix nanos of the last frame received
 	closing  atomic.Bool  // a close was started; inbound frames are ignored
@@ -62,10 +65,10 @@ type signedUser struct {
 }
 
 // gws.SessionStorage: the conn is its own session.
-func (c *conn) Len() int                    { return 0 }
-func (c *conn) Load(string) (any, bool)     { return c, true }
-func (c *conn) Delete(string)               {}
-func (c *conn) Store(string, any)           {}
+func (c *conn) Len() int                     { return 0 }
+func (c *conn) Load(string) (any, bool)      { return c, true }
+func (c *conn) Delete(string)                {}
+func (c *conn) Store(string, any)            {}
 func (c *conn) Range(func(string, any) bool) {}
 
 // sendPayload frames an event payload and queues it.
@@ -92,7 +95,7 @@ func (c *conn) send(frame []byte) {
 	c.writing = true
 	c.wmu.Unlock()
 	if start {
-		go c.flush()
+		go c.flushFn()
 	}
 }
 
@@ -170,7 +173,7 @@ func (c *conn) close(e *protocol.Error, discard bool) {
 	c.writing = true
 	c.wmu.Unlock()
 	if start {
-		go c.flush()
+		go c.flushFn()
 	}
 }
 

@@ -65,6 +65,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	c.srv = s
 	c.ws = socket
 	c.nc = socket.NetConn()
+	c.flushFn = c.flush
 	c.app = a
 	c.ip = clientIP(r)
 	c.socketID = s.registerConn(c)

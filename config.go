@@ -1,0 +1,479 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+
+	"github.com/sockudo/sockudo/server"
+	"github.com/sockudo/sockudo/storage"
+)
+
+// Fixed server settings that have no variable (yet).
+const (
+	// pongTimeout is how long a client has to answer our pusher:ping.
+	pongTimeout = 30 * time.Second
+	// writeTimeout bounds one flush to a socket.
+	writeTimeout = 10 * time.Second
+	// maxPayloadKBLimit keeps WEBSOCKET_MAX_PAYLOAD_KB under gws's default
+	// 16 MiB read cap, above which gws closes with 1009 instead of letting us
+	// answer with pusher:error.
+	maxPayloadKBLimit = 16 << 10
+)
+
+// Config is everything sockudo reads from the environment, parsed once at
+// startup by loadConfig. The env tags are Sockudo's variable names; the
+// README's configuration table lists the same set (config_test.go checks).
+type Config struct {
+	// Listen is where the server listens and how long it drains.
+	Listen listenConfig
+	// Socket limits every WebSocket on this node (see ServerConfig).
+	Socket socketConfig
+	// Log picks the log level and format.
+	Log logConfig
+	// Storage locates the database.
+	Storage storageConfig
+	// DefaultAppEnv is the app upserted at every start (see DefaultApp).
+	DefaultAppEnv defaultAppConfig
+}
+
+// listenConfig is where the server listens and how it stops.
+type listenConfig struct {
+	// Host is the interface to listen on; 0.0.0.0 means all IPv4 ones.
+	Host string `env:"HOST" envDefault:"0.0.0.0"`
+	// Port is the TCP port for both WebSocket and HTTP API, 1-65535.
+	Port int `env:"PORT" envDefault:"6001"`
+	// ShutdownGracePeriod is how long SIGTERM/SIGINT waits for sockets to
+	// drain (whole seconds in the environment). Zero closes them at once.
+	ShutdownGracePeriod time.Duration `env:"SHUTDOWN_GRACE_PERIOD" envDefault:"10"`
+}
+
+// socketConfig governs every WebSocket on this node; it becomes server.Config.
+type socketConfig struct {
+	// ActivityTimeout is sent to clients in pusher:connection_established,
+	// and the server pings a socket after this much silence (whole seconds
+	// in the environment, 1-3600).
+	ActivityTimeout time.Duration `env:"ACTIVITY_TIMEOUT" envDefault:"120"`
+	// MaxConnections caps sockets on this node; beyond it a new socket is
+	// closed with 4100. Zero means no cap.
+	MaxConnections int `env:"SOCKUDO_MAX_CONNECTIONS" envDefault:"0"`
+	// MaxPayloadKB is the largest client frame, in KiB, that is answered
+	// normally; larger frames get a pusher:error. Must be 1-16384.
+	MaxPayloadKB int `env:"WEBSOCKET_MAX_PAYLOAD_KB" envDefault:"64"`
+	// MaxPendingBytes is how many outbound bytes may queue for one socket
+	// before it is closed with 4100 (a slow consumer). Must be at least 1024.
+	MaxPendingBytes int `env:"WEBSOCKET_MAX_BYTES" envDefault:"1048576"`
+	// DebugAuthErrors puts the expected string-to-sign in auth error
+	// messages. It helps while writing an auth endpoint; keep it off in
+	// production.
+	DebugAuthErrors bool `env:"DEBUG" envDefault:"false"`
+}
+
+// logConfig selects the slog handler.
+type logConfig struct {
+	// Level is the minimum level logged: debug, info, warn or error.
+	Level string `env:"LOG_LEVEL" envDefault:"info"`
+	// Format is human (slog text handler) or json (slog JSON handler).
+	Format string `env:"LOG_OUTPUT_FORMAT" envDefault:"human"`
+}
+
+// storageConfig locates the database.
+type storageConfig struct {
+	// DBPath is the bbolt file; its directory is created if missing.
+	DBPath string `env:"SOCKUDO_DB_PATH" envDefault:"./sockudo.db"`
+}
+
+// defaultAppConfig is the app upserted at every start, so a fresh install
+// works without running "sockudo apps create". It becomes a storage.App; a
+// zero limit means the Pusher default (storage.App.WithDefaults), except
+// MaxConnections, where zero means no cap.
+type defaultAppConfig struct {
+	// ID, Key and Secret are the app's credentials. The defaults are public:
+	// sockudo warns at startup while any of them is unchanged.
+	ID     string `env:"SOCKUDO_DEFAULT_APP_ID" envDefault:"app-id"`
+	Key    string `env:"SOCKUDO_DEFAULT_APP_KEY" envDefault:"app-key"`
+	Secret string `env:"SOCKUDO_DEFAULT_APP_SECRET" envDefault:"app-secret"`
+	// Enabled false refuses the app's sockets and API calls.
+	Enabled bool `env:"SOCKUDO_DEFAULT_APP_ENABLED" envDefault:"true"`
+	// EnableClientMessages allows client-* events on private and presence
+	// channels.
+	EnableClientMessages bool `env:"SOCKUDO_DEFAULT_APP_ENABLE_CLIENT_MESSAGES" envDefault:"false"`
+	// EnableUserAuthentication enables pusher:signin.
+	EnableUserAuthentication bool `env:"SOCKUDO_DEFAULT_APP_ENABLE_USER_AUTHENTICATION" envDefault:"false"`
+	// EnableWatchlistEvents sends watchlist online/offline events.
+	EnableWatchlistEvents bool `env:"SOCKUDO_DEFAULT_APP_ENABLE_WATCHLIST_EVENTS" envDefault:"false"`
+	// EnableSubscriptionCount sends pusher_internal:subscription_count.
+	EnableSubscriptionCount bool `env:"SOCKUDO_DEFAULT_APP_ENABLE_SUBSCRIPTION_COUNT" envDefault:"false"`
+	// AllowedOrigins is a comma list of exact origins, "*", or patterns with
+	// one "*" such as https://*.example.com. Empty means any origin.
+	AllowedOrigins []string `env:"SOCKUDO_DEFAULT_APP_ALLOWED_ORIGINS"`
+	// MaxConnections caps the app's sockets across the node; beyond it a
+	// socket is closed with 4004. Zero means no cap.
+	MaxConnections int `env:"SOCKUDO_DEFAULT_APP_MAX_CONNECTIONS" envDefault:"0"`
+	// MaxClientEventsPerSecond limits client events per socket.
+	MaxClientEventsPerSecond int `env:"SOCKUDO_DEFAULT_APP_MAX_CLIENT_EVENTS_PER_SECOND" envDefault:"10"`
+	// MaxPresenceMembersPerChannel limits members of one presence channel.
+	MaxPresenceMembersPerChannel int `env:"SOCKUDO_DEFAULT_APP_MAX_PRESENCE_MEMBERS_PER_CHANNEL" envDefault:"100"`
+	// MaxPresenceMemberSizeInKB limits one member's encoded user_info, in KiB.
+	MaxPresenceMemberSizeInKB int `env:"SOCKUDO_DEFAULT_APP_MAX_PRESENCE_MEMBER_SIZE_IN_KB" envDefault:"1"`
+	// MaxChannelNameLength limits channel names, in bytes.
+	MaxChannelNameLength int `env:"SOCKUDO_DEFAULT_APP_MAX_CHANNEL_NAME_LENGTH" envDefault:"200"`
+	// MaxEventChannelsAtOnce limits the channels of one API publish.
+	MaxEventChannelsAtOnce int `env:"SOCKUDO_DEFAULT_APP_MAX_EVENT_CHANNELS_AT_ONCE" envDefault:"100"`
+	// MaxEventNameLength limits event names, in bytes.
+	MaxEventNameLength int `env:"SOCKUDO_DEFAULT_APP_MAX_EVENT_NAME_LENGTH" envDefault:"200"`
+	// MaxEventPayloadInKB limits one event's data, in KiB.
+	MaxEventPayloadInKB int `env:"SOCKUDO_DEFAULT_APP_MAX_EVENT_PAYLOAD_IN_KB" envDefault:"10"`
+	// MaxEventBatchSize limits the events of one batch publish.
+	MaxEventBatchSize int `env:"SOCKUDO_DEFAULT_APP_MAX_EVENT_BATCH_SIZE" envDefault:"10"`
+	// CacheTTLSeconds is how long a cache channel keeps its last event.
+	CacheTTLSeconds int `env:"SOCKUDO_DEFAULT_APP_CACHE_TTL_SECONDS" envDefault:"1800"`
+}
+
+// loadConfig parses environ (variable -> value; main passes the process
+// environment, nil means an empty one) into a Config and validates it. The
+// error, if any, joins one line per problem, each naming its variable, so a
+// misconfigured deployment learns everything that is wrong at once.
+func loadConfig(environ map[string]string) (Config, error) {
+	if environ == nil {
+		environ = map[string]string{}
+	}
+	var c Config
+	var problems []error
+	failed := map[string]bool{} // variables that did not parse
+	for _, section := range c.sections() {
+		ps := parseSection(section, environ)
+		for _, p := range ps {
+			var ce *configError
+			if errors.As(p, &ce) {
+				failed[ce.Var] = true
+			}
+		}
+		problems = append(problems, ps...)
+	}
+	c.DefaultAppEnv.AllowedOrigins = cleanList(c.DefaultAppEnv.AllowedOrigins)
+
+	// A variable that failed to parse is left at zero; don't also report the
+	// zero as out of range.
+	for _, p := range c.problems() {
+		var ce *configError
+		if errors.As(p, &ce) && failed[ce.Var] {
+			continue
+		}
+		problems = append(problems, p)
+	}
+	if len(problems) > 0 {
+		sortByVar(problems)
+		return Config{}, errors.Join(problems...)
+	}
+	return c, nil
+}
+
+// sortByVar orders problems as the variables are declared in Config, so the
+// report reads like the README table whatever stage found each problem.
+func sortByVar(problems []error) {
+	order := map[string]int{}
+	for i, v := range envVars() {
+		order[v] = i
+	}
+	rank := func(err error) int {
+		var ce *configError
+		if errors.As(err, &ce) {
+			return order[ce.Var]
+		}
+		return len(order) // problems without a variable go last
+	}
+	slices.SortStableFunc(problems, func(a, b error) int { return rank(a) - rank(b) })
+}
+
+// sections returns pointers to c's parts, parsed one at a time so that a
+// parse error's Go field name (all env reports) maps back to one variable.
+func (c *Config) sections() []any {
+	return []any{&c.Listen, &c.Socket, &c.Log, &c.Storage, &c.DefaultAppEnv}
+}
+
+// envVars lists every variable Config reads, in declaration order.
+func envVars() []string {
+	var c Config
+	var vars []string
+	for _, s := range c.sections() {
+		t := reflect.TypeOf(s).Elem()
+		for i := range t.NumField() {
+			vars = append(vars, envName(t.Field(i)))
+		}
+	}
+	return vars
+}
+
+func envName(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+	return name
+}
+
+// parseSection fills one section from environ and turns env's errors into
+// configErrors naming the variable.
+func parseSection(section any, environ map[string]string) []error {
+	err := env.ParseWithOptions(section, env.Options{
+		Environment: environ,
+		FuncMap: map[reflect.Type]env.ParserFunc{
+			reflect.TypeOf(time.Duration(0)): parseSeconds,
+		},
+	})
+	if err == nil {
+		return nil
+	}
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return []error{fmt.Errorf("config: %w", err)}
+	}
+	t := reflect.TypeOf(section).Elem()
+	var out []error
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		f, ok := reflect.StructField{}, false
+		if errors.As(e, &pe) {
+			f, ok = t.FieldByName(pe.Name)
+		}
+		if !ok {
+			out = append(out, fmt.Errorf("config: %w", e))
+			continue
+		}
+		// Quoting the value is safe: only non-string variables fail to
+		// parse, and no secret is a number or a bool.
+		name := envName(f)
+		out = append(out, &configError{Var: name,
+			Msg: fmt.Sprintf("%q is not %s", environ[name], describeType(f.Type))})
+	}
+	return out
+}
+
+// parseSeconds reads a duration written as whole seconds, the unit of
+// Sockudo's timeout variables.
+func parseSeconds(v string) (any, error) {
+	n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+	if err != nil {
+		return nil, err
+	}
+	if n > math.MaxInt64/int64(time.Second) || n < math.MinInt64/int64(time.Second) {
+		return nil, strconv.ErrRange
+	}
+	return time.Duration(n) * time.Second, nil
+}
+
+func describeType(t reflect.Type) string {
+	switch {
+	case t == reflect.TypeOf(time.Duration(0)):
+		return "a whole number of seconds"
+	case t.Kind() == reflect.Bool:
+		return "true or false"
+	case t.Kind() == reflect.Int:
+		return "an integer"
+	default:
+		return "a valid " + t.String()
+	}
+}
+
+// configError is one problem with one variable.
+type configError struct {
+	Var string // the environment variable, e.g. "PORT"
+	Msg string
+}
+
+func (e *configError) Error() string { return e.Var + ": " + e.Msg }
+
+// validate reports every problem with c at once, joined, or nil.
+func (c Config) validate() error { return errors.Join(c.problems()...) }
+
+func (c Config) problems() []error {
+	var ps []error
+	bad := func(name, format string, args ...any) {
+		ps = append(ps, &configError{Var: name, Msg: fmt.Sprintf(format, args...)})
+	}
+	intIn := func(name string, v, lo, hi int) {
+		if v < lo || v > hi {
+			bad(name, "must be %d-%d, got %d", lo, hi, v)
+		}
+	}
+	atLeast := func(name string, v, lo int) {
+		if v < lo {
+			bad(name, "must be at least %d, got %d", lo, v)
+		}
+	}
+	secondsIn := func(name string, d time.Duration, lo, hi int) {
+		if d%time.Second != 0 || d < time.Duration(lo)*time.Second || d > time.Duration(hi)*time.Second {
+			bad(name, "must be %d-%d seconds, got %s", lo, hi, d)
+		}
+	}
+
+	if strings.TrimSpace(c.Listen.Host) == "" || strings.ContainsAny(c.Listen.Host, " \t/") {
+		bad("HOST", "must be a host name or IP address, got %q", c.Listen.Host)
+	}
+	intIn("PORT", c.Listen.Port, 1, 65535)
+	secondsIn("SHUTDOWN_GRACE_PERIOD", c.Listen.ShutdownGracePeriod, 0, 3600)
+
+	secondsIn("ACTIVITY_TIMEOUT", c.Socket.ActivityTimeout, 1, 3600)
+	atLeast("SOCKUDO_MAX_CONNECTIONS", c.Socket.MaxConnections, 0)
+	intIn("WEBSOCKET_MAX_PAYLOAD_KB", c.Socket.MaxPayloadKB, 1, maxPayloadKBLimit)
+	atLeast("WEBSOCKET_MAX_BYTES", c.Socket.MaxPendingBytes, 1024)
+
+	if _, ok := logLevels[strings.ToLower(c.Log.Level)]; !ok {
+		bad("LOG_LEVEL", "must be debug, info, warn or error, got %q", c.Log.Level)
+	}
+	if f := strings.ToLower(c.Log.Format); f != "human" && f != "json" {
+		bad("LOG_OUTPUT_FORMAT", "must be human or json, got %q", c.Log.Format)
+	}
+	if strings.TrimSpace(c.Storage.DBPath) == "" {
+		bad("SOCKUDO_DB_PATH", "must not be empty")
+	}
+
+	a := c.DefaultAppEnv
+	if msg := identProblem(a.ID); msg != "" {
+		bad("SOCKUDO_DEFAULT_APP_ID", "%s", msg)
+	}
+	if msg := identProblem(a.Key); msg != "" {
+		bad("SOCKUDO_DEFAULT_APP_KEY", "%s", msg)
+	}
+	if msg := secretProblem(a.Secret); msg != "" {
+		bad("SOCKUDO_DEFAULT_APP_SECRET", "%s", msg)
+	}
+	if msg := originsProblem(a.AllowedOrigins); msg != "" {
+		bad("SOCKUDO_DEFAULT_APP_ALLOWED_ORIGINS", "%s", msg)
+	}
+	limits := []struct {
+		name string
+		v    int
+	}{
+		{"SOCKUDO_DEFAULT_APP_MAX_CONNECTIONS", a.MaxConnections},
+		{"SOCKUDO_DEFAULT_APP_MAX_CLIENT_EVENTS_PER_SECOND", a.MaxClientEventsPerSecond},
+		{"SOCKUDO_DEFAULT_APP_MAX_PRESENCE_MEMBERS_PER_CHANNEL", a.MaxPresenceMembersPerChannel},
+		{"SOCKUDO_DEFAULT_APP_MAX_PRESENCE_MEMBER_SIZE_IN_KB", a.MaxPresenceMemberSizeInKB},
+		{"SOCKUDO_DEFAULT_APP_MAX_CHANNEL_NAME_LENGTH", a.MaxChannelNameLength},
+		{"SOCKUDO_DEFAULT_APP_MAX_EVENT_CHANNELS_AT_ONCE", a.MaxEventChannelsAtOnce},
+		{"SOCKUDO_DEFAULT_APP_MAX_EVENT_NAME_LENGTH", a.MaxEventNameLength},
+		{"SOCKUDO_DEFAULT_APP_MAX_EVENT_PAYLOAD_IN_KB", a.MaxEventPayloadInKB},
+		{"SOCKUDO_DEFAULT_APP_MAX_EVENT_BATCH_SIZE", a.MaxEventBatchSize},
+		{"SOCKUDO_DEFAULT_APP_CACHE_TTL_SECONDS", a.CacheTTLSeconds},
+	}
+	for _, l := range limits {
+		atLeast(l.name, l.v, 0)
+	}
+	return ps
+}
+
+// logLevels maps LOG_LEVEL values to slog levels.
+var logLevels = map[string]slog.Level{
+	"debug": slog.LevelDebug,
+	"info":  slog.LevelInfo,
+	"warn":  slog.LevelWarn,
+	"error": slog.LevelError,
+}
+
+// identProblem says what is wrong with an app id or key, or returns "". Both
+// appear in URL paths (/app/{key}, /apps/{app_id}/events), so they keep to
+// characters that need no escaping.
+func identProblem(s string) string {
+	if s == "" {
+		return "must not be empty"
+	}
+	for _, r := range s {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.'
+		if !ok {
+			return fmt.Sprintf("may contain only letters, digits, '-', '_' and '.', got %q", s)
+		}
+	}
+	return ""
+}
+
+// secretProblem says what is wrong with an app secret, or returns "". It
+// never quotes the secret.
+func secretProblem(s string) string {
+	switch {
+	case s == "":
+		return "must not be empty"
+	case strings.TrimSpace(s) != s:
+		return "must not start or end with whitespace"
+	}
+	return ""
+}
+
+// originsProblem says what is wrong with a list of allowed-origin patterns,
+// or returns "". A pattern is an exact origin, "*", or an origin with one
+// "*" standing for any run of characters (https://*.example.com).
+func originsProblem(patterns []string) string {
+	var bad []string
+	for _, p := range patterns {
+		if strings.Count(p, "*") > 1 {
+			bad = append(bad, strconv.Quote(p))
+		}
+	}
+	if len(bad) > 0 {
+		return "each pattern may contain at most one '*', got " + strings.Join(bad, ", ")
+	}
+	return ""
+}
+
+// cleanList trims the items of a comma list and drops empty ones, so
+// "a, b," means [a b] and "" means none.
+func cleanList(items []string) []string {
+	var out []string
+	for _, it := range items {
+		if it = strings.TrimSpace(it); it != "" {
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
+// Addr is the listen address, HOST:PORT.
+func (c Config) Addr() string {
+	return net.JoinHostPort(c.Listen.Host, strconv.Itoa(c.Listen.Port))
+}
+
+// ServerConfig is the part of c the realtime server takes.
+func (c Config) ServerConfig() server.Config {
+	return server.Config{
+		ActivityTimeout: c.Socket.ActivityTimeout,
+		PongTimeout:     pongTimeout,
+		MaxConnections:  c.Socket.MaxConnections,
+		MaxPayloadBytes: c.Socket.MaxPayloadKB << 10,
+		MaxPendingBytes: c.Socket.MaxPendingBytes,
+		WriteTimeout:    writeTimeout,
+		DebugAuthErrors: c.Socket.DebugAuthErrors,
+	}
+}
+
+// DefaultApp is the app described by the SOCKUDO_DEFAULT_APP_* variables,
+// without timestamps (storage sets them).
+func (c Config) DefaultApp() storage.App {
+	a := c.DefaultAppEnv
+	return storage.App{
+		ID:                           a.ID,
+		Key:                          a.Key,
+		Secret:                       a.Secret,
+		Enabled:                      a.Enabled,
+		EnableClientMessages:         a.EnableClientMessages,
+		EnableUserAuthentication:     a.EnableUserAuthentication,
+		EnableWatchlistEvents:        a.EnableWatchlistEvents,
+		EnableSubscriptionCount:      a.EnableSubscriptionCount,
+		AllowedOrigins:               append([]string(nil), a.AllowedOrigins...),
+		MaxConnections:               a.MaxConnections,
+		MaxClientEventsPerSecond:     a.MaxClientEventsPerSecond,
+		MaxPresenceMembersPerChannel: a.MaxPresenceMembersPerChannel,
+		MaxPresenceMemberSizeInKB:    a.MaxPresenceMemberSizeInKB,
+		MaxChannelNameLength:         a.MaxChannelNameLength,
+		MaxEventChannelsAtOnce:       a.MaxEventChannelsAtOnce,
+		MaxEventNameLength:           a.MaxEventNameLength,
+		MaxEventPayloadInKB:          a.MaxEventPayloadInKB,
+		MaxEventBatchSize:            a.MaxEventBatchSize,
+		CacheTTLSeconds:              a.CacheTTLSeconds,
+	}
+}

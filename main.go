@@ -1,0 +1,193 @@
+// Command sockudo is a Pusher-protocol-compatible realtime server: one
+// binary serving WebSockets and the Pusher HTTP API on one port, with its
+// apps in a local bbolt file. Run "sockudo help" for the commands.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+
+	"github.com/sockudo/sockudo/server"
+	"github.com/sockudo/sockudo/storage"
+)
+
+// version is set at build time: go build -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+// dbLockTimeout is how long serve and the apps commands wait for the
+// database lock. A variable so tests need not wait the full default.
+var dbLockTimeout = storage.DefaultTimeout
+
+// The credentials a fresh install starts with. They are public (they are in
+// the README), so serve warns while any is in use.
+const (
+	publicAppID     = "app-id"
+	publicAppKey    = "app-key"
+	publicAppSecret = "app-secret"
+)
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], env.ToMap(os.Environ()), os.Stdout, os.Stderr))
+}
+
+// serve runs the server until SIGTERM/SIGINT or until ctx ends, then drains
+// it for at most SHUTDOWN_GRACE_PERIOD. It returns the process exit code: 0
+// after a clean stop, 1 if the server could not start or failed, 2 if the
+// configuration is invalid.
+func serve(ctx context.Context, environ map[string]string, stderr io.Writer) int {
+	cfg, err := loadConfig(environ)
+	if err != nil {
+		fmt.Fprintf(stderr, "sockudo: invalid configuration:\n%s\n", indent(err.Error()))
+		return 2
+	}
+	log := newLogger(cfg.Log, stderr)
+	log.Info("starting sockudo", "version", version, "db", cfg.Storage.DBPath)
+
+	db, err := storage.Open(cfg.Storage.DBPath, &storage.Options{Timeout: dbLockTimeout})
+	if err != nil {
+		if errors.Is(err, storage.ErrLocked) {
+			log.Error("cannot open the database: another sockudo process holds it; stop it or set SOCKUDO_DB_PATH",
+				"err", err)
+		} else {
+			log.Error("cannot open the database", "err", err)
+		}
+		return 1
+	}
+	// Storage closes last, after the server has drained (house style 2.7).
+	defer func() {
+		if err := db.Close(); err != nil {
+			log.Error("closing the database", "err", err)
+		}
+	}()
+
+	if err := ensureDefaultApp(db, cfg.DefaultApp(), log); err != nil {
+		log.Error("cannot store the default app", "err", err)
+		return 1
+	}
+
+	srv, err := server.New(cfg.ServerConfig(), db, log)
+	if err != nil {
+		log.Error("invalid server configuration", "err", err)
+		return 1
+	}
+	ln, err := net.Listen("tcp", cfg.Addr())
+	if err != nil {
+		log.Error("cannot listen", "addr", cfg.Addr(), "err", err)
+		return 1
+	}
+	log.Info("listening", "addr", ln.Addr().String())
+
+	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	select {
+	case err := <-served:
+		// Serve returned before any signal: the listener failed. Still drain
+		// whatever was accepted before exiting.
+		log.Error("server stopped unexpectedly", "err", err)
+		shutdown(srv, cfg.Listen.ShutdownGracePeriod, log)
+		return 1
+	case <-sigCtx.Done():
+	}
+	// A second signal now kills the process the default way, for operators
+	// who do not want to wait out the grace period.
+	stop()
+	log.Info("shutting down", "grace_period", cfg.Listen.ShutdownGracePeriod)
+	shutdown(srv, cfg.Listen.ShutdownGracePeriod, log)
+
+	// Shutdown has closed the listener, so Serve returns promptly; anything
+	// but ErrServerClosed is a failure worth a non-zero exit. The wait is
+	// bounded so a stuck Serve cannot keep the process (and the database
+	// lock) alive.
+	wait := time.NewTimer(serveReturnTimeout)
+	defer wait.Stop()
+	select {
+	case err := <-served:
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("server failed", "err", err)
+			return 1
+		}
+	case <-wait.C:
+		log.Warn("server did not return from Serve after Shutdown", "waited", serveReturnTimeout)
+	}
+	log.Info("stopped")
+	return 0
+}
+
+// serveReturnTimeout bounds the wait for Serve to return after Shutdown.
+const serveReturnTimeout = 5 * time.Second
+
+// shutdown drains srv for at most grace. Running out of time is logged, not
+// fatal: the sockets left are cut when the process exits.
+func shutdown(srv *server.Server, grace time.Duration, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Warn("shutdown did not finish within the grace period", "grace_period", grace, "err", err)
+	}
+}
+
+// ensureDefaultApp upserts the app described by the SOCKUDO_DEFAULT_APP_*
+// variables. The environment wins over whatever is stored for that id
+// (changes made with "sockudo apps update" are overwritten); its CreatedAt is
+// kept. It never logs the secret.
+func ensureDefaultApp(db *storage.DB, app storage.App, log *slog.Logger) error {
+	if err := db.PutApp(app); err != nil {
+		if errors.Is(err, storage.ErrKeyInUse) {
+			return fmt.Errorf("SOCKUDO_DEFAULT_APP_KEY is the key of another stored app: %w", err)
+		}
+		return err
+	}
+	if public := publicCredentials(app); len(public) > 0 {
+		log.Warn("INSECURE: THE DEFAULT APP USES THE PUBLIC DEFAULT CREDENTIALS. Anyone who has read the "+
+			"README can connect to it and publish. Set SOCKUDO_DEFAULT_APP_ID, SOCKUDO_DEFAULT_APP_KEY and "+
+			"SOCKUDO_DEFAULT_APP_SECRET.", "app_id", app.ID, "public", strings.Join(public, ","))
+	}
+	log.Info("default app ready", "app_id", app.ID, "enabled", app.Enabled)
+	return nil
+}
+
+// publicCredentials names the credentials of app still set to the public
+// defaults.
+func publicCredentials(app storage.App) []string {
+	var public []string
+	if app.ID == publicAppID {
+		public = append(public, "id")
+	}
+	if app.Key == publicAppKey {
+		public = append(public, "key")
+	}
+	if app.Secret == publicAppSecret {
+		public = append(public, "secret")
+	}
+	return public
+}
+
+// newLogger builds the process logger: slog's text handler for "human", its
+// JSON handler for "json", at LOG_LEVEL, writing to w.
+func newLogger(c logConfig, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: logLevels[strings.ToLower(c.Level)]}
+	if strings.EqualFold(c.Format, "json") {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// indent prefixes every line of s with two spaces.
+func indent(s string) string {
+	return "  " + strings.ReplaceAll(s, "\n", "\n  ")
+}

@@ -1,0 +1,205 @@
+package storage
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Apps returns every app, sorted by id. An empty database returns an empty
+// slice and no error.
+func (db *DB) Apps() ([]App, error) {
+	var apps []App
+	err := db.view(func(tx *bolt.Tx) error {
+		// bbolt iterates keys in byte order, which is the id order we promise.
+		return tx.Bucket(bucketApps).ForEach(func(k, v []byte) error {
+			a, err := decodeApp(k, v)
+			if err != nil {
+				return err
+			}
+			apps = append(apps, a)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: list apps: %w", err)
+	}
+	if apps == nil {
+		apps = []App{}
+	}
+	return apps, nil
+}
+
+// App returns the app with the given id, or an error wrapping ErrNotFound.
+func (db *DB) App(id string) (App, error) {
+	var a App
+	err := db.view(func(tx *bolt.Tx) error {
+		var err error
+		a, err = getApp(tx, id)
+		return err
+	})
+	if err != nil {
+		return App{}, fmt.Errorf("storage: get app %s: %w", id, err)
+	}
+	return a, nil
+}
+
+// AppByKey returns the app whose key is key, or an error wrapping
+// ErrNotFound.
+func (db *DB) AppByKey(key string) (App, error) {
+	var a App
+	err := db.view(func(tx *bolt.Tx) error {
+		id := tx.Bucket(bucketAppKeys).Get([]byte(key))
+		if id == nil {
+			return ErrNotFound
+		}
+		var err error
+		a, err = getApp(tx, string(id))
+		return err
+	})
+	if err != nil {
+		return App{}, fmt.Errorf("storage: get app by key %s: %w", key, err)
+	}
+	return a, nil
+}
+
+// CreateApp stores a new app, setting its CreatedAt and UpdatedAt to now (the
+// values in a are ignored). It fails with ErrInvalid if the id, key or secret
+// is empty, ErrExists if the id is taken and ErrKeyInUse if another app has
+// the key.
+func (db *DB) CreateApp(a App) error {
+	if err := checkApp(a); err != nil {
+		return fmt.Errorf("storage: create app %s: %w", a.ID, err)
+	}
+	err := db.update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketApps).Get([]byte(a.ID)) != nil {
+			return ErrExists
+		}
+		now := now()
+		a.CreatedAt, a.UpdatedAt = now, now
+		return putApp(tx, a, "")
+	})
+	if err != nil {
+		return fmt.Errorf("storage: create app %s: %w", a.ID, err)
+	}
+	return nil
+}
+
+// PutApp creates or replaces the app with a.ID. An existing app keeps its
+// CreatedAt; UpdatedAt becomes now. If the key changed, the old key is
+// released. It fails with ErrInvalid if the id, key or secret is empty and
+// ErrKeyInUse if an app with another id has the key.
+func (db *DB) PutApp(a App) error {
+	if err := checkApp(a); err != nil {
+		return fmt.Errorf("storage: put app %s: %w", a.ID, err)
+	}
+	err := db.update(func(tx *bolt.Tx) error {
+		now := now()
+		a.CreatedAt, a.UpdatedAt = now, now
+		oldKey := ""
+		old, err := getApp(tx, a.ID)
+		switch {
+		case err == nil:
+			a.CreatedAt = old.CreatedAt
+			oldKey = old.Key
+		case !errors.Is(err, ErrNotFound):
+			return err
+		}
+		return putApp(tx, a, oldKey)
+	})
+	if err != nil {
+		return fmt.Errorf("storage: put app %s: %w", a.ID, err)
+	}
+	return nil
+}
+
+// DeleteApp removes the app with the given id and releases its key. It fails
+// with ErrNotFound if there is no such app.
+func (db *DB) DeleteApp(id string) error {
+	err := db.update(func(tx *bolt.Tx) error {
+		a, err := getApp(tx, id)
+		if err != nil {
+			return err
+		}
+		if err := releaseKey(tx, a.Key, id); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketApps).Delete([]byte(id))
+	})
+	if err != nil {
+		return fmt.Errorf("storage: delete app %s: %w", id, err)
+	}
+	return nil
+}
+
+// checkApp enforces the fields every stored app must have.
+func checkApp(a App) error {
+	switch {
+	case a.ID == "":
+		return fmt.Errorf("%w: empty id", ErrInvalid)
+	case a.Key == "":
+		return fmt.Errorf("%w: empty key", ErrInvalid)
+	case a.Secret == "":
+		return fmt.Errorf("%w: empty secret", ErrInvalid)
+	}
+	return nil
+}
+
+// getApp reads one app inside tx. It returns the bare ErrNotFound (callers
+// add context).
+func getApp(tx *bolt.Tx, id string) (App, error) {
+	v := tx.Bucket(bucketApps).Get([]byte(id))
+	if v == nil {
+		return App{}, ErrNotFound
+	}
+	return decodeApp([]byte(id), v)
+}
+
+// decodeApp copies an app out of bbolt's memory: json.Unmarshal allocates
+// fresh strings, so the result outlives the transaction.
+func decodeApp(id, v []byte) (App, error) {
+	var a App
+	if err := json.Unmarshal(v, &a); err != nil {
+		return App{}, fmt.Errorf("decode app %s: %w", id, err)
+	}
+	return a, nil
+}
+
+// putApp writes a and points its key at it. oldKey is the key a.ID had before
+// (empty for a new app); it is released if the key changed.
+func putApp(tx *bolt.Tx, a App, oldKey string) error {
+	keys := tx.Bucket(bucketAppKeys)
+	if owner := keys.Get([]byte(a.Key)); owner != nil && string(owner) != a.ID {
+		return fmt.Errorf("%w: %s", ErrKeyInUse, owner)
+	}
+	if oldKey != "" && oldKey != a.Key {
+		if err := releaseKey(tx, oldKey, a.ID); err != nil {
+			return err
+		}
+	}
+	v, err := json.Marshal(a)
+	if err != nil {
+		return fmt.Errorf("encode app: %w", err)
+	}
+	if err := tx.Bucket(bucketApps).Put([]byte(a.ID), v); err != nil {
+		return err
+	}
+	return keys.Put([]byte(a.Key), []byte(a.ID))
+}
+
+// releaseKey deletes key from the index if it still points at id. The check
+// keeps a stale release from unmapping a key that another app now owns.
+func releaseKey(tx *bolt.Tx, key, id string) error {
+	keys := tx.Bucket(bucketAppKeys)
+	if owner := keys.Get([]byte(key)); owner != nil && string(owner) == id {
+		return keys.Delete([]byte(key))
+	}
+	return nil
+}
+
+// now is the timestamp written into CreatedAt and UpdatedAt: UTC, without
+// the monotonic reading, so a stored and a reloaded App compare equal.
+func now() time.Time { return time.Now().UTC().Round(0) }

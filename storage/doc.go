@@ -1,0 +1,31 @@
+// Package storage is sockudo's durable state, kept in one bbolt file: the
+// apps (tenants) today, and later the webhook queue, push devices and the
+// audit log. It imports nothing of ours; main, server, webhooks and push
+// import it.
+//
+// # Layout
+//
+// [Open] creates every bucket, so the other methods never check for one:
+//
+//	apps      app id  -> JSON of [App]
+//	app_keys  app key -> app id (the unique index behind [DB.AppByKey])
+//	meta      "schema_version" -> decimal schema version
+//
+// # Concurrency
+//
+// A [DB] is safe for concurrent use. Writes run in bbolt's managed Update
+// transactions, one at a time; reads run in View transactions and do not block
+// one another. The file is locked for the life of the DB, so exactly one
+// process can have it open: a second [Open] fails with [ErrLocked] after
+// [Options.Timeout].
+//
+// # Caveats
+//
+// Bytes returned by bbolt are valid only inside the transaction that read
+// them: they point into the memory-mapped file, and touching them after the
+// transaction ends can fault or read another page. Every method here copies
+// what it returns (JSON decoding and string conversion both copy) before its
+// transaction ends, and nothing exported hands out a *bbolt.Tx or raw bytes.
+// Code added here must keep that rule, and must never do network I/O inside
+// an Update: it holds the only write lock for as long as it runs.
+package storage
