@@ -38,7 +38,7 @@ type conn struct {
 
 	lastSeen atomic.Int64 // unix nanos of the last frame received
 	closing  atomic.Bool  // a close was started; inbound frames are ignored
-	pingedAt int64        // unix nanos of our pusher:ping; owned by onTimer
+	pingedAt atomic.Int64 // unix nanos of our unanswered pusher:ping, 0 if none
 
 	// limiter throttles client events; only OnMessage touches it.
 	limiter *rate.Limiter
@@ -191,8 +191,14 @@ func (c *conn) sendError(code protocol.Code, msg, channel string) {
 	c.sendPayload(protocol.AppendError(nil, code, msg, channel))
 }
 
-// touch records inbound activity.
-func (c *conn) touch() { c.lastSeen.Store(time.Now().UnixNano()) }
+// touch records inbound activity. The first frame after our ping re-arms
+// the timer for a full activity period (once per ping, not per frame).
+func (c *conn) touch() {
+	c.lastSeen.Store(time.Now().UnixNano())
+	if c.pingedAt.Load() != 0 && c.pingedAt.Swap(0) != 0 && c.timer != nil {
+		c.timer.Reset(c.srv.cfg.ActivityTimeout)
+	}
+}
 
 // onTimer is the connection's single timer: after ActivityTimeout of
 // silence it sends pusher:ping, and if nothing arrives within PongTimeout
@@ -204,11 +210,11 @@ func (c *conn) onTimer() {
 	now := time.Now().UnixNano()
 	last := c.lastSeen.Load()
 	cfg := &c.srv.cfg
-	if c.pingedAt != 0 {
-		if last > c.pingedAt {
-			c.pingedAt = 0 // the client answered
+	if pinged := c.pingedAt.Load(); pinged != 0 {
+		if last > pinged {
+			c.pingedAt.Store(0) // the client answered
 		} else {
-			if wait := time.Duration(c.pingedAt + int64(cfg.PongTimeout) - now); wait > 0 {
+			if wait := time.Duration(pinged + int64(cfg.PongTimeout) - now); wait > 0 {
 				c.timer.Reset(wait)
 				return
 			}
@@ -221,7 +227,7 @@ func (c *conn) onTimer() {
 		c.timer.Reset(cfg.ActivityTimeout - idle)
 		return
 	}
-	c.pingedAt = now
+	c.pingedAt.Store(now)
 	c.send(pingFrame)
 	c.timer.Reset(cfg.PongTimeout)
 }

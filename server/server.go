@@ -202,20 +202,28 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.httpMu.Lock()
 	servers := s.https
 	s.httpMu.Unlock()
+	// Close the listeners now so nothing new arrives. net/http does not
+	// track hijacked WebSockets; the hub drains those below.
+	var httpDone sync.WaitGroup
 	for _, hs := range servers {
-		// Hijacked WebSockets are not tracked by net/http; they are closed
-		// below. Close the listeners now so nothing new arrives.
-		go func() { _ = hs.Shutdown(ctx) }()
+		httpDone.Add(1)
+		go func() {
+			defer httpDone.Done()
+			_ = hs.Shutdown(ctx)
+		}()
 	}
 
-	// Close sockets in batches so clients don't all reconnect at once.
-	all := s.allConns()
-	for i, c := range all {
+	// Close sockets in paced batches so clients don't all reconnect at once.
+	pace := time.NewTimer(0)
+	defer pace.Stop()
+	<-pace.C
+	for i, c := range s.allConns() {
 		c.close(protocol.ErrReconnect, false)
 		if i%500 == 499 {
+			pace.Reset(10 * time.Millisecond)
 			select {
 			case <-ctx.Done():
-			case <-time.After(10 * time.Millisecond):
+			case <-pace.C:
 			}
 		}
 	}
@@ -230,6 +238,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			}
 		}
 	}
+	httpDone.Wait()
 	s.cancel()
 	s.wg.Wait()
 	return err

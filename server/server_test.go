@@ -119,14 +119,23 @@ func TestPingPongAndBadInput(t *testing.T) {
 	c.ping() // still open
 }
 
-func TestServerPing(t *testing.T) {
-	ts := newTestServer(t, Config{ActivityTimeout: time.Second, PongTimeout: 300 * time.Millisecond})
+func TestServerPingRearmsAfterPong(t *testing.T) {
+	// A long pong timeout: the second ping must come one activity period
+	// after the pong, not when the pong timeout would have expired.
+	ts := newTestServer(t, Config{ActivityTimeout: time.Second, PongTimeout: time.Minute})
 	c := ts.dial(t)
 	if f := c.expect("pusher:ping"); f.dataString(t) != "{}" {
 		t.Fatalf("ping %s", f.raw)
 	}
 	c.sendJSON(`{"event":"pusher:pong","data":{}}`)
-	c.expect("pusher:ping") // answered, so pinged again after the next silence
+	c.expect("pusher:ping")
+}
+
+func TestServerPingUnansweredCloses4201(t *testing.T) {
+	ts := newTestServer(t, Config{ActivityTimeout: time.Second, PongTimeout: 300 * time.Millisecond})
+	c := ts.dial(t)
+	c.expect("pusher:ping")
+	c.expect("pusher:error")
 	if code := c.expectClose(); code != 4201 {
 		t.Fatalf("close %d, want 4201", code)
 	}
