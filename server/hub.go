@@ -66,6 +66,16 @@ type member struct {
 
 func (h *hub) shard(k chanKey) *hubShard { return &h.shards[shardOf(k.app, k.name)] }
 
+// lookup returns the channel of app and name, nil if unoccupied.
+func (h *hub) lookup(app, name string) *channel {
+	k := chanKey{app, name}
+	sh := h.shard(k)
+	sh.mu.RLock()
+	ch := sh.channels[k]
+	sh.mu.RUnlock()
+	return ch
+}
+
 // joinResult is what a subscribe did, for the caller's follow-ups.
 type joinResult struct {
 	sub *subscription
@@ -292,11 +302,7 @@ type channelInfo struct {
 
 // info returns the counts of one channel; ok is false when unoccupied.
 func (h *hub) info(app, name string) (channelInfo, bool) {
-	k := chanKey{app, name}
-	sh := h.shard(k)
-	sh.mu.RLock()
-	ch := sh.channels[k]
-	sh.mu.RUnlock()
+	ch := h.lookup(app, name)
 	if ch == nil {
 		return channelInfo{name: name}, false
 	}
@@ -333,11 +339,7 @@ func (h *hub) channels(app, prefix string) []channelInfo {
 
 // users returns the presence user ids of a channel.
 func (h *hub) users(app, name string) []string {
-	k := chanKey{app, name}
-	sh := h.shard(k)
-	sh.mu.RLock()
-	ch := sh.channels[k]
-	sh.mu.RUnlock()
+	ch := h.lookup(app, name)
 	if ch == nil {
 		return nil
 	}

@@ -52,18 +52,27 @@ func VerifyAuth(token, key string, secrets []string, toSign string) error {
 	if k != key {
 		return ErrAuthKey
 	}
-	given, err := hex.DecodeString(sig)
-	if err != nil {
+	if !signedByAny(sig, secrets, toSign) {
 		return ErrAuthSig
+	}
+	return nil
+}
+
+// signedByAny reports whether hexSig is the HMAC-SHA256 of msg under one of
+// secrets, comparing in constant time.
+func signedByAny(hexSig string, secrets []string, msg string) bool {
+	given, err := hex.DecodeString(hexSig)
+	if err != nil {
+		return false
 	}
 	for _, s := range secrets {
 		m := hmac.New(sha256.New, []byte(s))
-		m.Write([]byte(toSign))
+		m.Write([]byte(msg))
 		if hmac.Equal(m.Sum(nil), given) {
-			return nil
+			return true
 		}
 	}
-	return ErrAuthSig
+	return false
 }
 
 // REST request verification errors (§4.2); all map to HTTP 401.
@@ -160,17 +169,8 @@ func VerifyRequest(method, path string, query url.Values, body []byte, key strin
 			return ErrBodyMD5
 		}
 	}
-	given, err := hex.DecodeString(sig)
-	if err != nil {
+	if !signedByAny(sig, secrets, RequestString(method, path, query)) {
 		return ErrBadSignature
 	}
-	toSign := RequestString(method, path, query)
-	for _, s := range secrets {
-		m := hmac.New(sha256.New, []byte(s))
-		m.Write([]byte(toSign))
-		if hmac.Equal(m.Sum(nil), given) {
-			return nil
-		}
-	}
-	return ErrBadSignature
+	return nil
 }
