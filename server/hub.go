@@ -80,6 +80,7 @@ func (h *hub) lookup(app, name string) *channel {
 type joinResult struct {
 	sub *subscription
 	err *protocol.SubscriptionError
+	t   transition
 }
 
 // subscribe adds c to the channel and, under the channel lock so that no
@@ -102,6 +103,7 @@ func (h *hub) subscribeLocked(c *conn, name string, kind protocol.Channel, m *pr
 	sh.mu.Unlock()
 	res := h.joinLocked(c, ch, kind, m)
 	empty := len(ch.subs) == 0
+	res.t.occupied = len(ch.subs) == 1 && res.err == nil
 	ch.mu.Unlock()
 	if empty { // a refused first subscriber must not leave the channel behind
 		h.dropIfEmpty(ch)
@@ -116,6 +118,7 @@ func (h *hub) joinLocked(c *conn, ch *channel, kind protocol.Channel, m *protoco
 	name := ch.key.name
 	k := ch.key
 	s := &subscription{c: c, ch: ch, idx: len(ch.subs)}
+	var t transition
 	firstForUser := false
 	if m != nil {
 		if ch.members == nil {
@@ -149,21 +152,30 @@ func (h *hub) joinLocked(c *conn, ch *channel, kind protocol.Channel, m *protoco
 			c.send(frame)
 		} else {
 			c.sendPayload(protocol.AppendEventNoData(nil, "pusher:cache_miss", name))
+			t.cacheMiss = true
 		}
 	}
-	if cfg.EnableSubscriptionCount && kind.Type != protocol.Presence {
-		h.subscriptionCountLocked(ch)
+	t.count = -1
+	if kind.Type != protocol.Presence {
+		t.count = len(ch.subs)
+		if cfg.EnableSubscriptionCount {
+			h.subscriptionCountLocked(ch)
+		}
 	}
-	return joinResult{sub: s}
+	if firstForUser {
+		t.memberAdded = m.UserID
+	}
+	return joinResult{sub: s, t: t}
 }
 
 // unsubscribe removes s from its channel; presence member_removed goes to
 // the others when it was the user's last socket. Removal is by identity, so
-// a stale subscription never removes a newer one.
-func (h *hub) unsubscribe(s *subscription) {
+// a stale subscription never removes a newer one. It returns what changed.
+func (h *hub) unsubscribe(s *subscription) (t transition) {
+	t.count = -1
 	ch := s.ch
 	if ch == nil {
-		return
+		return t
 	}
 	sh := h.shard(ch.key)
 	sh.mu.Lock()
@@ -171,7 +183,7 @@ func (h *hub) unsubscribe(s *subscription) {
 	defer sh.mu.Unlock()
 	defer ch.mu.Unlock()
 	if s.idx >= len(ch.subs) || ch.subs[s.idx] != s {
-		return
+		return t
 	}
 	last := len(ch.subs) - 1
 	ch.subs[s.idx] = ch.subs[last]
@@ -184,16 +196,22 @@ func (h *hub) unsubscribe(s *subscription) {
 			mem.sockets--
 			if mem.sockets == 0 {
 				delete(ch.members, s.userID)
+				t.memberRemoved = s.userID
 				h.broadcastLocked(ch, textFrame(protocol.AppendEvent(nil, "pusher_internal:member_removed", ch.key.name, memberData(s.userID, nil), "")), nil)
 			}
 		}
 	}
 	if h.dropIfEmptyLocked(ch) {
-		return
+		t.vacated = true
+		return t
 	}
-	if ch.kind.Type != protocol.Presence && s.c.app.config().EnableSubscriptionCount {
-		h.subscriptionCountLocked(ch)
+	if ch.kind.Type != protocol.Presence {
+		t.count = len(ch.subs)
+		if s.c.app.config().EnableSubscriptionCount {
+			h.subscriptionCountLocked(ch)
+		}
 	}
+	return t
 }
 
 // dropIfEmpty removes ch from its shard if it has no subscribers.

@@ -37,6 +37,7 @@ type Server struct {
 	hub      hub
 	users    userIndex
 	broker   Broker
+	events   EventSink
 	upgrader *gws.Upgrader
 
 	sockets  [numShards]socketShard // by socket_id
@@ -73,6 +74,7 @@ func New(cfg Config, store AppStore, log *slog.Logger) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, store: store, log: log, idle: make(chan struct{}, 1), warnedAt: make(map[string]time.Time)}
 	s.broker = localBroker{&s.hub}
+	s.events = nopSink{}
 	s.upgrader = s.newUpgrader()
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if err := s.ReloadApps(); err != nil {

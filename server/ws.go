@@ -280,6 +280,7 @@ func (s *Server) handleSubscribe(c *conn, in protocol.Inbound) {
 		return
 	}
 	c.addSubLocked(name, res.sub)
+	s.emit(c.app.id, name, res.t)
 }
 
 // presenceMember authorises a presence subscription and returns the member.
@@ -352,7 +353,7 @@ func (s *Server) handleUnsubscribe(c *conn, in protocol.Inbound) {
 		return
 	}
 	delete(c.subs, sub.Channel)
-	s.hub.unsubscribe(cur)
+	s.emit(c.app.id, sub.Channel, s.hub.unsubscribe(cur))
 }
 
 func (s *Server) handleSignin(c *conn, in protocol.Inbound) {
@@ -450,6 +451,8 @@ func (s *Server) handleClientEvent(c *conn, in protocol.Inbound) {
 	}
 	frame := textFrame(protocol.AppendEvent(nil, in.Event, in.Channel, data, sub.userID))
 	_ = s.broker.Publish(Message{App: c.app.id, Channel: in.Channel, Frame: frame, Except: c.socketID})
+	s.events.Emit(Event{App: c.app.id, Name: EventClientEvent, Channel: in.Channel, Event: in.Event, Data: data,
+		SocketID: c.socketID, UserID: sub.userID})
 }
 
 // teardown runs once when a socket's read loop ends: it leaves every
@@ -469,8 +472,8 @@ func (s *Server) teardown(c *conn) {
 	c.subs = nil
 	c.mu.Unlock()
 
-	for _, sub := range subs {
-		s.hub.unsubscribe(sub)
+	for name, sub := range subs {
+		s.emit(c.app.id, name, s.hub.unsubscribe(sub))
 	}
 	if user != nil {
 		s.users.signout(c, user, c.app.config().EnableWatchlistEvents)
