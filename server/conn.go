@@ -31,7 +31,9 @@ type conn struct {
 	app      *app
 	socketID string
 	ip       string
-	timer    *time.Timer
+	// timer is the activity/ping timer. Atomic because the timer's own
+	// callback reads it and may run before serveWS's store is visible.
+	timer atomic.Pointer[time.Timer]
 	// flushFn is c.flush bound once: "go c.flush()" would allocate a
 	// closure per send, i.e. per subscriber per publish.
 	flushFn func()
@@ -195,8 +197,14 @@ func (c *conn) sendError(code protocol.Code, msg, channel string) {
 // the timer for a full activity period (once per ping, not per frame).
 func (c *conn) touch() {
 	c.lastSeen.Store(time.Now().UnixNano())
-	if c.pingedAt.Load() != 0 && c.pingedAt.Swap(0) != 0 && c.timer != nil {
-		c.timer.Reset(c.srv.cfg.ActivityTimeout)
+	if c.pingedAt.Load() != 0 && c.pingedAt.Swap(0) != 0 {
+		c.resetTimer(c.srv.cfg.ActivityTimeout)
+	}
+}
+
+func (c *conn) resetTimer(d time.Duration) {
+	if t := c.timer.Load(); t != nil {
+		t.Reset(d)
 	}
 }
 
@@ -215,7 +223,7 @@ func (c *conn) onTimer() {
 			c.pingedAt.Store(0) // the client answered
 		} else {
 			if wait := time.Duration(pinged + int64(cfg.PongTimeout) - now); wait > 0 {
-				c.timer.Reset(wait)
+				c.resetTimer(wait)
 				return
 			}
 			c.close(protocol.ErrPongTimeout, false)
@@ -224,12 +232,12 @@ func (c *conn) onTimer() {
 	}
 	idle := time.Duration(now - last)
 	if idle < cfg.ActivityTimeout {
-		c.timer.Reset(cfg.ActivityTimeout - idle)
+		c.resetTimer(cfg.ActivityTimeout - idle)
 		return
 	}
 	c.pingedAt.Store(now)
 	c.send(pingFrame)
-	c.timer.Reset(cfg.PongTimeout)
+	c.resetTimer(cfg.PongTimeout)
 }
 
 var (

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -71,7 +72,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	c.socketID = s.registerConn(c)
 	c.lastSeen.Store(time.Now().UnixNano())
 	c.send(textFrame(protocol.ConnectionEstablished(c.socketID, int(s.cfg.ActivityTimeout/time.Second))))
-	c.timer = time.AfterFunc(s.cfg.ActivityTimeout, c.onTimer)
+	// Armed only after it is stored: the callback reads c.timer.
+	c.timer.Store(time.AfterFunc(time.Duration(math.MaxInt64), c.onTimer))
+	c.resetTimer(s.cfg.ActivityTimeout)
 	if s.log.Enabled(r.Context(), slog.LevelDebug) {
 		s.log.Debug("socket connected", "app_id", a.id, "socket_id", c.socketID)
 	}
@@ -459,8 +462,8 @@ func (s *Server) handleClientEvent(c *conn, in protocol.Inbound) {
 // channel, signs out and frees the socket's slot.
 func (s *Server) teardown(c *conn) {
 	c.closing.Store(true)
-	if c.timer != nil {
-		c.timer.Stop()
+	if t := c.timer.Load(); t != nil {
+		t.Stop()
 	}
 	c.mu.Lock()
 	if c.closed {
