@@ -26,10 +26,39 @@ func (s *Server) routeAPI(mux *http.ServeMux) {
 	mux.Handle("GET /apps/{app_id}/channels/{channel_name}", s.signed(s.apiChannel))
 	mux.Handle("GET /apps/{app_id}/channels/{channel_name}/users", s.signed(s.apiUsers))
 	mux.Handle("POST /apps/{app_id}/users/{user_id}/terminate_connections", s.signed(s.apiTerminate))
+	for _, e := range s.extraAPI {
+		h := e.h
+		mux.Handle(e.pattern, s.signed(func(w http.ResponseWriter, r *http.Request, a *app, _ *appConfig, body []byte) {
+			h(w, r, a.id, body)
+		}))
+	}
 	mux.HandleFunc("/apps/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "unknown API route "+r.Method+" "+r.URL.Path)
 	})
 }
+
+// SignedHandler serves an extra HTTP API route after the same checks as
+// the Pusher API: known app, body limit, request signature, app enabled.
+// appID is the app of the {app_id} path wildcard; body is the raw body.
+type SignedHandler func(w http.ResponseWriter, r *http.Request, appID string, body []byte)
+
+// HandleSigned registers an extra API route such as
+// "GET /apps/{app_id}/webhooks/dead_letters"; the pattern must contain
+// {app_id}. Call it before Serve. Errors should be written with WriteError.
+func (s *Server) HandleSigned(pattern string, h SignedHandler) {
+	s.extraAPI = append(s.extraAPI, signedRoute{pattern, h})
+}
+
+type signedRoute struct {
+	pattern string
+	h       SignedHandler
+}
+
+// WriteJSON writes body (already JSON) with status.
+func WriteJSON(w http.ResponseWriter, status int, body []byte) { writeJSON(w, status, body) }
+
+// WriteError writes the HTTP API's error shape, {"error":msg,"code":status}.
+func WriteError(w http.ResponseWriter, status int, msg string) { writeError(w, status, msg) }
 
 // apiHandler is an API endpoint after signature checks: it gets the app's
 // config and the raw body.

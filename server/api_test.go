@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sockudo/sockudo/storage"
 )
 
 func TestAPIErrors(t *testing.T) {
@@ -163,5 +165,23 @@ func TestReadiness(t *testing.T) {
 	ts.store.mu.Unlock()
 	if get("/up") != 503 || get("/live") != 200 {
 		t.Fatal("readiness ignores storage")
+	}
+}
+
+func TestHandleSigned(t *testing.T) {
+	store := &memStore{apps: []storage.App{testApp()}}
+	s, err := New(Config{}, store, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.HandleSigned("GET /apps/{app_id}/extra", func(w http.ResponseWriter, r *http.Request, appID string, body []byte) {
+		WriteJSON(w, http.StatusOK, []byte(`{"app":"`+appID+`"}`))
+	})
+	ts := serveTest(t, s, store)
+	if code, body := ts.api(t, "GET", "/apps/app-id/extra", nil, ""); code != 200 || body != `{"app":"app-id"}` {
+		t.Fatalf("extra route %d %s", code, body)
+	}
+	if code, _ := ts.apiSigned(t, "GET", "/apps/app-id/extra", nil, "", "app-key", "bad", time.Now()); code != 401 {
+		t.Fatalf("extra route unsigned: %d", code)
 	}
 }

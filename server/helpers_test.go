@@ -85,6 +85,12 @@ func newTestServer(t testing.TB, cfg Config, apps ...storage.App) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveTest(t, s, store)
+}
+
+// serveTest serves s on a loopback port until the test ends.
+func serveTest(t testing.TB, s *Server, store *memStore) *testServer {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -39,6 +39,7 @@ type Server struct {
 	broker   Broker
 	events   EventSink
 	upgrader *gws.Upgrader
+	extraAPI []signedRoute // routes added with HandleSigned
 
 	sockets  [numShards]socketShard // by socket_id
 	conns    atomic.Int64           // open sockets on this node
