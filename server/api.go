@@ -67,7 +67,9 @@ type apiHandler func(w http.ResponseWriter, r *http.Request, a *app, cfg *appCon
 // signed wraps h with app lookup, body limits and Pusher request signature
 // verification (§4.2).
 func (s *Server) signed(h apiHandler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		w := &statusWriter{ResponseWriter: rw, status: http.StatusOK}
+		defer func() { s.metrics.httpRequests.WithLabelValues(r.Pattern, strconv.Itoa(w.status)).Inc() }()
 		a := s.apps.byID(r.PathValue("app_id"))
 		if a == nil {
 			writeError(w, http.StatusNotFound, "app not found")
@@ -85,6 +87,7 @@ func (s *Server) signed(h apiHandler) http.Handler {
 			return
 		}
 		if err := protocol.VerifyRequest(r.Method, r.URL.Path, r.URL.Query(), body, cfg.Key, cfg.secrets, time.Now()); err != nil {
+			s.metrics.signatureFailure.WithLabelValues(signatureReason(err)).Inc()
 			s.warnLimited("api-signature", "HTTP API signature refused", "app_id", a.id, "reason", err.Error())
 			writeError(w, http.StatusUnauthorized, err.Error())
 			return
@@ -95,6 +98,32 @@ func (s *Server) signed(h apiHandler) http.Handler {
 		}
 		h(w, r, a, cfg, body)
 	})
+}
+
+// statusWriter records the status of a response for metrics.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// signatureReason labels a request verification error.
+func signatureReason(err error) string {
+	switch {
+	case errors.Is(err, protocol.ErrStaleTimestamp), errors.Is(err, protocol.ErrBadTimestamp):
+		return "timestamp"
+	case errors.Is(err, protocol.ErrWrongKey):
+		return "key"
+	case errors.Is(err, protocol.ErrBodyMD5), errors.Is(err, protocol.ErrMissingBodyMD5):
+		return "body_md5"
+	case errors.Is(err, protocol.ErrMissingAuthParams):
+		return "missing_params"
+	}
+	return "signature"
 }
 
 // triggerEvent is one event in a trigger or batch body (§4.3, §4.4).

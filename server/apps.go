@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +16,9 @@ type app struct {
 	id    string // fixed
 	cfg   atomic.Pointer[appConfig]
 	conns atomic.Int64 // open sockets, for MaxConnections
+
+	connGauge  prometheus.Gauge   // set before the app is published
+	connOpened prometheus.Counter // set before the app is published
 }
 
 // appConfig is an app's settings with defaults applied and derived values
@@ -65,7 +69,7 @@ func (r *appRegistry) all() []*app {
 
 // load replaces the index with apps, keeping the live *app of ids that
 // still exist.
-func (r *appRegistry) load(apps []storage.App) error {
+func (r *appRegistry) load(apps []storage.App, initApp func(*app)) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	old := r.index.Load()
@@ -83,6 +87,7 @@ func (r *appRegistry) load(apps []storage.App) error {
 		}
 		if a == nil {
 			a = &app{id: sa.ID}
+			initApp(a)
 		}
 		a.cfg.Store(newAppConfig(sa))
 		next.byID[sa.ID] = a

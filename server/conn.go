@@ -38,9 +38,10 @@ type conn struct {
 	// closure per send, i.e. per subscriber per publish.
 	flushFn func()
 
-	lastSeen atomic.Int64 // unix nanos of the last frame received
-	closing  atomic.Bool  // a close was started; inbound frames are ignored
-	pingedAt atomic.Int64 // unix nanos of our unanswered pusher:ping, 0 if none
+	lastSeen  atomic.Int64 // unix nanos of the last frame received
+	closing   atomic.Bool  // a close was started; inbound frames are ignored
+	closeCode atomic.Int32 // the code of the first server-initiated close
+	pingedAt  atomic.Int64 // unix nanos of our unanswered pusher:ping, 0 if none
 
 	// limiter throttles client events; only OnMessage touches it.
 	limiter *rate.Limiter
@@ -134,6 +135,10 @@ func (c *conn) flush() {
 		}
 		clear(batch)
 
+		if err == nil {
+			c.srv.metrics.messagesOut.Add(float64(len(batch)))
+			c.srv.metrics.bytesOut.Add(float64(n))
+		}
 		c.wmu.Lock()
 		c.pending -= n
 		if c.spare == nil {
@@ -155,6 +160,7 @@ func (c *conn) flush() {
 // with the same code; then the socket is shut. Frames queued earlier are
 // written first unless discard is set (slow consumers). Idempotent.
 func (c *conn) close(e *protocol.Error, discard bool) {
+	c.closeCode.CompareAndSwap(0, int32(e.Code))
 	c.closing.Store(true)
 	c.wmu.Lock()
 	if c.wclosed {

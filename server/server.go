@@ -38,6 +38,7 @@ type Server struct {
 	users    userIndex
 	broker   Broker
 	events   EventSink
+	metrics  *metrics
 	upgrader *gws.Upgrader
 	extraAPI []signedRoute // routes added with HandleSigned
 
@@ -46,9 +47,8 @@ type Server struct {
 	idle     chan struct{}          // signalled when conns drops to zero
 	draining atomic.Bool
 
-	authFailures atomic.Int64 // channel auth and signin signature failures
-	warnMu       sync.Mutex
-	warnedAt     map[string]time.Time // last warning per reason
+	warnMu   sync.Mutex
+	warnedAt map[string]time.Time // last warning per reason
 
 	startOnce sync.Once
 	httpMu    sync.Mutex
@@ -76,6 +76,7 @@ func New(cfg Config, store AppStore, log *slog.Logger) (*Server, error) {
 	s := &Server{cfg: cfg, store: store, log: log, idle: make(chan struct{}, 1), warnedAt: make(map[string]time.Time)}
 	s.broker = localBroker{&s.hub}
 	s.events = nopSink{}
+	s.metrics = newMetrics()
 	s.upgrader = s.newUpgrader()
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if err := s.ReloadApps(); err != nil {
@@ -119,10 +120,17 @@ func (s *Server) ReloadApps() error {
 	if err != nil {
 		return fmt.Errorf("server: load apps: %w", err)
 	}
-	if err := s.apps.load(apps); err != nil {
+	if err := s.apps.load(apps, s.initApp); err != nil {
 		return fmt.Errorf("server: load apps: %w", err)
 	}
 	return nil
+}
+
+// initApp resolves an app's metric series once, before the app is
+// published to the registry.
+func (s *Server) initApp(a *app) {
+	a.connGauge = s.metrics.connections.WithLabelValues(a.id)
+	a.connOpened = s.metrics.connsOpened.WithLabelValues(a.id)
 }
 
 // Handler returns the HTTP handler serving /app/{key}, /apps/... and the
@@ -269,6 +277,7 @@ func (s *Server) allConns() []*conn {
 
 // slowConsumer closes a socket whose outbound queue is full (4100).
 func (s *Server) slowConsumer(c *conn) {
+	s.metrics.slowConsumers.Inc()
 	s.warnLimited("slow", "closing slow consumer: outbound queue full", "app_id", c.app.id, "limit_bytes", s.cfg.MaxPendingBytes)
 	c.close(protocol.ErrSlowConsumer, true)
 }

@@ -57,6 +57,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if refusal != nil {
+		s.metrics.connsRefused.WithLabelValues(refusalReason(refusal)).Inc()
 		// Not registered: write the refusal synchronously and drop the socket.
 		_ = socket.WriteMessage(gws.OpcodeText, refusal.Frame())
 		_ = socket.WriteClose(uint16(refusal.Code), []byte(refusal.Message))
@@ -70,6 +71,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	c.app = a
 	c.ip = clientIP(r)
 	c.socketID = s.registerConn(c)
+	a.connGauge.Inc()
+	a.connOpened.Inc()
 	c.lastSeen.Store(time.Now().UnixNano())
 	c.send(textFrame(protocol.ConnectionEstablished(c.socketID, int(s.cfg.ActivityTimeout/time.Second))))
 	// Armed only after it is stored: the callback reads c.timer.
@@ -130,6 +133,7 @@ func (s *Server) serveBadPath(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
+	s.metrics.connsRefused.WithLabelValues(refusalReason(protocol.ErrPathNotFound)).Inc()
 	_ = socket.WriteMessage(gws.OpcodeText, protocol.ErrPathNotFound.Frame())
 	_ = socket.WriteClose(uint16(protocol.CodePathNotFound), []byte(protocol.ErrPathNotFound.Message))
 }
@@ -188,6 +192,8 @@ func (h *wsHandler) OnMessage(socket *gws.Conn, msg *gws.Message) {
 		}
 	}()
 	c.touch()
+	h.s.metrics.messagesIn.Inc()
+	h.s.metrics.bytesIn.Add(float64(msg.Data.Len()))
 	if c.closing.Load() {
 		return
 	}
@@ -262,6 +268,7 @@ func (s *Server) handleSubscribe(c *conn, in protocol.Inbound) {
 			return
 		}
 		c.addSubLocked(name, &subscription{c: c})
+		s.metrics.subsByType[kind.Type].Inc()
 		c.sendPayload(protocol.AppendEvent(nil, "pusher_internal:subscription_succeeded", name, "{}", ""))
 		return
 	case protocol.Private, protocol.Encrypted:
@@ -283,6 +290,7 @@ func (s *Server) handleSubscribe(c *conn, in protocol.Inbound) {
 		return
 	}
 	c.addSubLocked(name, res.sub)
+	s.metrics.subsByType[kind.Type].Inc()
 	s.emit(c.app.id, name, res.t)
 }
 
@@ -320,16 +328,16 @@ func (s *Server) checkChannelAuth(c *conn, cfg *appConfig, token, toSign string)
 	if err == nil {
 		return nil
 	}
-	s.authFailures.Add(1)
-	msg := "Invalid signature"
+	msg, reason := "Invalid signature", "channel_signature"
 	switch {
 	case errors.Is(err, protocol.ErrAuthKey):
-		msg = "Invalid key in subscription auth data"
+		msg, reason = "Invalid key in subscription auth data", "channel_key"
 	case errors.Is(err, protocol.ErrAuthFormat):
-		msg = "Invalid auth: expected <key>:<signature>"
+		msg, reason = "Invalid auth: expected <key>:<signature>", "channel_format"
 	case s.cfg.DebugAuthErrors:
 		msg = "Invalid signature: Expected HMAC SHA256 hex digest of " + toSign
 	}
+	s.metrics.authFailures.WithLabelValues(reason).Inc()
 	s.warnLimited("auth", "channel auth refused", "app_id", c.app.id, "reason", err.Error())
 	return &protocol.SubscriptionError{Status: 401, Message: msg}
 }
@@ -362,6 +370,7 @@ func (s *Server) handleUnsubscribe(c *conn, in protocol.Inbound) {
 func (s *Server) handleSignin(c *conn, in protocol.Inbound) {
 	cfg := c.app.config()
 	fail := func(msg string) {
+		s.metrics.authFailures.WithLabelValues("signin").Inc()
 		s.warnLimited("signin", "signin refused", "app_id", c.app.id, "reason", msg)
 		c.close(&protocol.Error{Code: protocol.CodeUnauthorized, Message: msg}, false)
 	}
@@ -375,7 +384,6 @@ func (s *Server) handleSignin(c *conn, in protocol.Inbound) {
 		return
 	}
 	if err := protocol.VerifyAuth(si.Auth, cfg.Key, cfg.secrets, protocol.UserString(c.socketID, si.UserData)); err != nil {
-		s.authFailures.Add(1)
 		fail("Invalid signature for pusher:signin")
 		return
 	}
@@ -494,6 +502,8 @@ func (s *Server) teardown(c *conn) {
 	}
 	sh.mu.Unlock()
 	c.app.conns.Add(-1)
+	c.app.connGauge.Dec()
+	s.metrics.connsClosed.WithLabelValues(closeReason(protocol.Code(c.closeCode.Load()))).Inc()
 	if s.conns.Add(-1) == 0 {
 		s.signalEmpty()
 	}

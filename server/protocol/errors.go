@@ -59,6 +59,7 @@ var (
 	ErrOriginNotAllowed    = &Error{CodeUnauthorized, "Origin not allowed"}
 	ErrOverCapacity        = &Error{CodeOverCapacity, "Over capacity"}
 	ErrSlowConsumer        = &Error{CodeOverCapacity, "Connection too slow: outbound buffer full"}
+	ErrRateLimited         = &Error{CodeOverCapacity, "Too many connection attempts, retry later"}
 	ErrReconnect           = &Error{CodeReconnect, "Server shutting down, please reconnect immediately"}
 	ErrPongTimeout         = &Error{CodePongTimeout, "Pong reply not received in time"}
 	ErrTerminated          = &Error{CodeUnauthorized, "You got disconnected by the app."}
