@@ -80,3 +80,41 @@ func (s *Server) emit(app, ch string, t transition) {
 		s.events.Emit(Event{App: app, Name: EventChannelVacated, Channel: ch})
 	}
 }
+
+// Audit actions recorded by the server.
+const (
+	AuditAuthDenied    = "auth_denied"
+	AuditSigninDenied  = "signin_denied"
+	AuditOriginRefused = "origin_refused"
+	AuditRateLimited   = "rate_limited"
+	AuditAPIDenied     = "api_signature_denied"
+)
+
+// AuditRecord is one security-relevant event. It never carries a secret,
+// a signature or a payload.
+type AuditRecord struct {
+	App     string
+	Action  string
+	IP      string
+	Channel string
+	UserID  string
+	Reason  string
+}
+
+// AuditLog keeps audit records. Record is called outside hub locks and
+// must not block (implementations buffer and may drop under a flood).
+type AuditLog interface {
+	Record(AuditRecord)
+}
+
+type nopAudit struct{}
+
+func (nopAudit) Record(AuditRecord) {}
+
+// SetAuditLog installs the audit log. Call it before Serve; nil means none.
+func (s *Server) SetAuditLog(l AuditLog) {
+	if l == nil {
+		l = nopAudit{}
+	}
+	s.audit = l
+}

@@ -2,8 +2,10 @@ package server
 
 import (
 	"fmt"
+	"net/http"
 	"sync"
 	"testing"
+	"time"
 )
 
 type recordingSink struct {
@@ -87,6 +89,54 @@ func TestLifecycleEvents(t *testing.T) {
 	for _, w := range []string{"channel_vacated pub", "channel_vacated cache-c", "member_removed presence-p u1"} {
 		if !rest[w] {
 			t.Fatalf("missing %q in %q", w, got[len(want):])
+		}
+	}
+}
+
+type recordingAudit struct {
+	mu      sync.Mutex
+	records []AuditRecord
+}
+
+func (r *recordingAudit) Record(a AuditRecord) {
+	r.mu.Lock()
+	r.records = append(r.records, a)
+	r.mu.Unlock()
+}
+
+func (r *recordingAudit) actions() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, a := range r.records {
+		out = append(out, a.Action+" "+a.App+" "+a.Channel+" "+a.Reason)
+	}
+	return out
+}
+
+func TestAuditRecords(t *testing.T) {
+	app := testApp()
+	app.AllowedOrigins = []string{"https://good.example.com"}
+	ts := newTestServer(t, Config{}, app)
+	audit := &recordingAudit{}
+	ts.SetAuditLog(audit)
+	c := ts.dial(t)
+	c.subscribeAuth("private-a", "", "wrong")
+	c.expect("pusher:subscription_error")
+	ts.dialRaw(t, "", http.Header{"Origin": {"https://evil.example.com"}}).expectClose()
+	ts.apiSigned(t, "GET", "/apps/app-id/channels", nil, "", "app-key", "wrong", time.Now())
+	got := audit.actions()
+	want := []string{
+		"auth_denied app-id private-a channel_signature",
+		"origin_refused app-id  https://evil.example.com",
+		"api_signature_denied app-id  signature",
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("audit %q, want %q", got, want)
+	}
+	for _, r := range audit.records {
+		if r.IP != "127.0.0.1" {
+			t.Fatalf("audit ip %q", r.IP)
 		}
 	}
 }

@@ -38,6 +38,7 @@ type Server struct {
 	users    userIndex
 	broker   Broker
 	events   EventSink
+	audit    AuditLog
 	metrics  *metrics
 	upgrader *gws.Upgrader
 	extraAPI []signedRoute // routes added with HandleSigned
@@ -76,6 +77,7 @@ func New(cfg Config, store AppStore, log *slog.Logger) (*Server, error) {
 	s := &Server{cfg: cfg, store: store, log: log, idle: make(chan struct{}, 1), warnedAt: make(map[string]time.Time)}
 	s.broker = localBroker{&s.hub}
 	s.events = nopSink{}
+	s.audit = nopAudit{}
 	s.metrics = newMetrics()
 	s.upgrader = s.newUpgrader()
 	s.ctx, s.cancel = context.WithCancel(context.Background())

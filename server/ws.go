@@ -58,6 +58,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	if refusal != nil {
 		s.metrics.connsRefused.WithLabelValues(refusalReason(refusal)).Inc()
+		if refusal == protocol.ErrOriginNotAllowed && a != nil {
+			s.audit.Record(AuditRecord{App: a.id, Action: AuditOriginRefused, IP: clientIP(r), Reason: truncate(r.Header.Get("Origin"), 200)})
+		}
 		// Not registered: write the refusal synchronously and drop the socket.
 		_ = socket.WriteMessage(gws.OpcodeText, refusal.Frame())
 		_ = socket.WriteClose(uint16(refusal.Code), []byte(refusal.Message))
@@ -105,7 +108,7 @@ func (s *Server) admit(r *http.Request) (*app, *protocol.Error) {
 		}
 	}
 	if !cfg.originAllowed(r.Header.Get("Origin")) {
-		return nil, protocol.ErrOriginNotAllowed
+		return a, protocol.ErrOriginNotAllowed
 	}
 	if s.draining.Load() {
 		return nil, protocol.ErrReconnect
@@ -338,6 +341,7 @@ func (s *Server) checkChannelAuth(c *conn, cfg *appConfig, token, toSign string)
 		msg = "Invalid signature: Expected HMAC SHA256 hex digest of " + toSign
 	}
 	s.metrics.authFailures.WithLabelValues(reason).Inc()
+	s.audit.Record(AuditRecord{App: c.app.id, Action: AuditAuthDenied, IP: c.ip, Channel: channelOf(toSign), Reason: reason})
 	s.warnLimited("auth", "channel auth refused", "app_id", c.app.id, "reason", err.Error())
 	return &protocol.SubscriptionError{Status: 401, Message: msg}
 }
@@ -371,6 +375,7 @@ func (s *Server) handleSignin(c *conn, in protocol.Inbound) {
 	cfg := c.app.config()
 	fail := func(msg string) {
 		s.metrics.authFailures.WithLabelValues("signin").Inc()
+		s.audit.Record(AuditRecord{App: c.app.id, Action: AuditSigninDenied, IP: c.ip, Reason: msg})
 		s.warnLimited("signin", "signin refused", "app_id", c.app.id, "reason", msg)
 		c.close(&protocol.Error{Code: protocol.CodeUnauthorized, Message: msg}, false)
 	}
@@ -517,6 +522,14 @@ func clientIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
+}
+
+// channelOf extracts the channel from a channel-auth string to sign
+// (socket_id:channel[:channel_data]).
+func channelOf(toSign string) string {
+	_, rest, _ := strings.Cut(toSign, ":")
+	ch, _, _ := strings.Cut(rest, ":")
+	return ch
 }
 
 func truncate(s string, n int) string {
