@@ -24,4 +24,9 @@ type Config struct {
 	WriteTimeout time.Duration
 	// DebugAuthErrors includes the string-to-sign in auth error messages.
 	DebugAuthErrors bool
+	// TrustHops is how many reverse proxies in front of the server append
+	// to X-Forwarded-For. The client IP (rate limits, audit) is the address
+	// the outermost trusted proxy saw. 0 trusts no header: the peer address
+	// is the client.
+	TrustHops int
 }

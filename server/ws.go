@@ -59,7 +59,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if refusal != nil {
 		s.metrics.connsRefused.WithLabelValues(refusalReason(refusal)).Inc()
 		if refusal == protocol.ErrOriginNotAllowed && a != nil {
-			s.audit.Record(AuditRecord{App: a.id, Action: AuditOriginRefused, IP: clientIP(r), Reason: truncate(r.Header.Get("Origin"), 200)})
+			s.audit.Record(AuditRecord{App: a.id, Action: AuditOriginRefused, IP: clientIP(r, s.cfg.TrustHops), Reason: truncate(r.Header.Get("Origin"), 200)})
 		}
 		// Not registered: write the refusal synchronously and drop the socket.
 		_ = socket.WriteMessage(gws.OpcodeText, refusal.Frame())
@@ -72,7 +72,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	c.nc = socket.NetConn()
 	c.flushFn = c.flush
 	c.app = a
-	c.ip = clientIP(r)
+	c.ip = clientIP(r, s.cfg.TrustHops)
 	c.socketID = s.registerConn(c)
 	a.connGauge.Inc()
 	a.connOpened.Inc()
@@ -514,14 +514,36 @@ func (s *Server) teardown(c *conn) {
 	}
 }
 
-// clientIP is the peer address of r (proxy headers are the security
-// issue's business).
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
+// clientIP is the address of the client behind r: the peer, or with
+// trustHops proxies the entry trustHops from the right of X-Forwarded-For
+// (entries further left are client-supplied and could be forged).
+func clientIP(r *http.Request, trustHops int) string {
+	peer, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		peer = r.RemoteAddr
 	}
-	return host
+	if trustHops <= 0 {
+		return peer
+	}
+	var hops []string
+	for _, h := range r.Header.Values("X-Forwarded-For") {
+		for _, p := range strings.Split(h, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				hops = append(hops, p)
+			}
+		}
+	}
+	if len(hops) == 0 {
+		return peer
+	}
+	i := len(hops) - trustHops
+	if i < 0 {
+		i = 0
+	}
+	if ip := net.ParseIP(hops[i]); ip != nil {
+		return ip.String()
+	}
+	return peer
 }
 
 // channelOf extracts the channel from a channel-auth string to sign
