@@ -11,6 +11,12 @@ type App struct {
 	Secret  string `json:"secret"`
 	Enabled bool   `json:"enabled"`
 
+	// PreviousSecret stays valid for signatures (REST, channel auth,
+	// signin) until PreviousSecretExpiresAt, so a secret can be rotated
+	// without downtime. Webhooks are always signed with Secret.
+	PreviousSecret          string    `json:"previous_secret,omitempty"`
+	PreviousSecretExpiresAt time.Time `json:"previous_secret_expires_at,omitzero"`
+
 	EnableClientMessages     bool `json:"enable_client_messages"`
 	EnableUserAuthentication bool `json:"enable_user_authentication"`
 	EnableWatchlistEvents    bool `json:"enable_watchlist_events"`
@@ -70,4 +76,24 @@ func (a App) WithDefaults() App {
 	def(&a.MaxEventBatchSize, DefaultMaxEventBatchSize)
 	def(&a.CacheTTLSeconds, DefaultCacheTTLSeconds)
 	return a
+}
+
+// RotateSecret returns a with newSecret as its secret and the old one kept
+// valid for grace after now. A grace of zero or less revokes the old secret
+// at once.
+func (a App) RotateSecret(newSecret string, grace time.Duration, now time.Time) App {
+	a.PreviousSecret, a.PreviousSecretExpiresAt = "", time.Time{}
+	if grace > 0 {
+		a.PreviousSecret, a.PreviousSecretExpiresAt = a.Secret, now.Add(grace)
+	}
+	a.Secret = newSecret
+	return a
+}
+
+// Secrets returns the secrets valid at now, current first.
+func (a App) Secrets(now time.Time) []string {
+	if a.PreviousSecret != "" && now.Before(a.PreviousSecretExpiresAt) {
+		return []string{a.Secret, a.PreviousSecret}
+	}
+	return []string{a.Secret}
 }
