@@ -86,7 +86,7 @@ func (s *Server) signed(h apiHandler) http.Handler {
 			writeError(w, http.StatusBadRequest, "could not read the request body")
 			return
 		}
-		if err := protocol.VerifyRequest(r.Method, r.URL.Path, r.URL.Query(), body, cfg.Key, cfg.secrets, time.Now()); err != nil {
+		if err := protocol.VerifyRequest(r.Method, r.URL.Path, r.URL.Query(), body, cfg.Key, cfg.secrets(), time.Now()); err != nil {
 			s.metrics.signatureFailure.WithLabelValues(signatureReason(err)).Inc()
 			s.audit.Record(AuditRecord{App: a.id, Action: AuditAPIDenied, IP: clientIP(r, s.cfg.TrustHops), Reason: signatureReason(err)})
 			s.warnLimited("api-signature", "HTTP API signature refused", "app_id", a.id, "reason", err.Error())

@@ -185,3 +185,34 @@ func TestHandleSigned(t *testing.T) {
 		t.Fatalf("extra route unsigned: %d", code)
 	}
 }
+
+func TestSecretRotation(t *testing.T) {
+	app := testApp().RotateSecret("new-secret", time.Hour, time.Now())
+	expired := testApp()
+	expired.ID, expired.Key = "exp", "exp-key"
+	expired = expired.RotateSecret("new-secret", time.Hour, time.Now().Add(-2*time.Hour))
+	ts := newTestServer(t, Config{}, app, expired)
+	tcs := []struct {
+		name, path, key, secret string
+		want                    int
+	}{
+		{"new secret", "/apps/app-id/channels", "app-key", "new-secret", 200},
+		{"previous secret within grace", "/apps/app-id/channels", "app-key", "app-secret", 200},
+		{"unrelated secret", "/apps/app-id/channels", "app-key", "nope", 401},
+		{"previous secret after grace", "/apps/exp/channels", "exp-key", "app-secret", 401},
+		{"new secret after grace", "/apps/exp/channels", "exp-key", "new-secret", 200},
+	}
+	for _, tc := range tcs {
+		t.Run(tc.name, func(t *testing.T) {
+			if code, body := ts.apiSigned(t, "GET", tc.path, nil, "", tc.key, tc.secret, time.Now()); code != tc.want {
+				t.Fatalf("got %d %s, want %d", code, body, tc.want)
+			}
+		})
+	}
+	// Channel auth accepts both while the grace lasts.
+	c := ts.dial(t)
+	c.subscribeAuth("private-old", "", "app-secret")
+	c.expect("pusher_internal:subscription_succeeded")
+	c.subscribeAuth("private-new", "", "new-secret")
+	c.expect("pusher_internal:subscription_succeeded")
+}

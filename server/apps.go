@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/sockudo/sockudo/storage"
 )
@@ -25,13 +26,17 @@ type app struct {
 // precomputed, read lock-free on the hot path.
 type appConfig struct {
 	storage.App
-	secrets []string // valid secrets, current first
+	current []string // just the current secret
+	both    []string // current and previous, valid until PreviousSecretExpiresAt
 	origins []originPattern
 }
 
 func newAppConfig(a storage.App) *appConfig {
 	a = a.WithDefaults()
-	c := &appConfig{App: a, secrets: []string{a.Secret}}
+	c := &appConfig{App: a, current: []string{a.Secret}}
+	if a.PreviousSecret != "" {
+		c.both = []string{a.Secret, a.PreviousSecret}
+	}
 	for _, o := range a.AllowedOrigins {
 		if o = strings.TrimSpace(o); o != "" {
 			c.origins = append(c.origins, parseOrigin(o))
@@ -41,6 +46,15 @@ func newAppConfig(a storage.App) *appConfig {
 }
 
 func (a *app) config() *appConfig { return a.cfg.Load() }
+
+// secrets returns the secrets that verify signatures now: the current one,
+// and the previous one until it expires (secret rotation).
+func (c *appConfig) secrets() []string {
+	if c.both != nil && time.Now().Before(c.PreviousSecretExpiresAt) {
+		return c.both
+	}
+	return c.current
+}
 
 // appIndex is an immutable snapshot of the apps by key and id.
 type appIndex struct {

@@ -327,7 +327,7 @@ func (s *Server) presenceMember(c *conn, cfg *appConfig, name string, sub protoc
 
 // checkChannelAuth verifies a subscription signature over toSign.
 func (s *Server) checkChannelAuth(c *conn, cfg *appConfig, token, toSign string) *protocol.SubscriptionError {
-	err := protocol.VerifyAuth(token, cfg.Key, cfg.secrets, toSign)
+	err := protocol.VerifyAuth(token, cfg.Key, cfg.secrets(), toSign)
 	if err == nil {
 		return nil
 	}
@@ -388,7 +388,7 @@ func (s *Server) handleSignin(c *conn, in protocol.Inbound) {
 		fail("Invalid pusher:signin: " + err.Error())
 		return
 	}
-	if err := protocol.VerifyAuth(si.Auth, cfg.Key, cfg.secrets, protocol.UserString(c.socketID, si.UserData)); err != nil {
+	if err := protocol.VerifyAuth(si.Auth, cfg.Key, cfg.secrets(), protocol.UserString(c.socketID, si.UserData)); err != nil {
 		fail("Invalid signature for pusher:signin")
 		return
 	}
