@@ -1,0 +1,127 @@
+package admin
+
+import (
+	"errors"
+	"net/http"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/sockudo/sockudo/storage"
+)
+
+func newTestAdmin(t *testing.T) (*Client, *storage.DB, *int) {
+	t.Helper()
+	dir := t.TempDir()
+	db, err := storage.Open(filepath.Join(dir, "s.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reloads := 0
+	srv := NewServer(db, func() error { reloads++; return nil }, nil)
+	sock := filepath.Join(dir, "s.sock")
+	ln, err := Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: srv.Handler()}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = hs.Serve(ln) }()
+	c, err := Dial(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(); hs.Close(); <-done; db.Close() })
+	return c, db, &reloads
+}
+
+func TestAdminAppsAndRotation(t *testing.T) {
+	c, db, reloads := newTestAdmin(t)
+	a := storage.App{ID: "a1", Key: "k1", Secret: "s1", Enabled: true}
+	if err := c.CreateApp(a); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CreateApp(a); !errors.Is(err, storage.ErrExists) {
+		t.Fatalf("duplicate create: %v", err)
+	}
+	if _, err := c.App("nope"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("missing app: %v", err)
+	}
+	a.EnableClientMessages = true
+	if err := c.PutApp(a); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.App("a1")
+	if err != nil || !got.EnableClientMessages {
+		t.Fatalf("update not stored: %+v %v", got, err)
+	}
+	r, err := c.RotateSecret("a1", "", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Secret == "s1" || len(r.Secret) != 40 || r.PreviousSecret != "s1" || time.Until(r.PreviousSecretExpiresAt) < 59*time.Minute {
+		t.Fatalf("rotation %+v", r)
+	}
+	if err := c.DeleteApp("a1"); err != nil {
+		t.Fatal(err)
+	}
+	if *reloads != 4 {
+		t.Fatalf("server reloaded %d times, want 4", *reloads)
+	}
+	entries, err := c.Audit(storage.AuditFilter{App: "a1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, e := range entries {
+		actions = append(actions, e.Action)
+	}
+	want := []string{"app_deleted", "secret_rotated", "app_updated", "app_created"}
+	if len(actions) != len(want) {
+		t.Fatalf("audit %v, want %v", actions, want)
+	}
+	for i := range want {
+		if actions[i] != want[i] {
+			t.Fatalf("audit %v, want %v", actions, want)
+		}
+	}
+}
+
+func TestDialWithoutServer(t *testing.T) {
+	if _, err := Dial(filepath.Join(t.TempDir(), "none.sock")); !errors.Is(err, ErrNoServer) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestListenRefusesLiveSocketAndReplacesStale(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "x.sock")
+	ln, err := Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	if _, err := Listen(sock); err == nil {
+		t.Fatal("a live socket was replaced")
+	}
+	ln.Close()
+	// net.UnixListener removes its file on Close; recreate a stale file.
+	ln2, err := Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln2.(interface{ SetUnlinkOnClose(bool) }).SetUnlinkOnClose(false)
+	ln2.Close()
+	ln3, err := Listen(sock)
+	if err != nil {
+		t.Fatalf("stale socket not replaced: %v", err)
+	}
+	ln3.Close()
+}

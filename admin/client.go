@@ -1,0 +1,138 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/sockudo/sockudo/storage"
+)
+
+// Client calls the admin API of a running server over its unix socket.
+// Its methods mirror storage.DB's, returning the same sentinel errors.
+type Client struct {
+	hc *http.Client
+}
+
+// ErrNoServer means nothing answers on the admin socket.
+var ErrNoServer = errors.New("admin: no running server answers on the admin socket")
+
+// Dial connects to the socket at path and checks that a server answers.
+func Dial(path string) (*Client, error) {
+	c := &Client{hc: &http.Client{
+		Timeout: 10 * time.Second,
+		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		}},
+	}}
+	if err := c.do("GET", "/ping", nil, nil); err != nil {
+		return nil, fmt.Errorf("%w (%s): %v", ErrNoServer, path, err)
+	}
+	return c, nil
+}
+
+// Close releases idle connections.
+func (c *Client) Close() error {
+	c.hc.CloseIdleConnections()
+	return nil
+}
+
+func (c *Client) do(method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, "http://admin"+path, body)
+	if err != nil {
+		return err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e errorBody
+		_ = json.Unmarshal(b, &e)
+		for _, k := range kinds {
+			if e.Kind == k.kind {
+				return fmt.Errorf("%w (%s)", k.err, e.Error)
+			}
+		}
+		return fmt.Errorf("admin: %s %s: %d %s", method, path, resp.StatusCode, e.Error)
+	}
+	if out != nil {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
+
+// Apps lists every app.
+func (c *Client) Apps() ([]storage.App, error) {
+	var apps []storage.App
+	return apps, c.do("GET", "/apps", nil, &apps)
+}
+
+// App returns one app.
+func (c *Client) App(id string) (storage.App, error) {
+	var a storage.App
+	return a, c.do("GET", "/apps/"+url.PathEscape(id), nil, &a)
+}
+
+// CreateApp creates a.
+func (c *Client) CreateApp(a storage.App) error { return c.do("POST", "/apps", a, nil) }
+
+// PutApp creates or replaces a.
+func (c *Client) PutApp(a storage.App) error {
+	return c.do("PUT", "/apps/"+url.PathEscape(a.ID), a, nil)
+}
+
+// DeleteApp deletes an app.
+func (c *Client) DeleteApp(id string) error {
+	return c.do("DELETE", "/apps/"+url.PathEscape(id), nil, nil)
+}
+
+// RotateSecret gives an app a new secret (generated when empty), keeping
+// the old one valid for grace, and returns the app.
+func (c *Client) RotateSecret(id, secret string, grace time.Duration) (storage.App, error) {
+	var a storage.App
+	err := c.do("POST", "/apps/"+url.PathEscape(id)+"/rotate-secret",
+		RotateRequest{Secret: secret, GraceSeconds: int64(grace / time.Second)}, &a)
+	return a, err
+}
+
+// Audit returns audit entries, newest first.
+func (c *Client) Audit(f storage.AuditFilter) ([]storage.AuditEntry, error) {
+	q := url.Values{}
+	if !f.Since.IsZero() {
+		q.Set("since", f.Since.Format(time.RFC3339))
+	}
+	if f.App != "" {
+		q.Set("app", f.App)
+	}
+	if f.Action != "" {
+		q.Set("action", f.Action)
+	}
+	if f.Limit > 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
+	}
+	var entries []storage.AuditEntry
+	return entries, c.do("GET", "/audit?"+q.Encode(), nil, &entries)
+}

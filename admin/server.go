@@ -1,0 +1,279 @@
+package admin
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/sockudo/sockudo/storage"
+)
+
+// Store is what the admin API changes. *storage.DB implements it.
+type Store interface {
+	Apps() ([]storage.App, error)
+	App(id string) (storage.App, error)
+	CreateApp(a storage.App) error
+	PutApp(a storage.App) error
+	DeleteApp(id string) error
+	Audit(f storage.AuditFilter) ([]storage.AuditEntry, error)
+	AppendAudit(entries []storage.AuditEntry) error
+}
+
+// Server serves the admin API.
+type Server struct {
+	store  Store
+	reload func() error // applies app changes to the running server
+	log    *slog.Logger
+	now    func() time.Time
+}
+
+// NewServer returns the admin API over store; reload is called after every
+// app change (server.ReloadApps).
+func NewServer(store Store, reload func() error, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{store: store, reload: reload, log: log, now: time.Now}
+}
+
+// Listen opens the unix socket at path with mode 0600, replacing a stale
+// socket file left by a crashed process.
+func Listen(path string) (net.Listener, error) {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("admin: %s is in use by another process", path)
+		}
+		_ = os.Remove(path)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("admin: listen %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("admin: chmod %s: %w", path, err)
+	}
+	return ln, nil
+}
+
+// Handler returns the admin API routes.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ping", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, map[string]bool{"ok": true}) })
+	mux.HandleFunc("GET /apps", s.listApps)
+	mux.HandleFunc("GET /apps/{id}", s.getApp)
+	mux.HandleFunc("POST /apps", s.createApp)
+	mux.HandleFunc("PUT /apps/{id}", s.putApp)
+	mux.HandleFunc("DELETE /apps/{id}", s.deleteApp)
+	mux.HandleFunc("POST /apps/{id}/rotate-secret", s.rotateSecret)
+	mux.HandleFunc("GET /audit", s.listAudit)
+	return mux
+}
+
+func (s *Server) listApps(w http.ResponseWriter, r *http.Request) {
+	apps, err := s.store.Apps()
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, apps)
+}
+
+func (s *Server) getApp(w http.ResponseWriter, r *http.Request) {
+	a, err := s.store.App(r.PathValue("id"))
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, a)
+}
+
+func (s *Server) createApp(w http.ResponseWriter, r *http.Request) {
+	var a storage.App
+	if !readJSON(w, r, &a) {
+		return
+	}
+	if err := s.store.CreateApp(a); err != nil {
+		writeErr(w, err)
+		return
+	}
+	s.changed(w, a.ID, "app_created")
+}
+
+func (s *Server) putApp(w http.ResponseWriter, r *http.Request) {
+	var a storage.App
+	if !readJSON(w, r, &a) {
+		return
+	}
+	if a.ID != r.PathValue("id") {
+		writeErr(w, fmt.Errorf("%w: id in the body differs from the path", storage.ErrInvalid))
+		return
+	}
+	if err := s.store.PutApp(a); err != nil {
+		writeErr(w, err)
+		return
+	}
+	s.changed(w, a.ID, "app_updated")
+}
+
+func (s *Server) deleteApp(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if err := s.store.DeleteApp(id); err != nil {
+		writeErr(w, err)
+		return
+	}
+	s.record(id, "app_deleted", "")
+	s.applyReload()
+	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+}
+
+// RotateRequest is the body of POST /apps/{id}/rotate-secret.
+type RotateRequest struct {
+	// Secret is the new secret; empty means generate one.
+	Secret string `json:"secret,omitempty"`
+	// GraceSeconds keeps the old secret valid this long; 0 revokes it now.
+	GraceSeconds int64 `json:"grace_seconds"`
+}
+
+func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request) {
+	var req RotateRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	a, err := s.store.App(r.PathValue("id"))
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	if req.Secret == "" {
+		if req.Secret, err = storage.NewSecret(); err != nil {
+			writeErr(w, err)
+			return
+		}
+	}
+	a = a.RotateSecret(req.Secret, time.Duration(req.GraceSeconds)*time.Second, s.now())
+	if err := s.store.PutApp(a); err != nil {
+		writeErr(w, err)
+		return
+	}
+	s.record(a.ID, "secret_rotated", "grace "+strconv.FormatInt(req.GraceSeconds, 10)+"s")
+	s.applyReload()
+	writeJSON(w, http.StatusOK, a)
+}
+
+func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := storage.AuditFilter{App: q.Get("app"), Action: q.Get("action")}
+	if v := q.Get("since"); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			writeErr(w, fmt.Errorf("%w: since must be RFC 3339", storage.ErrInvalid))
+			return
+		}
+		f.Since = t
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			writeErr(w, fmt.Errorf("%w: limit must be a non-negative integer", storage.ErrInvalid))
+			return
+		}
+		f.Limit = n
+	}
+	entries, err := s.store.Audit(f)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, entries)
+}
+
+// changed audits an app change, reloads the server and answers with the
+// stored app.
+func (s *Server) changed(w http.ResponseWriter, id, action string) {
+	s.record(id, action, "")
+	s.applyReload()
+	a, err := s.store.App(id)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, a)
+}
+
+func (s *Server) record(app, action, reason string) {
+	err := s.store.AppendAudit([]storage.AuditEntry{{Time: s.now().UTC(), App: app, Action: action, Reason: reason}})
+	if err != nil {
+		s.log.Error("admin: audit write failed", "err", err)
+	}
+}
+
+func (s *Server) applyReload() {
+	if s.reload == nil {
+		return
+	}
+	if err := s.reload(); err != nil {
+		s.log.Error("admin: reloading apps failed", "err", err)
+	}
+}
+
+// maxBody bounds an admin request body.
+const maxBody = 1 << 20
+
+func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err == nil {
+		err = json.Unmarshal(b, v)
+	}
+	if err != nil {
+		writeErr(w, fmt.Errorf("%w: bad request body: %v", storage.ErrInvalid, err))
+		return false
+	}
+	return true
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":"encoding failed"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// errorBody carries an error and its kind, so the client can map it back to
+// the storage sentinel.
+type errorBody struct {
+	Error string `json:"error"`
+	Kind  string `json:"kind,omitempty"`
+}
+
+var kinds = []struct {
+	kind   string
+	err    error
+	status int
+}{
+	{"not_found", storage.ErrNotFound, http.StatusNotFound},
+	{"exists", storage.ErrExists, http.StatusConflict},
+	{"key_in_use", storage.ErrKeyInUse, http.StatusConflict},
+	{"invalid", storage.ErrInvalid, http.StatusBadRequest},
+}
+
+func writeErr(w http.ResponseWriter, err error) {
+	for _, k := range kinds {
+		if errors.Is(err, k.err) {
+			writeJSON(w, k.status, errorBody{err.Error(), k.kind})
+			return
+		}
+	}
+	writeJSON(w, http.StatusInternalServerError, errorBody{Error: err.Error()})
+}
