@@ -96,6 +96,7 @@ func serve(ctx context.Context, environ map[string]string, stderr io.Writer) int
 	defer stop()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	srv.MarkReady()
 
 	select {
 	case err := <-served:

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sockudo/sockudo/ratelimit"
 	"github.com/sockudo/sockudo/server/protocol"
 )
 
@@ -97,8 +98,36 @@ func (s *Server) signed(h apiHandler) http.Handler {
 			writeError(w, http.StatusForbidden, "app disabled")
 			return
 		}
+		limiter, name := s.cfg.Limits.APIRead, "api_read"
+		if r.Method != http.MethodGet {
+			limiter, name = s.cfg.Limits.APIPublish, "api_publish"
+		}
+		if d := limiter.Allow(a.id); d.Limit > 0 {
+			setRateLimitHeaders(w.Header(), d)
+			if !d.Allowed {
+				s.rateLimited(name, a.id, clientIP(r, s.cfg.TrustHops))
+				writeError(w, http.StatusTooManyRequests, "rate limit exceeded for this app, retry after "+w.Header().Get("Retry-After")+"s")
+				return
+			}
+		}
 		h(w, r, a, cfg, body)
 	})
+}
+
+// setRateLimitHeaders sets the RateLimit-* headers (IETF draft) and, when
+// refused, Retry-After, in whole seconds rounded up.
+func setRateLimitHeaders(h http.Header, d ratelimit.Decision) {
+	secs := func(t time.Duration) string { return strconv.FormatInt(int64((t+time.Second-1)/time.Second), 10) }
+	h.Set("RateLimit-Limit", strconv.Itoa(d.Limit))
+	h.Set("RateLimit-Remaining", strconv.Itoa(d.Remaining))
+	h.Set("RateLimit-Reset", secs(d.Reset))
+	if !d.Allowed {
+		retry := d.RetryAfter
+		if retry < time.Second {
+			retry = time.Second
+		}
+		h.Set("Retry-After", secs(retry))
+	}
 }
 
 // statusWriter records the status of a response for metrics.

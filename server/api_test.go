@@ -160,6 +160,11 @@ func TestReadiness(t *testing.T) {
 	if get("/up") != 200 || get("/live") != 200 {
 		t.Fatal("not ready")
 	}
+	ts.ready.Store(false) // as before main calls MarkReady
+	if get("/up") != 503 || get("/live") != 200 {
+		t.Fatal("ready while starting")
+	}
+	ts.MarkReady()
 	ts.store.mu.Lock()
 	ts.store.down = true
 	ts.store.mu.Unlock()

@@ -1,6 +1,10 @@
 package server
 
-import "time"
+import (
+	"time"
+
+	"github.com/sockudo/sockudo/ratelimit"
+)
 
 // Config is the server's runtime configuration. main fills it from the
 // environment; tests build it literally. Zero values mean the documented
@@ -29,4 +33,24 @@ type Config struct {
 	// the outermost trusted proxy saw. 0 trusts no header: the peer address
 	// is the client.
 	TrustHops int
+	// Limits are the rate limiters; a nil limiter means unlimited.
+	Limits Limits
+}
+
+// Limits are the server's rate limiters (shared/spec/security.md). Each is
+// called once per request it counts; nil means unlimited.
+type Limits struct {
+	// WSConnect is keyed by client IP and counts WebSocket connection
+	// attempts. Over it the socket gets pusher:error and close 4100, so
+	// pusher-js backs off.
+	WSConnect ratelimit.Limiter
+	// AuthFailures is keyed by client IP and counts failed channel
+	// authorisations and signins. Over it further failures are answered
+	// with status 429 instead of 401 and audited.
+	AuthFailures ratelimit.Limiter
+	// Signin is keyed by app and user id and counts signin attempts.
+	Signin ratelimit.Limiter
+	// APIPublish is keyed by app id and counts HTTP API writes (events,
+	// batch_events, terminate_connections); APIRead counts GETs.
+	APIPublish, APIRead ratelimit.Limiter
 }

@@ -100,11 +100,16 @@ func serveTest(t testing.TB, s *Server, store *memStore) *testServer {
 		defer close(done)
 		_ = s.Serve(ln)
 	}()
+	s.MarkReady()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = s.Shutdown(ctx)
+		t0 := time.Now()
+		err := s.Shutdown(ctx)
 		<-done
+		if d := time.Since(t0); d > time.Second {
+			t.Logf("slow shutdown: %s (%v), %d sockets", d, err, s.conns.Load())
+		}
 	})
 	return &testServer{Server: s, addr: ln.Addr().String(), store: store}
 }
@@ -262,7 +267,8 @@ func (ts *testServer) api(t testing.TB, method, path string, query url.Values, b
 	return ts.apiSigned(t, method, path, query, body, "app-key", "app-secret", time.Now())
 }
 
-func (ts *testServer) apiSigned(t testing.TB, method, path string, query url.Values, body, key, secret string, now time.Time) (int, string) {
+// newSignedRequest builds a request signed like the Pusher SDKs do.
+func (ts *testServer) newSignedRequest(t testing.TB, method, path string, query url.Values, body, key, secret string, now time.Time) *http.Request {
 	t.Helper()
 	q := url.Values{}
 	for k, v := range query {
@@ -281,6 +287,12 @@ func (ts *testServer) apiSigned(t testing.TB, method, path string, query url.Val
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	return req
+}
+
+func (ts *testServer) apiSigned(t testing.TB, method, path string, query url.Values, body, key, secret string, now time.Time) (int, string) {
+	t.Helper()
+	req := ts.newSignedRequest(t, method, path, query, body, key, secret, now)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -296,4 +308,8 @@ func (ts *testServer) trigger(t testing.TB, channel, event, data string) {
 	if code, resp := ts.api(t, "POST", "/apps/app-id/events", nil, string(body)); code != 200 {
 		t.Fatalf("trigger: %d %s", code, resp)
 	}
+}
+
+func signedRequest(t testing.TB, ts *testServer, method, path, body string) *http.Request {
+	return ts.newSignedRequest(t, method, path, nil, body, "app-key", "app-secret", time.Now())
 }

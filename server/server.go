@@ -13,6 +13,7 @@ import (
 
 	"github.com/lxzan/gws"
 
+	"github.com/sockudo/sockudo/ratelimit"
 	"github.com/sockudo/sockudo/server/protocol"
 	"github.com/sockudo/sockudo/storage"
 )
@@ -47,6 +48,7 @@ type Server struct {
 	conns    atomic.Int64           // open sockets on this node
 	idle     chan struct{}          // signalled when conns drops to zero
 	draining atomic.Bool
+	ready    atomic.Bool // set by MarkReady once the process finished starting
 
 	warnMu   sync.Mutex
 	warnedAt map[string]time.Time // last warning per reason
@@ -88,6 +90,12 @@ func New(cfg Config, store AppStore, log *slog.Logger) (*Server, error) {
 }
 
 func (c Config) withDefaults() Config {
+	for _, l := range []*ratelimit.Limiter{&c.Limits.WSConnect, &c.Limits.AuthFailures, &c.Limits.Signin,
+		&c.Limits.APIPublish, &c.Limits.APIRead} {
+		if *l == nil {
+			*l = ratelimit.Disabled{}
+		}
+	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
 			*d = v
@@ -149,9 +157,15 @@ func (s *Server) Handler() http.Handler {
 
 var okBody = []byte(`{"ok":true}`)
 
-// serveUp is readiness: storage usable and not draining.
+// MarkReady tells the server that everything around it (webhooks, audit,
+// metrics) is running; until then /up answers 503 "starting".
+func (s *Server) MarkReady() { s.ready.Store(true) }
+
+// serveUp is readiness: started, storage usable and not draining.
 func (s *Server) serveUp(w http.ResponseWriter, r *http.Request) {
 	switch {
+	case !s.ready.Load():
+		writeError(w, http.StatusServiceUnavailable, "starting")
 	case s.draining.Load():
 		writeError(w, http.StatusServiceUnavailable, "draining")
 	case s.store.Ping() != nil:
@@ -275,6 +289,13 @@ func (s *Server) allConns() []*conn {
 		sh.mu.Unlock()
 	}
 	return out
+}
+
+// rateLimited counts and audits a rate-limit trip.
+func (s *Server) rateLimited(limiter, app, ip string) {
+	s.metrics.rateLimited.WithLabelValues(limiter).Inc()
+	s.audit.Record(AuditRecord{App: app, Action: AuditRateLimited, IP: ip, Reason: limiter})
+	s.warnLimited("ratelimit-"+limiter, "rate limit reached", "limiter", limiter, "app_id", app)
 }
 
 // slowConsumer closes a socket whose outbound queue is full (4100).

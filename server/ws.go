@@ -94,6 +94,10 @@ func (s *Server) admit(r *http.Request) (*app, *protocol.Error) {
 	if key == "" || strings.Contains(key, "/") {
 		return nil, protocol.ErrPathNotFound
 	}
+	if ip := clientIP(r, s.cfg.TrustHops); !s.cfg.Limits.WSConnect.Allow(ip).Allowed {
+		s.rateLimited("ws_connect", "", ip)
+		return nil, protocol.ErrRateLimited
+	}
 	a := s.apps.byKey(key)
 	if a == nil {
 		return nil, &protocol.Error{Code: protocol.CodeAppNotFound, Message: "App key " + truncate(key, 64) + " does not exist"}
@@ -342,6 +346,10 @@ func (s *Server) checkChannelAuth(c *conn, cfg *appConfig, token, toSign string)
 	}
 	s.metrics.authFailures.WithLabelValues(reason).Inc()
 	s.audit.Record(AuditRecord{App: c.app.id, Action: AuditAuthDenied, IP: c.ip, Channel: channelOf(toSign), Reason: reason})
+	if !s.cfg.Limits.AuthFailures.Allow(c.ip).Allowed {
+		s.rateLimited("auth_failures", c.app.id, c.ip)
+		return &protocol.SubscriptionError{Status: 429, Message: "Too many failed authorisations, retry later"}
+	}
 	s.warnLimited("auth", "channel auth refused", "app_id", c.app.id, "reason", err.Error())
 	return &protocol.SubscriptionError{Status: 401, Message: msg}
 }
@@ -376,6 +384,9 @@ func (s *Server) handleSignin(c *conn, in protocol.Inbound) {
 	fail := func(msg string) {
 		s.metrics.authFailures.WithLabelValues("signin").Inc()
 		s.audit.Record(AuditRecord{App: c.app.id, Action: AuditSigninDenied, IP: c.ip, Reason: msg})
+		if !s.cfg.Limits.AuthFailures.Allow(c.ip).Allowed {
+			s.rateLimited("auth_failures", c.app.id, c.ip)
+		}
 		s.warnLimited("signin", "signin refused", "app_id", c.app.id, "reason", msg)
 		c.close(&protocol.Error{Code: protocol.CodeUnauthorized, Message: msg}, false)
 	}
@@ -395,6 +406,12 @@ func (s *Server) handleSignin(c *conn, in protocol.Inbound) {
 	u, err := protocol.ParseUserData(si.UserData)
 	if err != nil {
 		fail("Invalid user_data: " + err.Error())
+		return
+	}
+	if !s.cfg.Limits.Signin.Allow(c.app.id + "\x00" + u.ID).Allowed {
+		s.rateLimited("signin", c.app.id, c.ip)
+		// 4100: pusher-js backs off and retries, which a later signin may pass.
+		c.close(&protocol.Error{Code: protocol.CodeOverCapacity, Message: "Too many signin attempts for this user, retry later"}, false)
 		return
 	}
 	truncated := false
@@ -457,6 +474,7 @@ func (s *Server) handleClientEvent(c *conn, in protocol.Inbound) {
 		c.limiter = rate.NewLimiter(rate.Limit(n), n)
 	}
 	if !c.limiter.Allow() {
+		s.metrics.rateLimited.WithLabelValues("client_events").Inc()
 		c.sendError(protocol.CodeClientEventRateLimit, protocol.ErrClientEventRate.Message, "")
 		return
 	}

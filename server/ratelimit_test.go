@@ -1,0 +1,71 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sockudo/sockudo/ratelimit"
+)
+
+func limiter(n int) ratelimit.Limiter {
+	return ratelimit.NewMemory(ratelimit.MemoryConfig{Limit: n, Window: time.Minute})
+}
+
+func TestWSConnectLimitPerIP(t *testing.T) {
+	ts := newTestServer(t, Config{Limits: Limits{WSConnect: limiter(2)}})
+	ts.dial(t)
+	ts.dial(t)
+	c := ts.dialRaw(t, "", nil)
+	f := c.expect("pusher:error")
+	if !strings.Contains(f.raw, `"code":4100`) {
+		t.Fatalf("refusal %s", f.raw)
+	}
+	if code := c.expectClose(); code != 4100 {
+		t.Fatalf("close %d, want 4100", code)
+	}
+}
+
+func TestAuthFailureLimit(t *testing.T) {
+	ts := newTestServer(t, Config{Limits: Limits{AuthFailures: limiter(2)}})
+	c := ts.dial(t)
+	statuses := []int{}
+	for i := 0; i < 4; i++ {
+		c.subscribeAuth("private-x"+string(rune('a'+i)), "", "wrong")
+		f := c.expect("pusher:subscription_error")
+		var d struct{ Status int }
+		_ = json.Unmarshal(f.Data, &d)
+		statuses = append(statuses, d.Status)
+	}
+	if statuses[0] != 401 || statuses[1] != 401 || statuses[2] != 429 || statuses[3] != 429 {
+		t.Fatalf("statuses %v, want 401 401 429 429", statuses)
+	}
+	c.subscribe("public-still-works")
+}
+
+func TestAPILimitHeaders(t *testing.T) {
+	ts := newTestServer(t, Config{Limits: Limits{APIPublish: limiter(2), APIRead: limiter(100)}})
+	body := `{"name":"e","channel":"c","data":"x"}`
+	for i := 0; i < 2; i++ {
+		if code, b := ts.api(t, "POST", "/apps/app-id/events", nil, body); code != 200 {
+			t.Fatalf("publish %d: %d %s", i, code, b)
+		}
+	}
+	// Reads have their own budget.
+	if code, _ := ts.api(t, "GET", "/apps/app-id/channels", nil, ""); code != 200 {
+		t.Fatal("read refused by the publish budget")
+	}
+	req := signedRequest(t, ts, "POST", "/apps/app-id/events", body)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	h := resp.Header
+	if resp.StatusCode != 429 || h.Get("Retry-After") == "" || h.Get("RateLimit-Limit") != "2" ||
+		h.Get("RateLimit-Remaining") != "0" || h.Get("RateLimit-Reset") == "" || h.Get("Content-Type") != "application/json" {
+		t.Fatalf("over the limit: %d %v", resp.StatusCode, h)
+	}
+}
