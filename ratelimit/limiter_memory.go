@@ -42,17 +42,19 @@ type MemoryConfig struct {
 	// makes limits more lenient.
 	IdleTTL time.Duration
 
-	// MaxKeys bounds the number of keys kept. Zero means DefaultMaxKeys. It is
-	// rounded up to a multiple of 64 (the shard count); see the package
-	// Caveats for what happens when it is reached.
+	// MaxKeys bounds the number of keys kept. Zero means DefaultMaxKeys. Each
+	// of the 64 shards holds at most MaxKeys/64 (rounded up), so at most
+	// MaxKeys+63 keys are kept, and a full shard may start evicting a little
+	// before the total reaches MaxKeys. See the package Caveats for what eviction
+	// means; each key costs about 160 bytes plus its own length.
 	MaxKeys int
 
 	// Now is the clock. nil means time.Now.
 	Now func() time.Time
 }
 
-// Validate reports every problem with c. main calls it while validating its
-// config; NewMemory panics on a config that fails it.
+// Validate reports every problem with c, for main's config validation to
+// include. NewMemory panics on a config that fails it.
 func (c MemoryConfig) Validate() error {
 	var errs []error
 	if c.Limit > 0 && c.Window <= 0 {
@@ -89,7 +91,7 @@ type Quota struct {
 type Memory struct {
 	// Fixed at construction, read without locks.
 	limit   int
-	every   rate.Limit // tokens per second
+	perSec  rate.Limit // refill rate, tokens per second
 	burst   int
 	window  time.Duration
 	idleTTL time.Duration
@@ -119,9 +121,9 @@ type memShard struct {
 type memEntry struct {
 	key string
 	lim *rate.Limiter
-	// every and burst are what lim was built for, so AllowQuota notices an
+	// perSec and burst are what lim was built for, so AllowQuota notices an
 	// override that changed since.
-	every      rate.Limit
+	perSec     rate.Limit
 	burst      int
 	lastUsed   int64 // Unix nanoseconds of the last Allow
 	prev, next *memEntry
@@ -149,14 +151,14 @@ func NewMemory(cfg MemoryConfig) *Memory {
 		m.burst = m.limit
 	}
 	if m.limit > 0 {
-		m.every = perSecond(m.limit, m.window)
+		m.perSec = perSecond(m.limit, m.window)
 	}
 
 	m.idleTTL = cfg.IdleTTL
 	if m.idleTTL == 0 {
 		m.idleTTL = max(2*m.window, MinIdleTTL)
 		if m.limit > 0 {
-			m.idleTTL = max(m.idleTTL, tokenDuration(float64(m.burst), m.every))
+			m.idleTTL = max(m.idleTTL, tokenDuration(float64(m.burst), m.perSec))
 		}
 	}
 
@@ -184,7 +186,7 @@ func (m *Memory) Allow(key string) Decision {
 	if m.limit <= 0 {
 		return Decision{Allowed: true}
 	}
-	return m.allow(key, m.limit, m.every, m.burst)
+	return m.allow(key, m.limit, m.perSec, m.burst)
 }
 
 // AllowQuota is Allow with q instead of the configured limit, for per-app
@@ -211,23 +213,25 @@ func (m *Memory) AllowQuota(key string, q Quota) Decision {
 	return m.allow(key, q.Limit, perSecond(q.Limit, window), burst)
 }
 
-func (m *Memory) allow(key string, limit int, every rate.Limit, burst int) Decision {
+func (m *Memory) allow(key string, limit int, perSec rate.Limit, burst int) Decision {
 	now := m.now()
 	s := &m.shards[shardIndex(m.seed, key)]
 
 	s.mu.Lock()
 	e := s.m[key]
-	if e == nil {
-		e = m.insertLocked(s, key, every, burst)
-	} else {
+	switch {
+	case e == nil:
+		e = m.insertLocked(s, key, perSec, burst)
+		s.pushFrontLocked(e)
+	case s.lru.next != e:
 		s.unlinkLocked(e)
-		if e.every != every || e.burst != burst {
-			e.lim.SetLimitAt(now, every)
-			e.lim.SetBurstAt(now, burst)
-			e.every, e.burst = every, burst
-		}
+		s.pushFrontLocked(e)
 	}
-	s.pushFrontLocked(e)
+	if e.perSec != perSec || e.burst != burst {
+		e.lim.SetLimitAt(now, perSec)
+		e.lim.SetBurstAt(now, burst)
+		e.perSec, e.burst = perSec, burst
+	}
 	e.lastUsed = now.UnixNano()
 
 	// AllowN and TokensAt run under the shard lock so that the Remaining we
@@ -240,11 +244,11 @@ func (m *Memory) allow(key string, limit int, every rate.Limit, burst int) Decis
 	if tokens >= 1 {
 		d.Remaining = int(tokens)
 	}
-	d.Reset = tokenDuration(float64(burst)-tokens, every)
+	d.Reset = tokenDuration(float64(burst)-tokens, perSec)
 	if !ok {
 		// Computed from the tokens rather than with ReserveN, which would
 		// allocate a Reservation and have to be cancelled.
-		d.RetryAfter = tokenDuration(1-tokens, every)
+		d.RetryAfter = tokenDuration(1-tokens, perSec)
 	}
 	return d
 }
@@ -252,7 +256,7 @@ func (m *Memory) allow(key string, limit int, every rate.Limit, burst int) Decis
 // insertLocked adds a full bucket for key, first evicting the shard's least
 // recently used entry if the shard is at its share of MaxKeys. The entry is
 // not linked into the LRU list yet. s.mu must be held.
-func (m *Memory) insertLocked(s *memShard, key string, every rate.Limit, burst int) *memEntry {
+func (m *Memory) insertLocked(s *memShard, key string, perSec rate.Limit, burst int) *memEntry {
 	if len(s.m) >= m.perShd {
 		if old := s.lru.prev; old != &s.lru {
 			s.unlinkLocked(old)
@@ -261,7 +265,7 @@ func (m *Memory) insertLocked(s *memShard, key string, every rate.Limit, burst i
 			m.evicted.Add(1)
 		}
 	}
-	e := &memEntry{key: key, lim: rate.NewLimiter(every, burst), every: every, burst: burst}
+	e := &memEntry{key: key, lim: rate.NewLimiter(perSec, burst), perSec: perSec, burst: burst}
 	s.m[key] = e
 	m.keys.Add(1)
 	return e

@@ -245,7 +245,7 @@ func (w *Window) Flush() error {
 
 // Run flushes every FlushInterval until ctx is done or Close is called, then
 // flushes once more. Errors go to OnError. It blocks; start it on the
-// caller's tracked goroutine. It returns at once after Close.
+// caller's tracked goroutine. Called after Close, it only flushes once.
 func (w *Window) Run(ctx context.Context) {
 	interval := w.FlushInterval
 	if interval <= 0 {

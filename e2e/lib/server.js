@@ -189,6 +189,10 @@ async function startServer(opts = {}) {
     HOST: '127.0.0.1',
     SOCKUDO_DB_PATH: dbPath,
     LOG_LEVEL: 'debug',
+    // Suites open many sockets from 127.0.0.1 and run several servers at
+    // once: limits and the metrics port are turned on by the tests of them.
+    RATE_LIMITER_ENABLED: 'false',
+    METRICS_ENABLED: 'false',
     SOCKUDO_DEFAULT_APP_ID: DEFAULT_APP.id,
     SOCKUDO_DEFAULT_APP_KEY: DEFAULT_APP.key,
     SOCKUDO_DEFAULT_APP_SECRET: DEFAULT_APP.secret,
