@@ -33,12 +33,16 @@ Commands:
   apps create [flags]        create an app and print its secret once
   apps update <id> [flags]   change only the settings given as flags
   apps delete <id>           delete an app
+  apps rotate-secret <id>    new secret; the old one stays valid for --grace
+  audit list                 print the audit log, newest first
   version                    print the version
   help                       print this help
 
-Settings come from environment variables (see README.md). The apps commands
-edit the database at SOCKUDO_DB_PATH (default ./sockudo.db) and need the
-server stopped: only one process can open the database at a time.
+Settings come from environment variables (see README.md). The apps and audit
+commands work on a running server through its admin socket (next to the
+database, SOCKUDO_DB_PATH + ".sock") and changes apply at once; with no
+server running they edit the database at SOCKUDO_DB_PATH (default
+./sockudo.db) directly.
 Run 'sockudo apps <command> -h' for the flags of an apps command.
 `
 
@@ -50,6 +54,7 @@ Commands:
   create [flags]             create an app and print its secret once
   update <id> [flags]        change only the settings given as flags
   delete <id>                delete an app
+  rotate-secret <id>         new secret; the old one stays valid for --grace
 
 Run 'sockudo apps <command> -h' for the flags of a command.
 `
@@ -78,6 +83,8 @@ func run(ctx context.Context, args []string, environ map[string]string, stdout, 
 		return serve(ctx, environ, stderr)
 	case "apps":
 		return appsCmd(args, environ, stdout, stderr)
+	case "audit":
+		return auditCmd(args, environ, &appsCLI{environ: environ, stdout: stdout, stderr: stderr, cmd: "sockudo audit list"})
 	case "version", "--version":
 		fmt.Fprintf(stdout, "sockudo %s (%s)\n", version, runtime.Version())
 		return 0
@@ -149,6 +156,8 @@ func appsCmd(args []string, environ map[string]string, stdout, stderr io.Writer)
 		return c.update(args)
 	case "delete":
 		return c.delete(args)
+	case "rotate-secret":
+		return c.rotateSecret(args)
 	default:
 		if isHelp(cmd) {
 			fmt.Fprint(stdout, appsUsage)
@@ -267,7 +276,7 @@ func (c *appsCLI) list(args []string) int {
 	if _, code, done := c.parse(fs, args, 0); done {
 		return code
 	}
-	db, code := c.open(true)
+	db, code := c.openStore(true)
 	if db == nil {
 		return code
 	}
@@ -278,7 +287,7 @@ func (c *appsCLI) list(args []string) int {
 	}
 	if *asJSON {
 		for i := range apps {
-			apps[i].Secret = hiddenSecret
+			hideSecrets(&apps[i])
 		}
 		return c.printJSON(apps)
 	}
@@ -313,7 +322,7 @@ func (c *appsCLI) show(args []string) int {
 	if done {
 		return code
 	}
-	db, code := c.open(true)
+	db, code := c.openStore(true)
 	if db == nil {
 		return code
 	}
@@ -325,7 +334,7 @@ func (c *appsCLI) show(args []string) int {
 	if err != nil {
 		return c.failf("%v", err)
 	}
-	a.Secret = hiddenSecret
+	hideSecrets(&a)
 	return c.printJSON(a)
 }
 
@@ -349,7 +358,7 @@ func (c *appsCLI) create(args []string) int {
 		return c.usagef("%s", msg)
 	}
 
-	db, code := c.open(false)
+	db, code := c.openStore(false)
 	if db == nil {
 		return code
 	}
@@ -396,7 +405,7 @@ func (c *appsCLI) update(args []string) int {
 	}
 	id := pos[0]
 
-	db, code := c.open(true)
+	db, code := c.openStore(true)
 	if db == nil {
 		return code
 	}
@@ -426,7 +435,7 @@ func (c *appsCLI) update(args []string) int {
 	if err != nil {
 		return c.failf("%v", err)
 	}
-	stored.Secret = hiddenSecret
+	hideSecrets(&stored)
 	return c.printJSON(stored)
 }
 
@@ -437,7 +446,7 @@ func (c *appsCLI) delete(args []string) int {
 		return code
 	}
 	id := pos[0]
-	db, code := c.open(true)
+	db, code := c.openStore(true)
 	if db == nil {
 		return code
 	}

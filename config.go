@@ -44,6 +44,14 @@ type Config struct {
 	Storage storageConfig
 	// DefaultAppEnv is the app upserted at every start (see DefaultApp).
 	DefaultAppEnv defaultAppConfig
+	// RateLimit configures the rate limiters (config_security.go).
+	RateLimit rateLimitConfig
+	// TLS serves wss/https directly.
+	TLS tlsConfig
+	// Metrics is the Prometheus listener.
+	Metrics metricsConfig
+	// Admin is the local control socket.
+	Admin adminConfig
 }
 
 // listenConfig is where the server listens and how it stops.
@@ -198,7 +206,7 @@ func sortByVar(problems []error) {
 // sections returns pointers to c's parts, parsed one at a time so that a
 // parse error's Go field name (all env reports) maps back to one variable.
 func (c *Config) sections() []any {
-	return []any{&c.Listen, &c.Socket, &c.Log, &c.Storage, &c.DefaultAppEnv}
+	return []any{&c.Listen, &c.Socket, &c.Log, &c.Storage, &c.DefaultAppEnv, &c.RateLimit, &c.TLS, &c.Metrics, &c.Admin}
 }
 
 // envVars lists every variable Config reads, in declaration order.
@@ -366,6 +374,7 @@ func (c Config) problems() []error {
 	for _, l := range limits {
 		atLeast(l.name, l.v, 0)
 	}
+	c.securityProblems(bad)
 	return ps
 }
 
@@ -448,6 +457,7 @@ func (c Config) ServerConfig() server.Config {
 		MaxPendingBytes: c.Socket.MaxPendingBytes,
 		WriteTimeout:    writeTimeout,
 		DebugAuthErrors: c.Socket.DebugAuthErrors,
+		TrustHops:       c.RateLimit.TrustHops,
 	}
 }
 

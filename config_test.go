@@ -39,6 +39,11 @@ func defaultConfig() Config {
 			MaxEventBatchSize:            10,
 			CacheTTLSeconds:              1800,
 		},
+		RateLimit: rateLimitConfig{Enabled: true, WSMaxRequests: 120, WSWindow: time.Minute,
+			APIMaxRequests: 6000, APIReadMaxRequests: 6000, APIWindow: time.Minute,
+			AuthMaxFailures: 30, AuthWindow: time.Minute, SigninMaxAttempts: 60, SigninWindow: time.Minute},
+		Metrics: metricsConfig{Enabled: true, Host: "127.0.0.1", Port: 9601},
+		Admin:   adminConfig{Enabled: true},
 	}
 }
 
@@ -376,5 +381,53 @@ func TestConfigTableMatchesStruct(t *testing.T) {
 		if _, ok := defaults[v]; !ok {
 			t.Errorf("%s is in the README table but not read by Config", v)
 		}
+	}
+}
+
+func TestSecurityConfigProblems(t *testing.T) {
+	tcs := []struct {
+		name string
+		env  map[string]string
+		want []string // variables named in the error
+	}{
+		{"tls without files", map[string]string{"SSL_ENABLED": "true"}, []string{"SSL_CERT_PATH", "SSL_KEY_PATH"}},
+		{"negative limit and zero window", map[string]string{"RATE_LIMITER_WS_MAX_REQUESTS": "-1", "RATE_LIMITER_API_WINDOW_SECONDS": "0"},
+			[]string{"RATE_LIMITER_WS_MAX_REQUESTS", "RATE_LIMITER_API_WINDOW_SECONDS"}},
+		{"metrics on the public port", map[string]string{"METRICS_PORT": "6001"}, []string{"METRICS_PORT"}},
+		{"metrics port ignored when disabled", map[string]string{"METRICS_ENABLED": "false", "METRICS_PORT": "6001"}, nil},
+	}
+	for _, tc := range tcs {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := loadConfig(tc.env)
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			for _, v := range tc.want {
+				if !strings.Contains(err.Error(), v+":") {
+					t.Errorf("error does not name %s: %v", v, err)
+				}
+			}
+		})
+	}
+}
+
+func TestBuildLimiters(t *testing.T) {
+	c, err := loadConfig(map[string]string{"RATE_LIMITER_WS_MAX_REQUESTS": "0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := c.buildLimiters()
+	if l.WSConnect != nil || l.APIPublish == nil || l.AuthFailures == nil || len(l.memory) != 4 {
+		t.Fatalf("limiters %+v", l)
+	}
+	c.RateLimit.Enabled = false
+	if l := c.buildLimiters(); l.APIPublish != nil || len(l.memory) != 0 {
+		t.Fatal("RATE_LIMITER_ENABLED=false left a limiter on")
 	}
 }

@@ -9,13 +9,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -80,17 +80,56 @@ func serve(ctx context.Context, environ map[string]string, stderr io.Writer) int
 		return 1
 	}
 
-	srv, err := server.New(cfg.ServerConfig(), db, log)
+	// Background loops (limiter sweeps, the audit writer) run until bg ends,
+	// after the server has drained and before storage closes.
+	bgCtx, stopBg := context.WithCancel(context.Background())
+	var bg sync.WaitGroup
+	defer func() { stopBg(); bg.Wait() }()
+
+	lims := cfg.buildLimiters()
+	for _, m := range lims.memory {
+		bg.Add(1)
+		go func() { defer bg.Done(); m.Run(bgCtx) }()
+	}
+	sc := cfg.ServerConfig()
+	sc.Limits = lims.Limits
+	srv, err := server.New(sc, db, log)
 	if err != nil {
 		log.Error("invalid server configuration", "err", err)
 		return 1
 	}
-	ln, err := net.Listen("tcp", cfg.Addr())
+	audit := storage.NewAuditWriter(db, 0, func(err error) { log.Error("writing the audit log", "err", err) })
+	bg.Add(1)
+	go func() { defer bg.Done(); audit.Run(bgCtx) }()
+	srv.SetAuditLog(auditLog{audit})
+	srv.HandleSigned("GET /apps/{app_id}/audit", serveAudit(db))
+
+	ln, err := listen(cfg, log)
 	if err != nil {
 		log.Error("cannot listen", "addr", cfg.Addr(), "err", err)
 		return 1
 	}
 	log.Info("listening", "addr", ln.Addr().String())
+	metrics, err := startMetrics(cfg, srv, log)
+	if err != nil {
+		log.Error("cannot serve metrics", "err", err)
+		ln.Close()
+		return 1
+	}
+	adminSrv, err := startAdmin(cfg, db, srv, log)
+	if err != nil {
+		log.Error("cannot serve the admin socket", "err", err)
+		ln.Close()
+		metrics.stop(context.Background())
+		return 1
+	}
+	// Stop the side listeners after the server drained, before storage closes.
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		adminSrv.stop(sctx)
+		metrics.stop(sctx)
+	}()
 
 	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -150,6 +189,11 @@ func shutdown(srv *server.Server, grace time.Duration, log *slog.Logger) {
 // (changes made with "sockudo apps update" are overwritten); its CreatedAt is
 // kept. It never logs the secret.
 func ensureDefaultApp(db *storage.DB, app storage.App, log *slog.Logger) error {
+	// A secret rotated with "sockudo apps rotate-secret" and then put in
+	// SOCKUDO_DEFAULT_APP_SECRET keeps its previous secret's grace period.
+	if stored, err := db.App(app.ID); err == nil && stored.Secret == app.Secret {
+		app.PreviousSecret, app.PreviousSecretExpiresAt = stored.PreviousSecret, stored.PreviousSecretExpiresAt
+	}
 	if err := db.PutApp(app); err != nil {
 		if errors.Is(err, storage.ErrKeyInUse) {
 			return fmt.Errorf("SOCKUDO_DEFAULT_APP_KEY is the key of another stored app: %w", err)

@@ -67,8 +67,10 @@ class SockudoServer {
     this.dbPath = dbPath;
     this.port = port;
     this.host = '127.0.0.1';
-    this.httpUrl = `http://127.0.0.1:${port}`;
-    this.wsUrl = `ws://127.0.0.1:${port}`;
+    // With SSL_ENABLED the same port serves https and wss.
+    const secure = env.SSL_ENABLED === 'true';
+    this.httpUrl = `${secure ? 'https' : 'http'}://127.0.0.1:${port}`;
+    this.wsUrl = `${secure ? 'wss' : 'ws'}://127.0.0.1:${port}`;
     this.app = {
       id: env.SOCKUDO_DEFAULT_APP_ID || DEFAULT_APP.id,
       key: env.SOCKUDO_DEFAULT_APP_KEY || DEFAULT_APP.key,

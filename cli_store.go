@@ -1,0 +1,219 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sockudo/sockudo/admin"
+	"github.com/sockudo/sockudo/storage"
+)
+
+// appStore is where the apps and audit commands read and change things:
+// the running server's admin socket, or the database file when no server
+// runs (bbolt lets one process open it).
+type appStore interface {
+	Apps() ([]storage.App, error)
+	App(id string) (storage.App, error)
+	CreateApp(a storage.App) error
+	PutApp(a storage.App) error
+	DeleteApp(id string) error
+	RotateSecret(id, secret string, grace time.Duration) (storage.App, error)
+	Audit(f storage.AuditFilter) ([]storage.AuditEntry, error)
+	Close() error
+}
+
+var _ appStore = (*admin.Client)(nil)
+
+// dbStore changes the database directly and audits each change, as the
+// admin API does for a running server.
+type dbStore struct{ *storage.DB }
+
+func (d dbStore) audit(app, action, reason string) error {
+	return d.AppendAudit([]storage.AuditEntry{{Time: time.Now().UTC(), App: app, Action: action, Reason: reason}})
+}
+
+func (d dbStore) CreateApp(a storage.App) error {
+	if err := d.DB.CreateApp(a); err != nil {
+		return err
+	}
+	return d.audit(a.ID, "app_created", "cli")
+}
+
+func (d dbStore) PutApp(a storage.App) error {
+	if err := d.DB.PutApp(a); err != nil {
+		return err
+	}
+	return d.audit(a.ID, "app_updated", "cli")
+}
+
+func (d dbStore) DeleteApp(id string) error {
+	if err := d.DB.DeleteApp(id); err != nil {
+		return err
+	}
+	return d.audit(id, "app_deleted", "cli")
+}
+
+func (d dbStore) RotateSecret(id, secret string, grace time.Duration) (storage.App, error) {
+	a, err := d.DB.App(id)
+	if err != nil {
+		return storage.App{}, err
+	}
+	if secret == "" {
+		if secret, err = storage.NewSecret(); err != nil {
+			return storage.App{}, err
+		}
+	}
+	a = a.RotateSecret(secret, grace, time.Now())
+	if err := d.DB.PutApp(a); err != nil {
+		return storage.App{}, err
+	}
+	return a, d.audit(id, "secret_rotated", "grace "+strconv.FormatInt(int64(grace/time.Second), 10)+"s")
+}
+
+// openStore reaches the running server through its admin socket when one
+// answers, else opens the database (see open).
+func (c *appsCLI) openStore(mustExist bool) (appStore, int) {
+	var ac adminConfig
+	var sc storageConfig
+	if ps := append(parseSection(&ac, c.environ), parseSection(&sc, c.environ)...); len(ps) > 0 {
+		return nil, c.failf("%v", errors.Join(ps...))
+	}
+	if ac.Enabled {
+		path := Config{Admin: ac, Storage: sc}.adminSocket()
+		if _, err := os.Stat(path); err == nil {
+			if cl, err := admin.Dial(path); err == nil {
+				return cl, 0
+			}
+			// A stale socket of a crashed server: fall back to the file.
+		}
+	}
+	db, code := c.open(mustExist)
+	if db == nil {
+		return nil, code
+	}
+	return dbStore{db}, 0
+}
+
+// hideSecrets blanks the secrets of an app about to be printed.
+func hideSecrets(a *storage.App) {
+	a.Secret = hiddenSecret
+	if a.PreviousSecret != "" {
+		a.PreviousSecret = hiddenSecret
+	}
+}
+
+func (c *appsCLI) rotateSecret(args []string) int {
+	fs := c.flagSet("<id> [--grace 24h] [--secret S]", "Give the app a new secret and print the app with it, once. The old secret keeps\n"+
+		"working for --grace (REST signatures, channel auth, signin), so clients and\n"+
+		"backends can switch without downtime; webhooks are signed with the new one.\n"+
+		"Applies at once to a running server.")
+	grace := fs.Duration("grace", 24*time.Hour, "how long the old secret stays valid; 0 revokes it now")
+	secret := fs.String("secret", "", "the new secret; default: 40 random hex digits")
+	_ = fs.Bool("json", true, "print JSON (the only format)")
+	pos, code, done := c.parse(fs, args, 1)
+	if done {
+		return code
+	}
+	if *grace < 0 {
+		return c.usagef("--grace must not be negative")
+	}
+	if *secret != "" {
+		if msg := secretProblem(*secret); msg != "" {
+			return c.usagef("--secret %s", msg)
+		}
+	}
+	st, code := c.openStore(true)
+	if st == nil {
+		return code
+	}
+	defer st.Close()
+	a, err := st.RotateSecret(pos[0], *secret, *grace)
+	if errors.Is(err, storage.ErrNotFound) {
+		return c.failf("no app with id %q", pos[0])
+	}
+	if err != nil {
+		return c.failf("%v", err)
+	}
+	if a.PreviousSecret != "" {
+		a.PreviousSecret = hiddenSecret
+	}
+	if code := c.printJSON(a); code != 0 {
+		return code
+	}
+	fmt.Fprintf(c.stderr, "Rotated the secret of app %s. Save it now: sockudo will not show it again.\n", a.ID)
+	c.noteDefaultApp(a.ID)
+	return 0
+}
+
+const auditUsage = `Usage: sockudo audit list [--since 1h|2026-01-02T15:04:05Z] [--app id] [--action name] [--limit n] [--json]
+
+Print the audit log, newest first: denied channel auth and signins, refused
+origins, rate-limit trips, API signature failures, app and secret changes.
+Works against a running server (through its admin socket) or a stopped one.
+`
+
+// auditCmd runs "sockudo audit <command>".
+func auditCmd(args []string, environ map[string]string, c *appsCLI) int {
+	if len(args) == 0 || args[0] != "list" {
+		if len(args) > 0 && isHelp(args[0]) {
+			fmt.Fprint(c.stdout, auditUsage)
+			return 0
+		}
+		fmt.Fprint(c.stderr, auditUsage)
+		return 2
+	}
+	fs := flag.NewFlagSet("sockudo audit list", flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), auditUsage) }
+	since := fs.String("since", "", "only entries this recent: a duration (1h) or an RFC 3339 time")
+	app := fs.String("app", "", "only this app")
+	action := fs.String("action", "", "only this action (auth_denied, rate_limited, secret_rotated, ...)")
+	limit := fs.Int("limit", 100, "at most this many entries")
+	asJSON := fs.Bool("json", false, "print a JSON array")
+	if _, code, done := c.parse(fs, args[1:], 0); done {
+		return code
+	}
+	f := storage.AuditFilter{App: *app, Action: *action, Limit: *limit}
+	if *since != "" {
+		if d, err := time.ParseDuration(*since); err == nil {
+			f.Since = time.Now().Add(-d)
+		} else if t, err := time.Parse(time.RFC3339, *since); err == nil {
+			f.Since = t
+		} else {
+			return c.usagef("--since must be a duration (1h) or an RFC 3339 time, got %q", *since)
+		}
+	}
+	st, code := c.openStore(true)
+	if st == nil {
+		return code
+	}
+	defer st.Close()
+	entries, err := st.Audit(f)
+	if err != nil {
+		return c.failf("%v", err)
+	}
+	if *asJSON {
+		return c.printJSON(entries)
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tAPP\tACTION\tIP\tCHANNEL\tREASON")
+	for _, e := range entries {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339), dash(e.App), e.Action, dash(e.IP), dash(e.Channel), dash(e.Reason))
+	}
+	if err := tw.Flush(); err != nil {
+		return c.failf("%v", err)
+	}
+	return 0
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

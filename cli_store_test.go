@@ -1,0 +1,57 @@
+package main
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sockudo/sockudo/storage"
+)
+
+func TestRotateSecretAndAuditWithoutServer(t *testing.T) {
+	env := testEnv(t)
+	if r := runCLI(t, env, "apps", "create", "--id", "a1", "--key", "k1", "--secret", "first-secret"); r.code != 0 {
+		t.Fatalf("create: %d %s", r.code, r.stderr)
+	}
+	r := runCLI(t, env, "apps", "rotate-secret", "a1", "--grace", "1h")
+	if r.code != 0 {
+		t.Fatalf("rotate: %d %s", r.code, r.stderr)
+	}
+	a := decodeApp(t, r.stdout)
+	if a.Secret == "first-secret" || len(a.Secret) != 40 || a.PreviousSecret != hiddenSecret ||
+		time.Until(a.PreviousSecretExpiresAt) < 59*time.Minute {
+		t.Fatalf("rotated app %+v", a)
+	}
+	if strings.Contains(r.stdout+r.stderr, "first-secret") {
+		t.Fatal("the old secret was printed")
+	}
+	// show hides both secrets.
+	if r := runCLI(t, env, "apps", "show", "a1"); strings.Contains(r.stdout, a.Secret) {
+		t.Fatalf("show prints the secret: %s", r.stdout)
+	}
+	if r := runCLI(t, env, "apps", "rotate-secret", "nope"); r.code != 1 {
+		t.Fatalf("unknown app: %d", r.code)
+	}
+	if r := runCLI(t, env, "apps", "rotate-secret", "a1", "--grace", "-1h"); r.code != 2 {
+		t.Fatalf("negative grace: %d", r.code)
+	}
+
+	r = runCLI(t, env, "audit", "list", "--app", "a1", "--json")
+	if r.code != 0 {
+		t.Fatalf("audit: %d %s", r.code, r.stderr)
+	}
+	var entries []storage.AuditEntry
+	if err := json.Unmarshal([]byte(r.stdout), &entries); err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 2 || entries[0].Action != "secret_rotated" || entries[1].Action != "app_created" {
+		t.Fatalf("audit entries %+v", entries)
+	}
+	if r := runCLI(t, env, "audit", "list", "--since", "1h"); r.code != 0 || !strings.Contains(r.stdout, "secret_rotated") {
+		t.Fatalf("audit table: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if r := runCLI(t, env, "audit", "list", "--since", "yesterday"); r.code != 2 {
+		t.Fatalf("bad --since: %d", r.code)
+	}
+}

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"time"
+
+	"github.com/sockudo/sockudo/ratelimit"
+	"github.com/sockudo/sockudo/server"
+)
+
+// rateLimitConfig is the rate limiters (Sockudo's names where it has them).
+// A max of 0 disables that limiter.
+type rateLimitConfig struct {
+	// Enabled false turns every limiter off.
+	Enabled bool `env:"RATE_LIMITER_ENABLED" envDefault:"true"`
+	// WSMaxRequests connection attempts per client IP per WSWindow; over
+	// it a socket gets close 4100.
+	WSMaxRequests int           `env:"RATE_LIMITER_WS_MAX_REQUESTS" envDefault:"120"`
+	WSWindow      time.Duration `env:"RATE_LIMITER_WS_WINDOW_SECONDS" envDefault:"60"`
+	// TrustHops is how many proxies append to X-Forwarded-For; the client
+	// IP for limits and audit is read that many entries from the right.
+	TrustHops int `env:"RATE_LIMITER_WS_TRUST_HOPS" envDefault:"0"`
+	// APIMaxRequests HTTP API writes (events, batch_events, terminate) per
+	// app per APIWindow; APIReadMaxRequests GETs per app per APIWindow.
+	APIMaxRequests     int           `env:"RATE_LIMITER_API_MAX_REQUESTS" envDefault:"6000"`
+	APIReadMaxRequests int           `env:"RATE_LIMITER_API_READ_MAX_REQUESTS" envDefault:"6000"`
+	APIWindow          time.Duration `env:"RATE_LIMITER_API_WINDOW_SECONDS" envDefault:"60"`
+	// AuthMaxFailures failed channel auths and signins per client IP per
+	// AuthWindow; beyond it further failures are answered with 429.
+	AuthMaxFailures int           `env:"RATE_LIMITER_AUTH_MAX_FAILURES" envDefault:"30"`
+	AuthWindow      time.Duration `env:"RATE_LIMITER_AUTH_WINDOW_SECONDS" envDefault:"60"`
+	// SigninMaxAttempts signins per app user per SigninWindow.
+	SigninMaxAttempts int           `env:"RATE_LIMITER_SIGNIN_MAX_ATTEMPTS" envDefault:"60"`
+	SigninWindow      time.Duration `env:"RATE_LIMITER_SIGNIN_WINDOW_SECONDS" envDefault:"60"`
+}
+
+// tlsConfig serves wss:// and https:// directly.
+type tlsConfig struct {
+	// Enabled serves TLS on PORT with the pair below, reloaded when the
+	// files change.
+	Enabled  bool   `env:"SSL_ENABLED" envDefault:"false"`
+	CertPath string `env:"SSL_CERT_PATH"`
+	KeyPath  string `env:"SSL_KEY_PATH"`
+}
+
+// metricsConfig is the Prometheus listener, separate from the public port.
+type metricsConfig struct {
+	Enabled bool   `env:"METRICS_ENABLED" envDefault:"true"`
+	Host    string `env:"METRICS_HOST" envDefault:"127.0.0.1"`
+	Port    int    `env:"METRICS_PORT" envDefault:"9601"`
+}
+
+// adminConfig is the local control socket the CLI uses while the server
+// holds the database.
+type adminConfig struct {
+	// Socket is the unix socket path; empty means SOCKUDO_DB_PATH + ".sock".
+	Socket string `env:"SOCKUDO_ADMIN_SOCKET"`
+	// Enabled false serves no admin socket (apps change only while stopped).
+	Enabled bool `env:"SOCKUDO_ADMIN_SOCKET_ENABLED" envDefault:"true"`
+}
+
+// securityProblems validates the sections above.
+func (c Config) securityProblems(bad func(name, format string, args ...any)) {
+	r := c.RateLimit
+	for _, v := range []struct {
+		name string
+		n    int
+	}{
+		{"RATE_LIMITER_WS_MAX_REQUESTS", r.WSMaxRequests},
+		{"RATE_LIMITER_WS_TRUST_HOPS", r.TrustHops},
+		{"RATE_LIMITER_API_MAX_REQUESTS", r.APIMaxRequests},
+		{"RATE_LIMITER_API_READ_MAX_REQUESTS", r.APIReadMaxRequests},
+		{"RATE_LIMITER_AUTH_MAX_FAILURES", r.AuthMaxFailures},
+		{"RATE_LIMITER_SIGNIN_MAX_ATTEMPTS", r.SigninMaxAttempts},
+	} {
+		if v.n < 0 {
+			bad(v.name, "must not be negative, got %d", v.n)
+		}
+	}
+	for _, v := range []struct {
+		name string
+		d    time.Duration
+	}{
+		{"RATE_LIMITER_WS_WINDOW_SECONDS", r.WSWindow},
+		{"RATE_LIMITER_API_WINDOW_SECONDS", r.APIWindow},
+		{"RATE_LIMITER_AUTH_WINDOW_SECONDS", r.AuthWindow},
+		{"RATE_LIMITER_SIGNIN_WINDOW_SECONDS", r.SigninWindow},
+	} {
+		if v.d < time.Second || v.d > 24*time.Hour {
+			bad(v.name, "must be 1-86400 seconds, got %s", v.d)
+		}
+	}
+	if c.TLS.Enabled {
+		if c.TLS.CertPath == "" {
+			bad("SSL_CERT_PATH", "is required when SSL_ENABLED=true")
+		}
+		if c.TLS.KeyPath == "" {
+			bad("SSL_KEY_PATH", "is required when SSL_ENABLED=true")
+		}
+	}
+	if c.Metrics.Enabled && (c.Metrics.Port < 1 || c.Metrics.Port > 65535) {
+		bad("METRICS_PORT", "must be 1-65535, got %d", c.Metrics.Port)
+	}
+	if c.Metrics.Enabled && c.Metrics.Port == c.Listen.Port {
+		bad("METRICS_PORT", "must differ from PORT (%d)", c.Listen.Port)
+	}
+}
+
+// limiters are the rate limiters built from the configuration, with the
+// memory ones to sweep while the server runs.
+type limiters struct {
+	server.Limits
+	memory []*ratelimit.Memory
+}
+
+// buildLimiters turns rateLimitConfig into limiters; a disabled or zero
+// limit leaves the server's limiter nil (unlimited).
+func (c Config) buildLimiters() limiters {
+	var l limiters
+	r := c.RateLimit
+	if !r.Enabled {
+		return l
+	}
+	mk := func(n int, window time.Duration) ratelimit.Limiter {
+		if n <= 0 {
+			return nil
+		}
+		m := ratelimit.NewMemory(ratelimit.MemoryConfig{Limit: n, Window: window})
+		l.memory = append(l.memory, m)
+		return m
+	}
+	l.WSConnect = mk(r.WSMaxRequests, r.WSWindow)
+	l.APIPublish = mk(r.APIMaxRequests, r.APIWindow)
+	l.APIRead = mk(r.APIReadMaxRequests, r.APIWindow)
+	l.AuthFailures = mk(r.AuthMaxFailures, r.AuthWindow)
+	l.Signin = mk(r.SigninMaxAttempts, r.SigninWindow)
+	return l
+}
+
+// adminSocket is the admin socket path.
+func (c Config) adminSocket() string {
+	if c.Admin.Socket != "" {
+		return c.Admin.Socket
+	}
+	return c.Storage.DBPath + ".sock"
+}
