@@ -296,3 +296,13 @@ func TestSubscriptionCount(t *testing.T) {
 		t.Fatalf("count %s", f.raw)
 	}
 }
+
+func TestDebugAuthErrorsShowStringToSign(t *testing.T) {
+	ts := newTestServer(t, Config{DebugAuthErrors: true})
+	c := ts.dial(t)
+	c.subscribeAuth("private-dbg", "", "wrong")
+	f := c.expect("pusher:subscription_error")
+	if !strings.Contains(f.raw, "Expected HMAC SHA256 hex digest of "+c.socketID+":private-dbg") {
+		t.Fatalf("debug message lacks the string to sign: %s", f.raw)
+	}
+}

@@ -32,6 +32,7 @@ type metrics struct {
 	signatureFailure *prometheus.CounterVec // reason
 	rateLimited      *prometheus.CounterVec // limiter
 	slowConsumers    prometheus.Counter
+	pushProvider     *prometheus.CounterVec // provider, class
 
 	subsByType [5]prometheus.Counter // indexed by protocol.ChannelType
 }
@@ -68,7 +69,9 @@ func newMetrics() *metrics {
 		Help: "Requests refused by a rate limiter, by limiter."}, []string{"limiter"})
 	m.slowConsumers = prometheus.NewCounter(prometheus.CounterOpts{Name: "sockudo_slow_consumers_total",
 		Help: "Sockets closed because their outbound queue was full."})
-	for _, c := range []prometheus.Collector{m.connections, m.connsOpened, m.connsClosed, m.connsRefused,
+	m.pushProvider = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sockudo_push_provider_failures_total",
+		Help: "Push provider failures (APNs, FCM, Web Push), by provider and class such as credentials."}, []string{"provider", "class"})
+	for _, c := range []prometheus.Collector{m.pushProvider, m.connections, m.connsOpened, m.connsClosed, m.connsRefused,
 		m.messagesIn, m.messagesOut, m.bytesIn, m.bytesOut, m.subscriptions, m.httpRequests, m.authFailures,
 		m.signatureFailure, m.rateLimited, m.slowConsumers,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
@@ -88,6 +91,13 @@ func (s *Server) Registry() *prometheus.Registry { return s.metrics.reg }
 // the separate metrics listener.
 func (s *Server) MetricsHandler() http.Handler {
 	return promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})
+}
+
+// PushProviderFailure counts a push provider failure; class is a bounded
+// word such as "credentials", "rejected" or "unavailable". The push
+// service reports through it, so the failures share the metrics endpoint.
+func (s *Server) PushProviderFailure(provider, class string) {
+	s.metrics.pushProvider.WithLabelValues(provider, class).Inc()
 }
 
 // closeReason names a close code for the connections_closed metric.
