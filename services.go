@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sockudo/sockudo/admin"
@@ -106,23 +107,10 @@ func (a auditLog) Record(r server.AuditRecord) {
 // first; query since (RFC 3339), action, limit.
 func serveAudit(db *storage.DB) server.SignedHandler {
 	return func(w http.ResponseWriter, r *http.Request, appID string, _ []byte) {
-		q := r.URL.Query()
-		f := storage.AuditFilter{App: appID, Action: q.Get("action")}
-		if v := q.Get("since"); v != "" {
-			t, err := time.Parse(time.RFC3339, v)
-			if err != nil {
-				server.WriteError(w, http.StatusBadRequest, "since must be an RFC 3339 time")
-				return
-			}
-			f.Since = t
-		}
-		if v := q.Get("limit"); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 || n > 10000 {
-				server.WriteError(w, http.StatusBadRequest, "limit must be 1-10000")
-				return
-			}
-			f.Limit = n
+		f, err := admin.AuditQuery(r.URL.Query(), appID)
+		if err != nil {
+			server.WriteError(w, http.StatusBadRequest, strings.TrimPrefix(err.Error(), storage.ErrInvalid.Error()+": "))
+			return
 		}
 		entries, err := db.Audit(f)
 		if err != nil {

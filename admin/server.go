@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"time"
@@ -171,22 +172,10 @@ func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := storage.AuditFilter{App: q.Get("app"), Action: q.Get("action")}
-	if v := q.Get("since"); v != "" {
-		t, err := time.Parse(time.RFC3339, v)
-		if err != nil {
-			writeErr(w, fmt.Errorf("%w: since must be RFC 3339", storage.ErrInvalid))
-			return
-		}
-		f.Since = t
-	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			writeErr(w, fmt.Errorf("%w: limit must be a non-negative integer", storage.ErrInvalid))
-			return
-		}
-		f.Limit = n
+	f, err := AuditQuery(q, q.Get("app"))
+	if err != nil {
+		writeErr(w, err)
+		return
 	}
 	entries, err := s.store.Audit(f)
 	if err != nil {
@@ -194,6 +183,28 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, entries)
+}
+
+// AuditQuery reads an audit filter from a query string: since (RFC 3339),
+// action and limit (1-10000); app is the app to filter on ("" = all). Its
+// errors wrap storage.ErrInvalid.
+func AuditQuery(q url.Values, app string) (storage.AuditFilter, error) {
+	f := storage.AuditFilter{App: app, Action: q.Get("action")}
+	if v := q.Get("since"); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			return f, fmt.Errorf("%w: since must be an RFC 3339 time", storage.ErrInvalid)
+		}
+		f.Since = t
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 10000 {
+			return f, fmt.Errorf("%w: limit must be 1-10000", storage.ErrInvalid)
+		}
+		f.Limit = n
+	}
+	return f, nil
 }
 
 // changed audits an app change, reloads the server and answers with the
