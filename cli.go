@@ -35,6 +35,10 @@ Commands:
   apps delete <id>           delete an app
   apps rotate-secret <id>    new secret; the old one stays valid for --grace
   audit list                 print the audit log, newest first
+  webhooks dead-letters list [--app id] [--json]
+                             list webhook events given up on
+  webhooks dead-letters replay [--app id] [--id n ...]
+                             queue dead letters for delivery again
   version                    print the version
   help                       print this help
 
@@ -83,6 +87,8 @@ func run(ctx context.Context, args []string, environ map[string]string, stdout, 
 		return serve(ctx, environ, stderr)
 	case "apps":
 		return appsCmd(args, environ, stdout, stderr)
+	case "webhooks":
+		return webhooksCmd(args, environ, stdout, stderr)
 	case "audit":
 		return auditCmd(args, environ, &appsCLI{environ: environ, stdout: stdout, stderr: stderr, cmd: "sockudo audit list"})
 	case "version", "--version":
@@ -560,6 +566,7 @@ type appFlagSet struct {
 	key, secret, origins *string
 	bools                map[string]*bool
 	ints                 map[string]*int
+	webhooks             webhooksFlag
 }
 
 // registerAppFlags defines the app settings flags on fs. forCreate makes the
@@ -581,6 +588,8 @@ func registerAppFlags(fs *flag.FlagSet, forCreate bool) *appFlagSet {
 	for _, f := range appIntFlags {
 		s.ints[f.name] = fs.Int(f.name, f.def, f.usage)
 	}
+	fs.Var(&s.webhooks, "webhooks", `webhook targets, a JSON array such as '[{"url":"https://x/hook",`+
+		`"event_types":["channel_occupied"]}]' (README, Webhooks); '' removes them`)
 	return s
 }
 
@@ -610,6 +619,9 @@ func (s *appFlagSet) apply(fs *flag.FlagSet, a *storage.App, all bool) bool {
 		if use(f.name) {
 			*f.field(a) = *s.ints[f.name]
 		}
+	}
+	if use("webhooks") {
+		a.Webhooks = s.webhooks.hooks
 	}
 	delete(set, "id")
 	return len(set) > 0

@@ -52,6 +52,8 @@ type Config struct {
 	Metrics metricsConfig
 	// Admin is the local control socket.
 	Admin adminConfig
+	// Webhooks is webhook delivery (config_webhooks.go).
+	Webhooks webhookConfig
 }
 
 // listenConfig is where the server listens and how it stops.
@@ -145,6 +147,9 @@ type defaultAppConfig struct {
 	MaxEventBatchSize int `env:"SOCKUDO_DEFAULT_APP_MAX_EVENT_BATCH_SIZE" envDefault:"10"`
 	// CacheTTLSeconds is how long a cache channel keeps its last event.
 	CacheTTLSeconds int `env:"SOCKUDO_DEFAULT_APP_CACHE_TTL_SECONDS" envDefault:"1800"`
+	// Webhooks is a JSON array of webhook targets (storage.Webhook); empty
+	// means none. Validated at startup (parseWebhooks).
+	Webhooks string `env:"SOCKUDO_DEFAULT_APP_WEBHOOKS"`
 }
 
 // loadConfig parses environ (variable -> value; main passes the process
@@ -206,7 +211,8 @@ func sortByVar(problems []error) {
 // sections returns pointers to c's parts, parsed one at a time so that a
 // parse error's Go field name (all env reports) maps back to one variable.
 func (c *Config) sections() []any {
-	return []any{&c.Listen, &c.Socket, &c.Log, &c.Storage, &c.DefaultAppEnv, &c.RateLimit, &c.TLS, &c.Metrics, &c.Admin}
+	return []any{&c.Listen, &c.Socket, &c.Log, &c.Storage, &c.DefaultAppEnv, &c.RateLimit, &c.TLS, &c.Metrics, &c.Admin,
+		&c.Webhooks}
 }
 
 // envVars lists every variable Config reads, in declaration order.
@@ -375,6 +381,7 @@ func (c Config) problems() []error {
 		atLeast(l.name, l.v, 0)
 	}
 	c.securityProblems(bad)
+	c.webhookProblems(bad)
 	return ps
 }
 
@@ -485,5 +492,13 @@ func (c Config) DefaultApp() storage.App {
 		MaxEventPayloadInKB:          a.MaxEventPayloadInKB,
 		MaxEventBatchSize:            a.MaxEventBatchSize,
 		CacheTTLSeconds:              a.CacheTTLSeconds,
+		Webhooks:                     defaultAppWebhooks(a.Webhooks),
 	}
+}
+
+// defaultAppWebhooks parses SOCKUDO_DEFAULT_APP_WEBHOOKS, which loadConfig
+// has validated.
+func defaultAppWebhooks(s string) []storage.Webhook {
+	hooks, _ := parseWebhooks(s)
+	return hooks
 }

@@ -44,6 +44,9 @@ func defaultConfig() Config {
 			AuthMaxFailures: 30, AuthWindow: time.Minute, SigninMaxAttempts: 60, SigninWindow: time.Minute},
 		Metrics: metricsConfig{Enabled: true, Host: "127.0.0.1", Port: 9601},
 		Admin:   adminConfig{Enabled: true},
+		Webhooks: webhookConfig{BatchingEnabled: true, BatchingDuration: 50, BatchingSize: 100,
+			Timeout: 10 * time.Second, RetryMax: 300 * time.Second, GracePeriodMs: 3000, MaxConcurrency: 64,
+			DeadLetterMax: 10000, CommitIntervalMs: 10},
 	}
 }
 

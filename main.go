@@ -23,6 +23,7 @@ import (
 
 	"github.com/sockudo/sockudo/server"
 	"github.com/sockudo/sockudo/storage"
+	"github.com/sockudo/sockudo/webhooks"
 )
 
 // version is set at build time: go build -ldflags "-X main.version=v1.2.3".
@@ -104,6 +105,28 @@ func serve(ctx context.Context, environ map[string]string, stderr io.Writer) int
 	srv.SetAuditLog(auditLog{audit})
 	srv.HandleSigned("GET /apps/{app_id}/audit", serveAudit(db))
 
+	hooks, err := webhooks.New(cfg.WebhooksConfig(), db, log)
+	if err != nil {
+		log.Error("invalid webhook configuration", "err", err)
+		return 1
+	}
+	srv.SetEventSink(webhookSink{hooks})
+	routeWebhooks(srv, hooks)
+	if err := hooks.Start(context.Background()); err != nil {
+		log.Error("cannot start webhooks", "err", err)
+		return 1
+	}
+	// After the server has drained (its last channel_vacated events are
+	// in) and before storage closes: decide what waits in the grace period,
+	// commit the buffer, stop the delivery loops.
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), webhookCloseTimeout)
+		defer cancel()
+		if err := hooks.Close(ctx); err != nil {
+			log.Error("stopping webhooks", "err", err)
+		}
+	}()
+
 	ln, err := listen(cfg, log)
 	if err != nil {
 		log.Error("cannot listen", "addr", cfg.Addr(), "err", err)
@@ -116,7 +139,8 @@ func serve(ctx context.Context, environ map[string]string, stderr io.Writer) int
 		ln.Close()
 		return 1
 	}
-	adminSrv, err := startAdmin(cfg, db, srv, log)
+	reload := func() error { return errors.Join(srv.ReloadApps(), hooks.Reload()) }
+	adminSrv, err := startAdmin(cfg, db, reload, log)
 	if err != nil {
 		log.Error("cannot serve the admin socket", "err", err)
 		ln.Close()
@@ -173,6 +197,10 @@ func serve(ctx context.Context, environ map[string]string, stderr io.Writer) int
 
 // serveReturnTimeout bounds the wait for Serve to return after Shutdown.
 const serveReturnTimeout = 5 * time.Second
+
+// webhookCloseTimeout bounds the wait for the webhook delivery loops at
+// shutdown; the final commit of pending events is not cut short by it.
+const webhookCloseTimeout = 5 * time.Second
 
 // shutdown drains srv for at most grace. Running out of time is logged, not
 // fatal: the sockets left are cut when the process exits.

@@ -83,8 +83,9 @@ func startMetrics(c Config, srv *server.Server, log *slog.Logger) (*background, 
 }
 
 // startAdmin serves the admin API on its unix socket, so the CLI can change
-// apps of the running server.
-func startAdmin(c Config, db *storage.DB, srv *server.Server, log *slog.Logger) (*background, error) {
+// apps of the running server; reload applies a change (the server's apps
+// and the webhook targets).
+func startAdmin(c Config, db *storage.DB, reload func() error, log *slog.Logger) (*background, error) {
 	if !c.Admin.Enabled {
 		return nil, nil
 	}
@@ -93,7 +94,7 @@ func startAdmin(c Config, db *storage.DB, srv *server.Server, log *slog.Logger) 
 		return nil, err
 	}
 	log.Info("admin socket listening", "path", c.adminSocket())
-	return startBackground("admin", ln, admin.NewServer(db, srv.ReloadApps, log).Handler(), log), nil
+	return startBackground("admin", ln, admin.NewServer(db, reload, log).Handler(), log), nil
 }
 
 // auditLog adapts storage's buffered audit writer to the server's AuditLog.

@@ -41,6 +41,10 @@ type App struct {
 	// CacheTTLSeconds is how long a cache channel keeps its last event.
 	CacheTTLSeconds int `json:"cache_ttl_seconds"`
 
+	// Webhooks are the app's webhook targets; none means no webhooks. The
+	// webhooks package validates them (webhooks.Validate).
+	Webhooks []Webhook `json:"webhooks,omitempty"`
+
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
@@ -96,4 +100,48 @@ func (a App) Secrets(now time.Time) []string {
 		return []string{a.Secret, a.PreviousSecret}
 	}
 	return []string{a.Secret}
+}
+
+// Webhook is one webhook target of an app: where to POST which events
+// (shared/spec/pusher-protocol.md §5). Within an app the URL identifies the
+// target, so two targets may not share one.
+type Webhook struct {
+	// URL receives the POST requests; http or https.
+	URL string `json:"url"`
+	// EventTypes lists the event names sent to URL (channel_occupied,
+	// channel_vacated, member_added, member_removed, client_event,
+	// cache_miss, subscription_count). Empty means every event.
+	EventTypes []string `json:"event_types,omitempty"`
+	// Filter narrows the channels whose events are sent; nil means all.
+	Filter *WebhookFilter `json:"filter,omitempty"`
+	// Headers are added to every request. They may not set Content-Type,
+	// X-Pusher-Key, X-Pusher-Signature or the transport headers.
+	Headers map[string]string `json:"headers,omitempty"`
+	// Batching overrides the server's batching settings for this target;
+	// nil means the server's.
+	Batching *WebhookBatching `json:"batching,omitempty"`
+}
+
+// WebhookFilter selects channels by name. Every non-empty field must match;
+// the zero value matches every channel.
+type WebhookFilter struct {
+	// ChannelPrefix must start the channel name ("presence-").
+	ChannelPrefix string `json:"channel_prefix,omitempty"`
+	// ChannelSuffix must end the channel name.
+	ChannelSuffix string `json:"channel_suffix,omitempty"`
+	// ChannelPattern is a regular expression (Go RE2 syntax) that must match
+	// somewhere in the channel name; anchor it with ^ and $ to match all of it.
+	ChannelPattern string `json:"channel_pattern,omitempty"`
+}
+
+// WebhookBatching overrides the server's batching for one target. A nil
+// Enabled, a zero Duration or a zero Size keeps the server's value.
+type WebhookBatching struct {
+	// Enabled false sends one event per request.
+	Enabled *bool `json:"enabled,omitempty"`
+	// Duration is how long, in milliseconds, events are collected before a
+	// request is sent.
+	Duration int `json:"duration,omitempty"`
+	// Size is the most events one request carries.
+	Size int `json:"size,omitempty"`
 }

@@ -17,6 +17,9 @@ import (
 // Open refuses a file written by a newer build rather than misreading it.
 const SchemaVersion = 1
 
+// batchDelay is how long a Batch write waits to share its commit.
+const batchDelay = 2 * time.Millisecond
+
 // DefaultTimeout is how long Open waits for the file lock when
 // Options.Timeout is zero.
 const DefaultTimeout = 2 * time.Second
@@ -85,6 +88,10 @@ func Open(path string, opts *Options) (*DB, error) {
 		return nil, fmt.Errorf("storage: open %s: %w", path, err)
 	}
 
+	// Batch (used by the webhook queue's concurrent writers) waits this
+	// long for company before committing; bbolt's 10 ms default would cap
+	// one webhook target at a request per 10 ms.
+	bdb.MaxBatchDelay = batchDelay
 	db := &DB{bolt: bdb, path: path}
 	if err := db.init(); err != nil {
 		_ = bdb.Close()
@@ -96,7 +103,7 @@ func Open(path string, opts *Options) (*DB, error) {
 // init creates the buckets and checks or records the schema version.
 func (db *DB) init() error {
 	return db.bolt.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketApps, bucketAppKeys, bucketMeta} {
+		for _, name := range [][]byte{bucketApps, bucketAppKeys, bucketMeta, bucketWebhookQueue, bucketWebhookDead} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}

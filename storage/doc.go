@@ -10,6 +10,12 @@
 //	apps      app id  -> JSON of [App]
 //	app_keys  app key -> app id (the unique index behind [DB.AppByKey])
 //	meta      "schema_version" -> decimal schema version
+//	webhook_queue  app id + NUL + target URL -> { entry id -> encoded [WebhookEntry] }
+//	webhook_dead   app id -> { dead-letter id -> JSON of [DeadLetter] }
+//
+// The webhook queue is bounded by the dispatcher's retry window; the dead
+// letters by a per-app maximum, oldest dropped first. A nested bucket's
+// sequence holds its entry count, so sizes are known without a scan.
 //
 // # Concurrency
 //

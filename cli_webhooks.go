@@ -1,0 +1,206 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sockudo/sockudo/storage"
+	"github.com/sockudo/sockudo/webhooks"
+)
+
+const webhooksUsage = `Usage: sockudo webhooks dead-letters <command> [flags]
+
+Commands:
+  list [--app id] [--json] [--limit n]   list webhook events given up on, oldest first
+  replay [--app id] [--id n ...]         queue them for delivery again (all, or by id)
+
+These commands open the database at SOCKUDO_DB_PATH and need the server
+stopped. While it runs, use the HTTP API (signed like the REST API):
+GET /apps/{app_id}/webhooks/dead_letters and
+POST /apps/{app_id}/webhooks/dead_letters/replay.
+`
+
+// webhooksCmd runs "sockudo webhooks dead-letters <command>".
+func webhooksCmd(args []string, environ map[string]string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || isHelp(args[0]) {
+		out := stderr
+		code := 2
+		if len(args) > 0 {
+			out, code = stdout, 0
+		}
+		fmt.Fprint(out, webhooksUsage)
+		return code
+	}
+	if args[0] != "dead-letters" || len(args) < 2 {
+		fmt.Fprintf(stderr, "sockudo webhooks: unknown command %q\n\n%s", strings.Join(args, " "), webhooksUsage)
+		return 2
+	}
+	cmd, args := args[1], args[2:]
+	c := &appsCLI{environ: environ, stdout: stdout, stderr: stderr, cmd: "sockudo webhooks dead-letters " + cmd}
+	switch cmd {
+	case "list":
+		return c.deadLettersList(args)
+	case "replay":
+		return c.deadLettersReplay(args)
+	default:
+		if isHelp(cmd) {
+			fmt.Fprint(stdout, webhooksUsage)
+			return 0
+		}
+		fmt.Fprintf(stderr, "sockudo webhooks dead-letters: unknown command %q\n\n%s", cmd, webhooksUsage)
+		return 2
+	}
+}
+
+// openForWebhooks opens the database, explaining the HTTP API when the
+// server holds it.
+func (c *appsCLI) openForWebhooks() (*storage.DB, int) {
+	var sc storageConfig
+	if ps := parseSection(&sc, c.environ); len(ps) > 0 {
+		return nil, c.failf("%v", errors.Join(ps...))
+	}
+	db, err := storage.Open(sc.DBPath, &storage.Options{Timeout: dbLockTimeout})
+	if errors.Is(err, storage.ErrLocked) {
+		return nil, c.failf("database %s is in use: the server is running. Stop it, or use the HTTP API "+
+			"(GET /apps/{app_id}/webhooks/dead_letters, POST /apps/{app_id}/webhooks/dead_letters/replay)", sc.DBPath)
+	}
+	if err != nil {
+		return nil, c.failf("%v", err)
+	}
+	return db, 0
+}
+
+func (c *appsCLI) deadLettersList(args []string) int {
+	fs := c.flagSet("[--app id] [--json] [--limit n]", "List dead letters (webhook events given up on), oldest first.")
+	app := fs.String("app", "", "only this app's dead letters")
+	asJSON := fs.Bool("json", false, "print a JSON array (full URLs and events)")
+	limit := fs.Int("limit", 0, "at most this many (0 = all)")
+	if _, code, done := c.parse(fs, args, 0); done {
+		return code
+	}
+	db, code := c.openForWebhooks()
+	if db == nil {
+		return code
+	}
+	defer db.Close()
+	dead, err := db.DeadLetters(*app, *limit)
+	if err != nil {
+		return c.failf("%v", err)
+	}
+	if *asJSON {
+		return c.printJSON(dead)
+	}
+	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tAPP\tURL\tEVENT\tATTEMPTS\tDEAD AT\tREASON")
+	for _, d := range dead {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", d.ID, d.App, shortURL(d.URL), eventSummary(d.Event),
+			d.Attempts, d.DeadAt.Format(time.RFC3339), d.Reason)
+	}
+	if err := tw.Flush(); err != nil {
+		return c.failf("%v", err)
+	}
+	if len(dead) == 0 {
+		fmt.Fprintln(c.stderr, "No dead letters.")
+	}
+	return 0
+}
+
+func (c *appsCLI) deadLettersReplay(args []string) int {
+	fs := c.flagSet("[--app id] [--id n ...]", "Move dead letters back into the webhook queue; the server delivers\n"+
+		"them when it starts. Without --id, all of them (of --app, or of every app).\n"+
+		"Those whose target is no longer configured stay.")
+	app := fs.String("app", "", "only this app's dead letters")
+	var ids idList
+	fs.Var(&ids, "id", "a dead letter id (repeat, or give a comma list)")
+	if _, code, done := c.parse(fs, args, 0); done {
+		return code
+	}
+	db, code := c.openForWebhooks()
+	if db == nil {
+		return code
+	}
+	defer db.Close()
+	apps, err := db.Apps()
+	if err != nil {
+		return c.failf("%v", err)
+	}
+	queues, skipped, err := db.ReplayDeadLetters(*app, ids, time.Now(), webhooks.Configured(apps))
+	if err != nil {
+		return c.failf("%v", err)
+	}
+	n := 0
+	for _, q := range queues {
+		n += q.Len
+	}
+	fmt.Fprintf(c.stdout, "Replayed %d dead letters; the server delivers them when it starts.\n", n)
+	if skipped > 0 {
+		fmt.Fprintf(c.stdout, "Skipped %d whose webhook target is no longer configured.\n", skipped)
+	}
+	return 0
+}
+
+// idList is a repeatable flag of dead-letter ids.
+type idList []uint64
+
+func (l *idList) String() string {
+	var s []string
+	for _, id := range *l {
+		s = append(s, strconv.FormatUint(id, 10))
+	}
+	return strings.Join(s, ",")
+}
+
+func (l *idList) Set(v string) error {
+	for _, part := range strings.Split(v, ",") {
+		id, err := strconv.ParseUint(strings.TrimSpace(part), 10, 64)
+		if err != nil || id == 0 {
+			return fmt.Errorf("%q is not a dead letter id", part)
+		}
+		*l = append(*l, id)
+	}
+	return nil
+}
+
+// webhooksFlag is --webhooks: a JSON array of webhook targets, parsed and
+// validated when the flag is read.
+type webhooksFlag struct {
+	raw   string
+	hooks []storage.Webhook
+}
+
+func (f *webhooksFlag) String() string { return f.raw }
+
+func (f *webhooksFlag) Set(v string) error {
+	hooks, err := parseWebhooks(v)
+	if err != nil {
+		return err
+	}
+	f.raw, f.hooks = v, hooks
+	return nil
+}
+
+// shortURL drops what may carry credentials (userinfo, query) for the
+// table; --json shows the URL as stored.
+func shortURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable)"
+	}
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
+}
+
+// eventSummary is "name channel" of an event object.
+func eventSummary(raw []byte) string {
+	var e struct{ Name, Channel string }
+	if json.Unmarshal(raw, &e) != nil {
+		return "?"
+	}
+	return e.Name + " " + e.Channel
+}

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"github.com/sockudo/sockudo/server"
+	"github.com/sockudo/sockudo/webhooks"
+)
+
+// webhookSink adapts the server's lifecycle events to the webhook
+// dispatcher, which does not import server.
+type webhookSink struct{ d *webhooks.Dispatcher }
+
+var _ server.EventSink = webhookSink{}
+
+func (s webhookSink) Emit(e server.Event) {
+	s.d.Emit(webhooks.Event{
+		App:               e.App,
+		Name:              e.Name,
+		Channel:           e.Channel,
+		UserID:            e.UserID,
+		Event:             e.Event,
+		Data:              e.Data,
+		SocketID:          e.SocketID,
+		SubscriptionCount: e.SubscriptionCount,
+	})
+}
+
+// maxDeadLetterList bounds one dead-letter listing.
+const maxDeadLetterList = 10_000
+
+// routeWebhooks adds the signed webhook API routes (signed like the REST
+// API, shared/spec/pusher-protocol.md §4.2):
+//
+//	GET  /apps/{app_id}/webhooks                      the targets and their queues
+//	GET  /apps/{app_id}/webhooks/dead_letters?limit=N the dead letters, oldest first
+//	POST /apps/{app_id}/webhooks/dead_letters/replay  {"ids":[…]} or {} for all
+func routeWebhooks(srv *server.Server, d *webhooks.Dispatcher) {
+	srv.HandleSigned("GET /apps/{app_id}/webhooks", func(w http.ResponseWriter, r *http.Request, appID string, _ []byte) {
+		writeJSONValue(w, map[string]any{"targets": d.Queues(appID)})
+	})
+	srv.HandleSigned("GET /apps/{app_id}/webhooks/dead_letters", func(w http.ResponseWriter, r *http.Request, appID string, _ []byte) {
+		limit := 1000
+		if v := r.URL.Query().Get("limit"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > maxDeadLetterList {
+				server.WriteError(w, http.StatusBadRequest, "limit must be 1-"+strconv.Itoa(maxDeadLetterList))
+				return
+			}
+			limit = n
+		}
+		dead, err := d.DeadLetters(appID, limit)
+		if err != nil {
+			server.WriteError(w, http.StatusInternalServerError, "reading the dead letters failed")
+			return
+		}
+		writeJSONValue(w, map[string]any{"dead_letters": dead})
+	})
+	srv.HandleSigned("POST /apps/{app_id}/webhooks/dead_letters/replay", func(w http.ResponseWriter, r *http.Request, appID string, body []byte) {
+		var req struct {
+			IDs []uint64 `json:"ids"`
+		}
+		if len(bytes.TrimSpace(body)) > 0 {
+			dec := json.NewDecoder(bytes.NewReader(body))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&req); err != nil {
+				server.WriteError(w, http.StatusBadRequest, `body must be {"ids":[…]} or empty`)
+				return
+			}
+		}
+		replayed, skipped, err := d.Replay(appID, req.IDs)
+		if err != nil {
+			server.WriteError(w, http.StatusInternalServerError, "replaying the dead letters failed")
+			return
+		}
+		writeJSONValue(w, map[string]int{"replayed": replayed, "skipped": skipped})
+	})
+}
+
+func writeJSONValue(w http.ResponseWriter, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		server.WriteError(w, http.StatusInternalServerError, "encoding the response failed")
+		return
+	}
+	server.WriteJSON(w, http.StatusOK, b)
+}

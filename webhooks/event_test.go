@@ -1,0 +1,67 @@
+package webhooks
+
+import "testing"
+
+// TestSignatureVector checks body building and signing against the test
+// vector of shared/spec/pusher-protocol.md §5.3 (from pusher-http-node).
+func TestSignatureVector(t *testing.T) {
+	body := appendBody(nil, 1403175510755, [][]byte{[]byte(`{"channel":"test_channel","name":"channel_vacated"}`)})
+	if want := `{"time_ms":1403175510755,"events":[{"channel":"test_channel","name":"channel_vacated"}]}`; string(body) != want {
+		t.Fatalf("body = %s\nwant %s", body, want)
+	}
+	if got, want := sign("tofu", body), "c17257e92037cd7de407ebc1ed174ceb7b2e518db127f44411b9ffc4f5b28cc5"; got != want {
+		t.Fatalf("signature = %s, want %s", got, want)
+	}
+}
+
+func TestEventEncoding(t *testing.T) {
+	tcs := []struct {
+		name string
+		e    Event
+		want string
+	}{
+		{"channel_occupied", Event{Name: ChannelOccupied, Channel: "c"}, `{"name":"channel_occupied","channel":"c"}`},
+		{"channel_vacated", Event{Name: ChannelVacated, Channel: "c"}, `{"name":"channel_vacated","channel":"c"}`},
+		{"member_added", Event{Name: MemberAdded, Channel: "presence-c", UserID: "u"},
+			`{"name":"member_added","channel":"presence-c","user_id":"u"}`},
+		{"member_removed", Event{Name: MemberRemoved, Channel: "presence-c", UserID: "7"},
+			`{"name":"member_removed","channel":"presence-c","user_id":"7"}`},
+		{"client_event on presence carries user_id",
+			Event{Name: ClientEvent, Channel: "presence-c", Event: "client-x", Data: `{"a":"<b>"}`, SocketID: "1.2", UserID: "u"},
+			`{"name":"client_event","channel":"presence-c","event":"client-x","data":"{\"a\":\"<b>\"}","socket_id":"1.2","user_id":"u"}`},
+		{"client_event on private has no user_id",
+			Event{Name: ClientEvent, Channel: "private-c", Event: "client-x", Data: `"s"`, SocketID: "1.2", UserID: "u"},
+			`{"name":"client_event","channel":"private-c","event":"client-x","data":"\"s\"","socket_id":"1.2"}`},
+		{"client_event with empty data keeps the key",
+			Event{Name: ClientEvent, Channel: "private-c", Event: "client-x", SocketID: "1.2"},
+			`{"name":"client_event","channel":"private-c","event":"client-x","data":"","socket_id":"1.2"}`},
+		{"cache_miss", Event{Name: CacheMiss, Channel: "cache-c"}, `{"name":"cache_miss","channel":"cache-c"}`},
+		{"subscription_count is an integer", Event{Name: SubscriptionCount, Channel: "c", SubscriptionCount: 3},
+			`{"name":"subscription_count","channel":"c","subscription_count":3}`},
+		{"subscription_count zero", Event{Name: SubscriptionCount, Channel: "c"},
+			`{"name":"subscription_count","channel":"c","subscription_count":0}`},
+	}
+	for _, tc := range tcs {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := string(tc.e.encode()); got != tc.want {
+				t.Fatalf("encode = %s\nwant     %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func FuzzEventEncoding(f *testing.F) {
+	f.Add("client-x", `{"a":1}`, "presence-c", "u")
+	f.Add("client-\u2028", "\x00\xff", "private-c", "")
+	f.Fuzz(func(t *testing.T, name, data, channel, user string) {
+		e := Event{Name: ClientEvent, Channel: channel, Event: name, Data: data, UserID: user, SocketID: "1.1"}
+		b := appendBody(nil, 1, [][]byte{e.encode(), e.encode()})
+		var got received
+		if err := jsonUnmarshal(b, &got); err != nil {
+			t.Fatalf("body is not JSON: %v: %q", err, b)
+		}
+		if len(got.Events) != 2 || got.Events[0].Data == nil {
+			t.Fatalf("decoded %+v", got)
+		}
+	})
+}
