@@ -105,6 +105,20 @@ func hideSecrets(a *storage.App) {
 	if a.PreviousSecret != "" {
 		a.PreviousSecret = hiddenSecret
 	}
+	// Webhook headers often carry tokens for the receiver.
+	hooks := make([]storage.Webhook, len(a.Webhooks))
+	for i, w := range a.Webhooks {
+		hooks[i] = w
+		if len(w.Headers) > 0 {
+			hooks[i].Headers = make(map[string]string, len(w.Headers))
+			for k := range w.Headers {
+				hooks[i].Headers[k] = hiddenSecret
+			}
+		}
+	}
+	if a.Webhooks != nil {
+		a.Webhooks = hooks
+	}
 }
 
 func (c *appsCLI) rotateSecret(args []string) int {

@@ -55,3 +55,15 @@ func TestRotateSecretAndAuditWithoutServer(t *testing.T) {
 		t.Fatalf("bad --since: %d", r.code)
 	}
 }
+
+func TestHideSecretsBlanksWebhookHeaders(t *testing.T) {
+	a := storage.App{Secret: "s", PreviousSecret: "p", Webhooks: []storage.Webhook{{URL: "https://x.test", Headers: map[string]string{"Authorization": "Bearer tok"}}}}
+	orig := a.Webhooks[0].Headers
+	hideSecrets(&a)
+	if a.Secret != hiddenSecret || a.PreviousSecret != hiddenSecret || a.Webhooks[0].Headers["Authorization"] != hiddenSecret {
+		t.Fatalf("not hidden: %+v", a)
+	}
+	if orig["Authorization"] != "Bearer tok" {
+		t.Fatal("hideSecrets changed the caller's map")
+	}
+}

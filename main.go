@@ -112,6 +112,7 @@ func serve(ctx context.Context, environ map[string]string, stderr io.Writer) int
 	}
 	srv.SetEventSink(webhookSink{hooks})
 	routeWebhooks(srv, hooks)
+	srv.Registry().MustRegister(newWebhookCollector(hooks))
 	if err := hooks.Start(context.Background()); err != nil {
 		log.Error("cannot start webhooks", "err", err)
 		return 1
@@ -140,7 +141,8 @@ func serve(ctx context.Context, environ map[string]string, stderr io.Writer) int
 		return 1
 	}
 	reload := func() error { return errors.Join(srv.ReloadApps(), hooks.Reload()) }
-	adminSrv, err := startAdmin(cfg, db, reload, log)
+	validate := func(a storage.App) error { return webhooks.Validate(a.Webhooks) }
+	adminSrv, err := startAdmin(cfg, db, reload, validate, log)
 	if err != nil {
 		log.Error("cannot serve the admin socket", "err", err)
 		ln.Close()

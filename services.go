@@ -85,7 +85,7 @@ func startMetrics(c Config, srv *server.Server, log *slog.Logger) (*background, 
 // startAdmin serves the admin API on its unix socket, so the CLI can change
 // apps of the running server; reload applies a change (the server's apps
 // and the webhook targets).
-func startAdmin(c Config, db *storage.DB, reload func() error, log *slog.Logger) (*background, error) {
+func startAdmin(c Config, db *storage.DB, reload func() error, validate func(storage.App) error, log *slog.Logger) (*background, error) {
 	if !c.Admin.Enabled {
 		return nil, nil
 	}
@@ -94,7 +94,9 @@ func startAdmin(c Config, db *storage.DB, reload func() error, log *slog.Logger)
 		return nil, err
 	}
 	log.Info("admin socket listening", "path", c.adminSocket())
-	return startBackground("admin", ln, admin.NewServer(db, reload, log).Handler(), log), nil
+	as := admin.NewServer(db, reload, log)
+	as.Validate = validate
+	return startBackground("admin", ln, as.Handler(), log), nil
 }
 
 // auditLog adapts storage's buffered audit writer to the server's AuditLog.

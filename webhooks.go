@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sockudo/sockudo/server"
 	"github.com/sockudo/sockudo/webhooks"
 )
@@ -87,4 +89,47 @@ func writeJSONValue(w http.ResponseWriter, v any) {
 		return
 	}
 	server.WriteJSON(w, http.StatusOK, b)
+}
+
+// webhookCollector exports the dispatcher's Stats as Prometheus metrics,
+// read at scrape time.
+type webhookCollector struct {
+	d     *webhooks.Dispatcher
+	descs map[string]*prometheus.Desc
+}
+
+func newWebhookCollector(d *webhooks.Dispatcher) *webhookCollector {
+	c := &webhookCollector{d: d, descs: map[string]*prometheus.Desc{}}
+	for name, help := range map[string]string{
+		"queued_total":        "Webhook events committed to the durable queue (one per target).",
+		"sent_total":          "Webhook events delivered with a 2xx.",
+		"failed_total":        "Failed webhook requests (network errors and non-2xx statuses).",
+		"retried_total":       "Webhook events scheduled for another attempt.",
+		"dead_lettered_total": "Webhook events given up on.",
+		"dropped_total":       "Webhook events lost before reaching the queue.",
+		"queue_depth":         "Webhook events waiting in the durable queue.",
+	} {
+		c.descs[name] = prometheus.NewDesc("sockudo_webhook_"+name, help, nil, nil)
+	}
+	return c
+}
+
+func (c *webhookCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range c.descs {
+		ch <- d
+	}
+}
+
+func (c *webhookCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.d.Stats()
+	counter := func(name string, v uint64) {
+		ch <- prometheus.MustNewConstMetric(c.descs[name], prometheus.CounterValue, float64(v))
+	}
+	counter("queued_total", s.Queued)
+	counter("sent_total", s.Sent)
+	counter("failed_total", s.Failed)
+	counter("retried_total", s.Retried)
+	counter("dead_lettered_total", s.DeadLettered)
+	counter("dropped_total", s.Dropped)
+	ch <- prometheus.MustNewConstMetric(c.descs["queue_depth"], prometheus.GaugeValue, float64(s.QueueDepth))
 }

@@ -125,3 +125,45 @@ func TestListenRefusesLiveSocketAndReplacesStale(t *testing.T) {
 	}
 	ln3.Close()
 }
+
+func TestAdminValidate(t *testing.T) {
+	dir := t.TempDir()
+	db, err := storage.Open(filepath.Join(dir, "s.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	srv := NewServer(db, nil, nil)
+	srv.Validate = func(a storage.App) error {
+		if a.Key == "bad" {
+			return errors.New("key is bad")
+		}
+		return nil
+	}
+	sock := filepath.Join(dir, "s.sock")
+	ln, err := Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: srv.Handler()}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = hs.Serve(ln) }()
+	defer func() { hs.Close(); <-done }()
+	c, err := Dial(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.CreateApp(storage.App{ID: "x", Key: "bad", Secret: "s"}); !errors.Is(err, storage.ErrInvalid) {
+		t.Fatalf("invalid app accepted: %v", err)
+	}
+	if _, err := db.App("x"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatal("an invalid app was stored")
+	}
+	if err := c.CreateApp(storage.App{ID: "x", Key: "good", Secret: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.PutApp(storage.App{ID: "x", Key: "bad", Secret: "s"}); !errors.Is(err, storage.ErrInvalid) {
+		t.Fatalf("invalid update accepted: %v", err)
+	}
+}

@@ -29,6 +29,10 @@ type Store interface {
 
 // Server serves the admin API.
 type Server struct {
+	// Validate, if set, vets an app before it is stored (for example its
+	// webhook targets); its error is reported as invalid input.
+	Validate func(storage.App) error
+
 	store  Store
 	reload func() error // applies app changes to the running server
 	log    *slog.Logger
@@ -99,7 +103,7 @@ func (s *Server) getApp(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) createApp(w http.ResponseWriter, r *http.Request) {
 	var a storage.App
-	if !readJSON(w, r, &a) {
+	if !readJSON(w, r, &a) || !s.valid(w, a) {
 		return
 	}
 	if err := s.store.CreateApp(a); err != nil {
@@ -112,6 +116,9 @@ func (s *Server) createApp(w http.ResponseWriter, r *http.Request) {
 func (s *Server) putApp(w http.ResponseWriter, r *http.Request) {
 	var a storage.App
 	if !readJSON(w, r, &a) {
+		return
+	}
+	if !s.valid(w, a) {
 		return
 	}
 	if a.ID != r.PathValue("id") {
@@ -205,6 +212,18 @@ func AuditQuery(q url.Values, app string) (storage.AuditFilter, error) {
 		f.Limit = n
 	}
 	return f, nil
+}
+
+// valid runs Validate and answers 400 when it fails.
+func (s *Server) valid(w http.ResponseWriter, a storage.App) bool {
+	if s.Validate == nil {
+		return true
+	}
+	if err := s.Validate(a); err != nil {
+		writeErr(w, fmt.Errorf("%w: %v", storage.ErrInvalid, err))
+		return false
+	}
+	return true
 }
 
 // changed audits an app change, reloads the server and answers with the

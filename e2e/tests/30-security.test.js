@@ -173,6 +173,7 @@ it('metrics and the audit log record refusals without secrets or channel names i
   assert.match(text, /sockudo_connections\{app_id="app-id"\} 1/);
   assert.match(text, /sockudo_auth_failures_total\{reason="channel_signature"\} 1/);
   assert.match(text, /sockudo_api_signature_failures_total\{reason="signature"\} 1/);
+  assert.match(text, /sockudo_webhook_queue_depth 0/);
   assert.ok(!text.includes('private-audited') && !text.includes(s.app.secret));
 
   // The audit writer flushes within 200 ms.
