@@ -559,6 +559,12 @@ var appIntFlags = []struct {
 		func(a *storage.App) *int { return &a.MaxEventBatchSize }},
 	{"cache-ttl-seconds", "seconds a cache channel keeps its last event", storage.DefaultCacheTTLSeconds,
 		func(a *storage.App) *int { return &a.CacheTTLSeconds }},
+	{"rate-limit-api-max-requests", "HTTP API writes per RATE_LIMITER_API_WINDOW_SECONDS (0 = the server-wide limit)", 0,
+		func(a *storage.App) *int { return &a.RateLimits.APIMaxRequests }},
+	{"rate-limit-api-read-max-requests", "HTTP API reads per RATE_LIMITER_API_WINDOW_SECONDS (0 = the server-wide limit)", 0,
+		func(a *storage.App) *int { return &a.RateLimits.APIReadMaxRequests }},
+	{"rate-limit-ws-max-requests", "connection attempts per client IP per RATE_LIMITER_WS_WINDOW_SECONDS (0 = the server-wide limit)", 0,
+		func(a *storage.App) *int { return &a.RateLimits.WSMaxRequests }},
 }
 
 // appFlagSet holds the values of the flags registerAppFlags defined.

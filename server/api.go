@@ -102,7 +102,11 @@ func (s *Server) signed(h apiHandler) http.Handler {
 		if r.Method != http.MethodGet {
 			limiter, name = s.cfg.Limits.APIPublish, "api_publish"
 		}
-		if d := limiter.Allow(a.id); d.Limit > 0 {
+		override := cfg.RateLimits.APIReadMaxRequests
+		if r.Method != http.MethodGet {
+			override = cfg.RateLimits.APIMaxRequests
+		}
+		if d := allow(limiter, a.id, override); d.Limit > 0 {
 			setRateLimitHeaders(w.Header(), d)
 			if !d.Allowed {
 				s.rateLimited(name, a.id, clientIP(r, s.cfg.TrustHops))
@@ -112,6 +116,22 @@ func (s *Server) signed(h apiHandler) http.Handler {
 		}
 		h(w, r, a, cfg, body)
 	})
+}
+
+// quotaLimiter is a limiter that takes a per-call limit (ratelimit.Memory).
+type quotaLimiter interface {
+	AllowQuota(key string, q ratelimit.Quota) ratelimit.Decision
+}
+
+// allow checks key against l, with the per-app limit override instead of
+// l's own when it is set and l supports overrides.
+func allow(l ratelimit.Limiter, key string, override int) ratelimit.Decision {
+	if override > 0 {
+		if q, ok := l.(quotaLimiter); ok {
+			return q.AllowQuota(key, ratelimit.Quota{Limit: override})
+		}
+	}
+	return l.Allow(key)
 }
 
 // setRateLimitHeaders sets the RateLimit-* headers (IETF draft) and, when

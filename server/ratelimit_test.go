@@ -69,3 +69,28 @@ func TestAPILimitHeaders(t *testing.T) {
 		t.Fatalf("over the limit: %d %v", resp.StatusCode, h)
 	}
 }
+
+func TestPerAppOverrides(t *testing.T) {
+	strict := testApp()
+	strict.ID, strict.Key = "strict", "strict-key"
+	strict.RateLimits.APIMaxRequests = 1
+	strict.RateLimits.WSMaxRequests = 1
+	ts := newTestServer(t, Config{Limits: Limits{APIPublish: limiter(100), WSConnect: limiter(100)}}, testApp(), strict)
+	body := `{"name":"e","channel":"c","data":"x"}`
+	for i := 0; i < 3; i++ { // the default app uses the server-wide 100
+		if code, _ := ts.api(t, "POST", "/apps/app-id/events", nil, body); code != 200 {
+			t.Fatalf("default app publish %d refused", i)
+		}
+	}
+	if code, _ := ts.apiSigned(t, "POST", "/apps/strict/events", nil, body, "strict-key", "app-secret", time.Now()); code != 200 {
+		t.Fatal("first strict publish refused")
+	}
+	if code, _ := ts.apiSigned(t, "POST", "/apps/strict/events", nil, body, "strict-key", "app-secret", time.Now()); code != 429 {
+		t.Fatalf("second strict publish: %d, want 429", code)
+	}
+	ts.dialRaw(t, "/app/strict-key", nil).expect("pusher:connection_established")
+	if code := ts.dialRaw(t, "/app/strict-key", nil).expectClose(); code != 4100 {
+		t.Fatalf("second strict socket: close %d, want 4100", code)
+	}
+	ts.dial(t) // the default app still admits this IP
+}

@@ -94,11 +94,20 @@ func (s *Server) admit(r *http.Request) (*app, *protocol.Error) {
 	if key == "" || strings.Contains(key, "/") {
 		return nil, protocol.ErrPathNotFound
 	}
-	if ip := clientIP(r, s.cfg.TrustHops); !s.cfg.Limits.WSConnect.Allow(ip).Allowed {
-		s.rateLimited("ws_connect", "", ip)
+	a := s.apps.byKey(key)
+	ip := clientIP(r, s.cfg.TrustHops)
+	limitKey, override, appID := ip, 0, ""
+	if a != nil {
+		appID = a.id
+		if o := a.config().RateLimits.WSMaxRequests; o > 0 {
+			// A per-app budget gets its own buckets.
+			limitKey, override = a.id+"\x00"+ip, o
+		}
+	}
+	if !allow(s.cfg.Limits.WSConnect, limitKey, override).Allowed {
+		s.rateLimited("ws_connect", appID, ip)
 		return nil, protocol.ErrRateLimited
 	}
-	a := s.apps.byKey(key)
 	if a == nil {
 		return nil, &protocol.Error{Code: protocol.CodeAppNotFound, Message: "App key " + truncate(key, 64) + " does not exist"}
 	}

@@ -41,6 +41,10 @@ type App struct {
 	// CacheTTLSeconds is how long a cache channel keeps its last event.
 	CacheTTLSeconds int `json:"cache_ttl_seconds"`
 
+	// RateLimits overrides the server-wide limits for this app; zero fields
+	// keep the server-wide values (RATE_LIMITER_*).
+	RateLimits AppRateLimits `json:"rate_limits,omitzero"`
+
 	// Webhooks are the app's webhook targets; none means no webhooks. The
 	// webhooks package validates them (webhooks.Validate).
 	Webhooks []Webhook `json:"webhooks,omitempty"`
@@ -144,4 +148,17 @@ type WebhookBatching struct {
 	Duration int `json:"duration,omitempty"`
 	// Size is the most events one request carries.
 	Size int `json:"size,omitempty"`
+}
+
+// AppRateLimits are per-app overrides of the server-wide rate limits, in
+// requests per the server-wide window. Zero keeps the server-wide limit.
+// They apply while the server-wide limiter is on.
+type AppRateLimits struct {
+	// APIMaxRequests bounds HTTP API writes (events, batch_events,
+	// terminate_connections) of the app.
+	APIMaxRequests int `json:"api_max_requests,omitempty"`
+	// APIReadMaxRequests bounds HTTP API reads of the app.
+	APIReadMaxRequests int `json:"api_read_max_requests,omitempty"`
+	// WSMaxRequests bounds connection attempts per client IP to the app.
+	WSMaxRequests int `json:"ws_max_requests,omitempty"`
 }
