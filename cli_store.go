@@ -75,22 +75,30 @@ func (d dbStore) RotateSecret(id, secret string, grace time.Duration) (storage.A
 	return a, d.audit(id, "secret_rotated", "grace "+strconv.FormatInt(int64(grace/time.Second), 10)+"s")
 }
 
+// adminClient returns a client of the running server's admin socket, or
+// nil when no server answers there.
+func (c *appsCLI) adminClient() *admin.Client {
+	var ac adminConfig
+	var sc storageConfig
+	if len(parseSection(&ac, c.environ)) > 0 || len(parseSection(&sc, c.environ)) > 0 || !ac.Enabled {
+		return nil
+	}
+	path := Config{Admin: ac, Storage: sc}.adminSocket()
+	if _, err := os.Stat(path); err != nil {
+		return nil
+	}
+	cl, err := admin.Dial(path)
+	if err != nil {
+		return nil // a stale socket of a crashed server
+	}
+	return cl
+}
+
 // openStore reaches the running server through its admin socket when one
 // answers, else opens the database (see open).
 func (c *appsCLI) openStore(mustExist bool) (appStore, int) {
-	var ac adminConfig
-	var sc storageConfig
-	if ps := append(parseSection(&ac, c.environ), parseSection(&sc, c.environ)...); len(ps) > 0 {
-		return nil, c.failf("%v", errors.Join(ps...))
-	}
-	if ac.Enabled {
-		path := Config{Admin: ac, Storage: sc}.adminSocket()
-		if _, err := os.Stat(path); err == nil {
-			if cl, err := admin.Dial(path); err == nil {
-				return cl, 0
-			}
-			// A stale socket of a crashed server: fall back to the file.
-		}
+	if cl := c.adminClient(); cl != nil {
+		return cl, 0
 	}
 	db, code := c.open(mustExist)
 	if db == nil {

@@ -85,14 +85,23 @@ func (c *appsCLI) deadLettersList(args []string) int {
 	if _, code, done := c.parse(fs, args, 0); done {
 		return code
 	}
-	db, code := c.openForWebhooks()
-	if db == nil {
-		return code
-	}
-	defer db.Close()
-	dead, err := db.DeadLetters(*app, *limit)
-	if err != nil {
-		return c.failf("%v", err)
+	var dead []storage.DeadLetter
+	if cl := c.adminClient(); cl != nil {
+		defer cl.Close()
+		var err error
+		if dead, err = cl.DeadLetters(*app, *limit); err != nil {
+			return c.failf("%v", err)
+		}
+	} else {
+		db, code := c.openForWebhooks()
+		if db == nil {
+			return code
+		}
+		defer db.Close()
+		var err error
+		if dead, err = db.DeadLetters(*app, *limit); err != nil {
+			return c.failf("%v", err)
+		}
 	}
 	if *asJSON {
 		return c.printJSON(dead)
@@ -121,6 +130,18 @@ func (c *appsCLI) deadLettersReplay(args []string) int {
 	fs.Var(&ids, "id", "a dead letter id (repeat, or give a comma list)")
 	if _, code, done := c.parse(fs, args, 0); done {
 		return code
+	}
+	if cl := c.adminClient(); cl != nil {
+		defer cl.Close()
+		res, err := cl.ReplayDeadLetters(*app, ids)
+		if err != nil {
+			return c.failf("%v", err)
+		}
+		fmt.Fprintf(c.stdout, "Replayed %d dead letters into the running server's queue.\n", res.Replayed)
+		if res.Skipped > 0 {
+			fmt.Fprintf(c.stdout, "Skipped %d whose webhook target is no longer configured.\n", res.Skipped)
+		}
+		return 0
 	}
 	db, code := c.openForWebhooks()
 	if db == nil {

@@ -142,7 +142,7 @@ func serve(ctx context.Context, environ map[string]string, stderr io.Writer) int
 	}
 	reload := func() error { return errors.Join(srv.ReloadApps(), hooks.Reload()) }
 	validate := func(a storage.App) error { return webhooks.Validate(a.Webhooks) }
-	adminSrv, err := startAdmin(cfg, db, reload, validate, log)
+	adminSrv, err := startAdmin(cfg, db, reload, validate, hooks, log)
 	if err != nil {
 		log.Error("cannot serve the admin socket", "err", err)
 		ln.Close()

@@ -85,7 +85,8 @@ func startMetrics(c Config, srv *server.Server, log *slog.Logger) (*background, 
 // startAdmin serves the admin API on its unix socket, so the CLI can change
 // apps of the running server; reload applies a change (the server's apps
 // and the webhook targets).
-func startAdmin(c Config, db *storage.DB, reload func() error, validate func(storage.App) error, log *slog.Logger) (*background, error) {
+func startAdmin(c Config, db *storage.DB, reload func() error, validate func(storage.App) error,
+	dead admin.DeadLetterService, log *slog.Logger) (*background, error) {
 	if !c.Admin.Enabled {
 		return nil, nil
 	}
@@ -96,6 +97,7 @@ func startAdmin(c Config, db *storage.DB, reload func() error, validate func(sto
 	log.Info("admin socket listening", "path", c.adminSocket())
 	as := admin.NewServer(db, reload, log)
 	as.Validate = validate
+	as.DeadLetters = dead
 	return startBackground("admin", ln, as.Handler(), log), nil
 }
 

@@ -167,3 +167,55 @@ func TestAdminValidate(t *testing.T) {
 		t.Fatalf("invalid update accepted: %v", err)
 	}
 }
+
+type fakeDead struct {
+	app string
+	ids []uint64
+}
+
+func (f *fakeDead) DeadLetters(app string, limit int) ([]storage.DeadLetter, error) {
+	return []storage.DeadLetter{{ID: 7, App: app, URL: "https://x.test"}}, nil
+}
+
+func (f *fakeDead) Replay(app string, ids []uint64) (int, int, error) {
+	f.app, f.ids = app, ids
+	return len(ids), 1, nil
+}
+
+func TestAdminDeadLetters(t *testing.T) {
+	dir := t.TempDir()
+	db, err := storage.Open(filepath.Join(dir, "s.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	fake := &fakeDead{}
+	srv := NewServer(db, nil, nil)
+	srv.DeadLetters = fake
+	sock := filepath.Join(dir, "s.sock")
+	ln, err := Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: srv.Handler()}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = hs.Serve(ln) }()
+	defer func() { hs.Close(); <-done }()
+	c, err := Dial(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	dead, err := c.DeadLetters("a1", 0)
+	if err != nil || len(dead) != 1 || dead[0].App != "a1" {
+		t.Fatalf("dead letters %+v %v", dead, err)
+	}
+	res, err := c.ReplayDeadLetters("a1", []uint64{7, 8})
+	if err != nil || res.Replayed != 2 || res.Skipped != 1 || fake.app != "a1" || len(fake.ids) != 2 {
+		t.Fatalf("replay %+v %v (%+v)", res, err, fake)
+	}
+	entries, _ := db.Audit(storage.AuditFilter{Action: "dead_letters_replayed"})
+	if len(entries) != 1 {
+		t.Fatalf("replay not audited: %+v", entries)
+	}
+}

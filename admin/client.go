@@ -136,3 +136,24 @@ func (c *Client) Audit(f storage.AuditFilter) ([]storage.AuditEntry, error) {
 	var entries []storage.AuditEntry
 	return entries, c.do("GET", "/audit?"+q.Encode(), nil, &entries)
 }
+
+// DeadLetters lists webhook dead letters of app ("" = every app), oldest
+// first; limit 0 means all.
+func (c *Client) DeadLetters(app string, limit int) ([]storage.DeadLetter, error) {
+	q := url.Values{}
+	if app != "" {
+		q.Set("app", app)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var dead []storage.DeadLetter
+	return dead, c.do("GET", "/webhooks/dead-letters?"+q.Encode(), nil, &dead)
+}
+
+// ReplayDeadLetters moves dead letters back into the running server's
+// webhook queue.
+func (c *Client) ReplayDeadLetters(app string, ids []uint64) (ReplayResult, error) {
+	var res ReplayResult
+	return res, c.do("POST", "/webhooks/dead-letters/replay", ReplayRequest{App: app, IDs: ids}, &res)
+}

@@ -32,11 +32,21 @@ type Server struct {
 	// Validate, if set, vets an app before it is stored (for example its
 	// webhook targets); its error is reported as invalid input.
 	Validate func(storage.App) error
+	// DeadLetters, if set, serves the webhook dead letters (the running
+	// dispatcher, which must know about replayed entries).
+	DeadLetters DeadLetterService
 
 	store  Store
 	reload func() error // applies app changes to the running server
 	log    *slog.Logger
 	now    func() time.Time
+}
+
+// DeadLetterService lists and replays webhook dead letters;
+// *webhooks.Dispatcher implements it.
+type DeadLetterService interface {
+	DeadLetters(app string, limit int) ([]storage.DeadLetter, error)
+	Replay(app string, ids []uint64) (replayed, skipped int, err error)
 }
 
 // NewServer returns the admin API over store; reload is called after every
@@ -80,6 +90,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("DELETE /apps/{id}", s.deleteApp)
 	mux.HandleFunc("POST /apps/{id}/rotate-secret", s.rotateSecret)
 	mux.HandleFunc("GET /audit", s.listAudit)
+	mux.HandleFunc("GET /webhooks/dead-letters", s.listDeadLetters)
+	mux.HandleFunc("POST /webhooks/dead-letters/replay", s.replayDeadLetters)
 	return mux
 }
 
@@ -190,6 +202,60 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, entries)
+}
+
+func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request) {
+	if s.DeadLetters == nil {
+		writeJSON(w, http.StatusNotFound, errorBody{Error: "webhooks are not running"})
+		return
+	}
+	limit := 0
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			writeErr(w, fmt.Errorf("%w: limit must be a non-negative integer", storage.ErrInvalid))
+			return
+		}
+		limit = n
+	}
+	dead, err := s.DeadLetters.DeadLetters(r.URL.Query().Get("app"), limit)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, dead)
+}
+
+// ReplayRequest is the body of POST /webhooks/dead-letters/replay: the
+// dead letters of App ("" = every app), only IDs when given.
+type ReplayRequest struct {
+	App string   `json:"app,omitempty"`
+	IDs []uint64 `json:"ids,omitempty"`
+}
+
+// ReplayResult says how many dead letters went back into the queue and how
+// many stayed because their target is gone.
+type ReplayResult struct {
+	Replayed int `json:"replayed"`
+	Skipped  int `json:"skipped"`
+}
+
+func (s *Server) replayDeadLetters(w http.ResponseWriter, r *http.Request) {
+	if s.DeadLetters == nil {
+		writeJSON(w, http.StatusNotFound, errorBody{Error: "webhooks are not running"})
+		return
+	}
+	var req ReplayRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	replayed, skipped, err := s.DeadLetters.Replay(req.App, req.IDs)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	s.record(req.App, "dead_letters_replayed", strconv.Itoa(replayed)+" replayed")
+	writeJSON(w, http.StatusOK, ReplayResult{replayed, skipped})
 }
 
 // AuditQuery reads an audit filter from a query string: since (RFC 3339),
