@@ -21,8 +21,9 @@ Commands:
   list [--app id] [--json] [--limit n]   list webhook events given up on, oldest first
   replay [--app id] [--id n ...]         queue them for delivery again (all, or by id)
 
-These commands open the database at SOCKUDO_DB_PATH and need the server
-stopped. While it runs, use the HTTP API (signed like the REST API):
+They go through the running server's admin socket, or open the database at
+SOCKUDO_DB_PATH when no server runs (a replay is then delivered at the next
+start). The HTTP API offers the same, signed like the REST API:
 GET /apps/{app_id}/webhooks/dead_letters and
 POST /apps/{app_id}/webhooks/dead_letters/replay.
 `

@@ -46,9 +46,11 @@ type conn struct {
 	// limiter throttles client events; only OnMessage touches it.
 	limiter *rate.Limiter
 
-	mu     sync.Mutex
-	subs   map[string]*subscription // by channel name
-	user   *signedUser              // nil until pusher:signin
+	mu sync.Mutex
+	// subs are the socket's subscriptions. A slice, not a map: sockets hold
+	// a handful of channels, and a small map costs ~250 bytes per socket.
+	subs   []*subscription
+	user   *signedUser // nil until pusher:signin
 	closed bool
 
 	wmu        sync.Mutex

@@ -52,6 +52,7 @@ type channel struct {
 
 // subscription ties a conn to a channel.
 type subscription struct {
+	name   string // channel name
 	c      *conn
 	ch     *channel // nil for #server-to-user- (delivered through the user index)
 	idx    int      // position in ch.subs; guarded by ch.mu
@@ -117,7 +118,7 @@ func (h *hub) joinLocked(c *conn, ch *channel, kind protocol.Channel, m *protoco
 	cfg := c.app.config()
 	name := ch.key.name
 	k := ch.key
-	s := &subscription{c: c, ch: ch, idx: len(ch.subs)}
+	s := &subscription{name: name, c: c, ch: ch, idx: len(ch.subs)}
 	var t transition
 	firstForUser := false
 	if m != nil {
