@@ -267,8 +267,9 @@ func (c *appsCLI) open(mustExist bool) (*storage.DB, int) {
 	}
 	db, err := storage.Open(sc.DBPath, &storage.Options{Timeout: dbLockTimeout})
 	if errors.Is(err, storage.ErrLocked) {
-		return nil, c.failf("database %s is in use by another sockudo process (is the server running?); "+
-			"stop it first, the apps commands need the database to themselves", sc.DBPath)
+		return nil, c.failf("database %s is in use: a server is running and its admin socket does not answer "+
+			"(SOCKUDO_ADMIN_SOCKET_ENABLED=false, or another SOCKUDO_ADMIN_SOCKET); stop the server, or use "+
+			"the signed HTTP API (audit, webhooks/dead_letters)", sc.DBPath)
 	}
 	if err != nil {
 		return nil, c.failf("%v", err)

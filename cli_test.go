@@ -230,7 +230,7 @@ func TestAppsLockedDatabase(t *testing.T) {
 	defer db.Close()
 	for _, args := range [][]string{{"apps", "list"}, {"apps", "create"}} {
 		r := runCLI(t, env, args...)
-		if r.code != 1 || !strings.Contains(r.stderr, "in use by another sockudo process") {
+		if r.code != 1 || !strings.Contains(r.stderr, "is in use: a server is running") {
 			t.Errorf("%v: exit %d, stderr %q", args, r.code, r.stderr)
 		}
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -60,24 +59,6 @@ func webhooksCmd(args []string, environ map[string]string, stdout, stderr io.Wri
 	}
 }
 
-// openForWebhooks opens the database, explaining the HTTP API when the
-// server holds it.
-func (c *appsCLI) openForWebhooks() (*storage.DB, int) {
-	var sc storageConfig
-	if ps := parseSection(&sc, c.environ); len(ps) > 0 {
-		return nil, c.failf("%v", errors.Join(ps...))
-	}
-	db, err := storage.Open(sc.DBPath, &storage.Options{Timeout: dbLockTimeout})
-	if errors.Is(err, storage.ErrLocked) {
-		return nil, c.failf("database %s is in use: the server is running. Stop it, or use the HTTP API "+
-			"(GET /apps/{app_id}/webhooks/dead_letters, POST /apps/{app_id}/webhooks/dead_letters/replay)", sc.DBPath)
-	}
-	if err != nil {
-		return nil, c.failf("%v", err)
-	}
-	return db, 0
-}
-
 func (c *appsCLI) deadLettersList(args []string) int {
 	fs := c.flagSet("[--app id] [--json] [--limit n]", "List dead letters (webhook events given up on), oldest first.")
 	app := fs.String("app", "", "only this app's dead letters")
@@ -94,7 +75,7 @@ func (c *appsCLI) deadLettersList(args []string) int {
 			return c.failf("%v", err)
 		}
 	} else {
-		db, code := c.openForWebhooks()
+		db, code := c.open(true)
 		if db == nil {
 			return code
 		}
@@ -144,7 +125,7 @@ func (c *appsCLI) deadLettersReplay(args []string) int {
 		}
 		return 0
 	}
-	db, code := c.openForWebhooks()
+	db, code := c.open(true)
 	if db == nil {
 		return code
 	}

@@ -121,7 +121,7 @@ func TestWebhooksDeadLettersLocked(t *testing.T) {
 	}
 	defer db.Close()
 	r := runCLI(t, env, "webhooks", "dead-letters", "list")
-	if r.code != 1 || !strings.Contains(r.stderr, "the server is running") || !strings.Contains(r.stderr, "/webhooks/dead_letters") {
+	if r.code != 1 || !strings.Contains(r.stderr, "a server is running") || !strings.Contains(r.stderr, "webhooks/dead_letters") {
 		t.Fatalf("locked: %+v", r)
 	}
 }

@@ -11,6 +11,12 @@ import (
 )
 
 func newTestAdmin(t *testing.T) (*Client, *storage.DB, *int) {
+	return newTestAdminWith(t, nil)
+}
+
+// newTestAdminWith serves an admin API over a fresh database on a unix
+// socket; configure, if set, adjusts the server before it serves.
+func newTestAdminWith(t *testing.T, configure func(*Server)) (*Client, *storage.DB, *int) {
 	t.Helper()
 	dir := t.TempDir()
 	db, err := storage.Open(filepath.Join(dir, "s.db"), nil)
@@ -19,6 +25,9 @@ func newTestAdmin(t *testing.T) (*Client, *storage.DB, *int) {
 	}
 	reloads := 0
 	srv := NewServer(db, func() error { reloads++; return nil }, nil)
+	if configure != nil {
+		configure(srv)
+	}
 	sock := filepath.Join(dir, "s.sock")
 	ln, err := Listen(sock)
 	if err != nil {
@@ -127,33 +136,14 @@ func TestListenRefusesLiveSocketAndReplacesStale(t *testing.T) {
 }
 
 func TestAdminValidate(t *testing.T) {
-	dir := t.TempDir()
-	db, err := storage.Open(filepath.Join(dir, "s.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	srv := NewServer(db, nil, nil)
-	srv.Validate = func(a storage.App) error {
-		if a.Key == "bad" {
-			return errors.New("key is bad")
+	c, db, _ := newTestAdminWith(t, func(srv *Server) {
+		srv.Validate = func(a storage.App) error {
+			if a.Key == "bad" {
+				return errors.New("key is bad")
+			}
+			return nil
 		}
-		return nil
-	}
-	sock := filepath.Join(dir, "s.sock")
-	ln, err := Listen(sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{Handler: srv.Handler()}
-	done := make(chan struct{})
-	go func() { defer close(done); _ = hs.Serve(ln) }()
-	defer func() { hs.Close(); <-done }()
-	c, err := Dial(sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	})
 	if err := c.CreateApp(storage.App{ID: "x", Key: "bad", Secret: "s"}); !errors.Is(err, storage.ErrInvalid) {
 		t.Fatalf("invalid app accepted: %v", err)
 	}
@@ -183,29 +173,8 @@ func (f *fakeDead) Replay(app string, ids []uint64) (int, int, error) {
 }
 
 func TestAdminDeadLetters(t *testing.T) {
-	dir := t.TempDir()
-	db, err := storage.Open(filepath.Join(dir, "s.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	fake := &fakeDead{}
-	srv := NewServer(db, nil, nil)
-	srv.DeadLetters = fake
-	sock := filepath.Join(dir, "s.sock")
-	ln, err := Listen(sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{Handler: srv.Handler()}
-	done := make(chan struct{})
-	go func() { defer close(done); _ = hs.Serve(ln) }()
-	defer func() { hs.Close(); <-done }()
-	c, err := Dial(sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, db, _ := newTestAdminWith(t, func(srv *Server) { srv.DeadLetters = fake })
 	dead, err := c.DeadLetters("a1", 0)
 	if err != nil || len(dead) != 1 || dead[0].App != "a1" {
 		t.Fatalf("dead letters %+v %v", dead, err)
