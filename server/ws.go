@@ -47,7 +47,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "expected a WebSocket upgrade")
 		return
 	}
-	a, refusal := s.admit(r)
+	ip := clientIP(r, s.cfg.TrustHops)
+	a, refusal := s.admit(r, ip)
 	socket, err := s.upgrader.Upgrade(w, r)
 	if err != nil {
 		if a != nil && refusal == nil {
@@ -60,7 +61,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if refusal != nil {
 		s.metrics.connsRefused.WithLabelValues(refusalReason(refusal)).Inc()
 		if refusal == protocol.ErrOriginNotAllowed && a != nil {
-			s.audit.Record(AuditRecord{App: a.id, Action: AuditOriginRefused, IP: clientIP(r, s.cfg.TrustHops), Reason: truncate(r.Header.Get("Origin"), 200)})
+			s.audit.Record(AuditRecord{App: a.id, Action: AuditOriginRefused, IP: ip, Reason: truncate(r.Header.Get("Origin"), 200)})
 		}
 		// Not registered: write the refusal synchronously and drop the socket.
 		_ = socket.WriteMessage(gws.OpcodeText, refusal.Frame())
@@ -73,7 +74,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	c.nc = socket.NetConn()
 	c.flushFn = c.flush
 	c.app = a
-	c.ip = clientIP(r, s.cfg.TrustHops)
+	c.ip = ip
 	c.socketID = s.registerConn(c)
 	a.connGauge.Inc()
 	a.connOpened.Inc()
@@ -90,13 +91,12 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 
 // admit decides whether a socket may connect. On success it has counted
 // the socket against the node and app limits.
-func (s *Server) admit(r *http.Request) (*app, *protocol.Error) {
+func (s *Server) admit(r *http.Request, ip string) (*app, *protocol.Error) {
 	key := r.PathValue("key")
 	if key == "" || strings.Contains(key, "/") {
 		return nil, protocol.ErrPathNotFound
 	}
 	a := s.apps.byKey(key)
-	ip := clientIP(r, s.cfg.TrustHops)
 	limitKey, override, appID := ip, 0, ""
 	if a != nil {
 		appID = a.id
