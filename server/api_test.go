@@ -165,6 +165,11 @@ func TestReadiness(t *testing.T) {
 		t.Fatal("ready while starting")
 	}
 	ts.MarkReady()
+	ts.draining.Store(true) // as during Shutdown
+	if get("/up") != 503 || get("/live") != 200 {
+		t.Fatal("ready while draining")
+	}
+	ts.draining.Store(false)
 	ts.store.mu.Lock()
 	ts.store.down = true
 	ts.store.mu.Unlock()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sockudo/sockudo/ratelimit"
+	"github.com/sockudo/sockudo/server/protocol"
 )
 
 func limiter(n int) ratelimit.Limiter {
@@ -93,4 +94,29 @@ func TestPerAppOverrides(t *testing.T) {
 		t.Fatalf("second strict socket: close %d, want 4100", code)
 	}
 	ts.dial(t) // the default app still admits this IP
+}
+
+func TestSigninLimitPerUser(t *testing.T) {
+	ts := newTestServer(t, Config{Limits: Limits{Signin: limiter(2)}})
+	signin := func(userID string) uint16 {
+		c := ts.dial(t)
+		ud := `{"id":"` + userID + `"}`
+		auth := "app-key:" + protocol.Sign("app-secret", protocol.UserString(c.socketID, ud))
+		b, _ := json.Marshal(map[string]any{"event": "pusher:signin", "data": map[string]string{"auth": auth, "user_data": ud}})
+		c.sendJSON(string(b))
+		f := c.next()
+		if f.Event == "pusher:signin_success" {
+			return 0
+		}
+		return c.expectClose()
+	}
+	if signin("u1") != 0 || signin("u1") != 0 {
+		t.Fatal("signins within the limit refused")
+	}
+	if code := signin("u1"); code != 4100 {
+		t.Fatalf("third signin of u1: close %d, want 4100", code)
+	}
+	if signin("u2") != 0 {
+		t.Fatal("another user shares u1's budget")
+	}
 }

@@ -209,3 +209,33 @@ func TestFailingTargetDoesNotDelayOthers(t *testing.T) {
 		t.Fatalf("other target got %v", got)
 	}
 }
+
+// TestRetriesPacedPerTarget: a failing target's attempts are also held to
+// RecoveryRate, so a receiver coming back is not flooded. With one token
+// per 4 s the third attempt waits for its token (at 5 s) after its 2 s
+// backoff ran out (at 3 s).
+func TestRetriesPacedPerTarget(t *testing.T) {
+	cfg := testConfig()
+	cfg.RecoveryRate = 0.25
+	d, rcv, fc := failingFixture(t, cfg, http.StatusServiceUnavailable, nil)
+	start := fc.Now()
+	d.Emit(clientEvent("private-c", "x"))
+	rcv.next(t)
+	fc.AdvanceTo(fc.waitArmed(t, 1)[0]) // backoff 1 s; the bucket is still full
+	if at := rcv.next(t).at.Sub(start); at != time.Second {
+		t.Fatalf("second attempt at %s, want 1s", at)
+	}
+	backoff := fc.waitArmed(t, 1)[0]
+	if backoff.Sub(start) != 3*time.Second {
+		t.Fatalf("backoff ends at %s, want 3s", backoff.Sub(start))
+	}
+	fc.AdvanceTo(backoff)
+	paced := fc.waitArmed(t, 1)[0]
+	if paced.Sub(start) != 5*time.Second {
+		t.Fatalf("pacing ends at %s, want 5s (one token per 4 s after the attempt at 1 s)", paced.Sub(start))
+	}
+	fc.AdvanceTo(paced)
+	if at := rcv.next(t).at.Sub(start); at != 5*time.Second {
+		t.Fatalf("third attempt at %s, want 5s", at)
+	}
+}
