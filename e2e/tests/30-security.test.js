@@ -78,15 +78,15 @@ it('logs never contain the app secret or a full signature', async () => {
   assert.deepEqual(hexRuns, [], `64-hex-digit strings (signatures?) in the logs: ${hexRuns.slice(0, 3)}`);
 });
 
+// gencert (a Go program beside the suite) writes a self-signed pair for
+// 127.0.0.1; no openssl needed. Built once per run.
+const GENCERT = path.join(os.tmpdir(), `sockudo-gencert-${process.pid}`);
 function makeCert(dir, cn) {
-  const key = path.join(dir, 'key.pem');
-  const cert = path.join(dir, 'cert.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-keyout', key + '.tmp', '-out', cert + '.tmp', '-days', '1', '-subj', `/CN=${cn}`,
-    '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
-  fs.renameSync(key + '.tmp', key);
-  fs.renameSync(cert + '.tmp', cert);
-  return { key, cert };
+  if (!fs.existsSync(GENCERT)) {
+    execFileSync('go', ['build', '-o', GENCERT, './e2e/gencert'], { cwd: path.resolve(__dirname, '../..'), stdio: 'inherit' });
+  }
+  execFileSync(GENCERT, ['-dir', dir, '-cn', cn], { stdio: 'inherit' });
+  return { key: path.join(dir, 'key.pem'), cert: path.join(dir, 'cert.pem') };
 }
 
 function peerCN(port) {
@@ -117,6 +117,7 @@ it('TLS: pusher-js with forceTLS connects over wss, the SDK publishes over https
   makeCert(dir, 'second');
   await poll(async () => (await peerCN(s.port)) === 'second', 10000, 'the renewed certificate');
   fs.rmSync(dir, { recursive: true, force: true });
+  fs.rmSync(GENCERT, { force: true });
 });
 
 it('rate limits: sockets per IP (4100), auth failures (429), API publishes per app (429 with headers)', async () => {
