@@ -21,12 +21,27 @@ const maxBodyBytes = 1 << 20
 
 // routeAPI registers the Pusher HTTP API (§4).
 func (s *Server) routeAPI(mux *http.ServeMux) {
-	mux.Handle("POST /apps/{app_id}/events", s.signed(s.apiTrigger))
-	mux.Handle("POST /apps/{app_id}/batch_events", s.signed(s.apiBatch))
-	mux.Handle("GET /apps/{app_id}/channels", s.signed(s.apiChannels))
-	mux.Handle("GET /apps/{app_id}/channels/{channel_name}", s.signed(s.apiChannel))
-	mux.Handle("GET /apps/{app_id}/channels/{channel_name}/users", s.signed(s.apiUsers))
-	mux.Handle("POST /apps/{app_id}/users/{user_id}/terminate_connections", s.signed(s.apiTerminate))
+	routes := []struct {
+		method, path string
+		h            apiHandler
+	}{
+		{"POST", "/apps/{app_id}/events", s.apiTrigger},
+		{"POST", "/apps/{app_id}/batch_events", s.apiBatch},
+		{"GET", "/apps/{app_id}/channels", s.apiChannels},
+		{"GET", "/apps/{app_id}/channels/{channel_name}", s.apiChannel},
+		{"GET", "/apps/{app_id}/channels/{channel_name}/users", s.apiUsers},
+		{"POST", "/apps/{app_id}/users/{user_id}/terminate_connections", s.apiTerminate},
+	}
+	for _, rt := range routes {
+		mux.Handle(rt.method+" "+rt.path, s.signed(rt.h))
+		// Other methods get the API's JSON error shape, not ServeMux's
+		// plain-text 405.
+		allow := rt.method
+		mux.HandleFunc(rt.path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed; use "+allow)
+		})
+	}
 	for _, e := range s.extraAPI {
 		h := e.h
 		mux.Handle(e.pattern, s.signed(func(w http.ResponseWriter, r *http.Request, a *app, _ *appConfig, body []byte) {

@@ -226,3 +226,33 @@ func TestSecretRotation(t *testing.T) {
 	c.subscribeAuth("private-new", "", "new-secret")
 	c.expect("pusher_internal:subscription_succeeded")
 }
+
+func TestWrongMethodAndUnknownPathAreJSON(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	tcs := []struct {
+		method, path string
+		status       int
+	}{
+		{"GET", "/apps/app-id/events", 405},
+		{"DELETE", "/apps/app-id/channels", 405},
+		{"POST", "/apps/app-id/channels/x/users", 405},
+		{"GET", "/nope", 404},
+		{"GET", "/apps/app-id/nope", 404},
+	}
+	for _, tc := range tcs {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, "http://"+ts.addr+tc.path, nil)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var e struct {
+				Error string `json:"error"`
+			}
+			if resp.StatusCode != tc.status || json.NewDecoder(resp.Body).Decode(&e) != nil || e.Error == "" {
+				t.Fatalf("got %d, want %d with a JSON error", resp.StatusCode, tc.status)
+			}
+		})
+	}
+}

@@ -151,6 +151,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/app/", s.serveBadPath)
 	mux.HandleFunc("GET /up", s.serveUp)
 	mux.HandleFunc("GET /live", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, okBody) })
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { writeError(w, http.StatusNotFound, "not found") })
 	s.routeAPI(mux)
 	return mux
 }
