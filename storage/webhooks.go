@@ -180,18 +180,12 @@ func (db *DB) MarkWebhookAttempts(entries []WebhookEntry) error {
 		q := tx.Bucket(bucketWebhookQueue)
 		for i := range entries {
 			e := &entries[i]
-			b := q.Bucket([]byte(targetKey(e.App, e.URL)))
-			if b == nil {
-				continue
-			}
-			k := seqKey(e.ID)
-			old := b.Get(k)
-			if old == nil {
-				continue
-			}
-			stored, err := decodeEntry(k, old)
+			b, k, stored, ok, err := queuedEntry(q, e)
 			if err != nil {
 				return err
+			}
+			if !ok {
+				continue
 			}
 			stored.Attempts, stored.NextAttempt, stored.LastError = e.Attempts, e.NextAttempt, e.LastError
 			if err := b.Put(k, encodeEntry(&stored)); err != nil {
@@ -219,18 +213,12 @@ func (db *DB) DeadLetterWebhooks(entries []WebhookEntry, reason string, at time.
 		q := tx.Bucket(bucketWebhookQueue)
 		for i := range entries {
 			e := entries[i]
-			b := q.Bucket([]byte(targetKey(e.App, e.URL)))
-			if b == nil {
-				continue
-			}
-			k := seqKey(e.ID)
-			v := b.Get(k)
-			if v == nil {
-				continue
-			}
-			stored, err := decodeEntry(k, v)
+			b, _, stored, ok, err := queuedEntry(q, &e)
 			if err != nil {
 				return err
+			}
+			if !ok {
+				continue
 			}
 			stored.App, stored.URL = e.App, e.URL
 			stored.Attempts, stored.LastError = e.Attempts, e.LastError
@@ -447,6 +435,23 @@ func (db *DB) batch(fn func(*bolt.Tx) error) error {
 
 // targetKey names a target's queue: app ids and URLs contain no NUL.
 func targetKey(app, url string) string { return app + "\x00" + url }
+
+// queuedEntry finds e (by App, URL and ID) in the queue bucket q and returns
+// its target bucket, key and stored copy; ok is false when it is no longer
+// queued. The copy owns its bytes.
+func queuedEntry(q *bolt.Bucket, e *WebhookEntry) (b *bolt.Bucket, k []byte, stored WebhookEntry, ok bool, err error) {
+	b = q.Bucket([]byte(targetKey(e.App, e.URL)))
+	if b == nil {
+		return nil, nil, WebhookEntry{}, false, nil
+	}
+	k = seqKey(e.ID)
+	v := b.Get(k)
+	if v == nil {
+		return nil, nil, WebhookEntry{}, false, nil
+	}
+	stored, err = decodeEntry(k, v)
+	return b, k, stored, err == nil, err
+}
 
 func splitTargetKey(k string) (app, url string, ok bool) {
 	for i := 0; i < len(k); i++ {
