@@ -71,16 +71,6 @@ type appRegistry struct {
 func (r *appRegistry) byKey(key string) *app { return r.index.Load().byKey[key] }
 func (r *appRegistry) byID(id string) *app   { return r.index.Load().byID[id] }
 
-// all returns every app in the current index.
-func (r *appRegistry) all() []*app {
-	idx := r.index.Load()
-	out := make([]*app, 0, len(idx.byID))
-	for _, a := range idx.byID {
-		out = append(out, a)
-	}
-	return out
-}
-
 // load replaces the index with apps, keeping the live *app of ids that
 // still exist.
 func (r *appRegistry) load(apps []storage.App, initApp func(*app)) error {

@@ -55,7 +55,7 @@ func TestPusherHTTPGo(t *testing.T) {
 			t.Fatalf("event %s", f.raw)
 		}
 	}
-	if err := client.TriggerExclusive("private-go", "skip", "x", a.socketID); err != nil {
+	if _, err := client.TriggerWithParams("private-go", "skip", "x", pusher.TriggerParams{SocketID: &a.socketID}); err != nil {
 		t.Fatal(err)
 	}
 	b.expect("skip")

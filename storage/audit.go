@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -134,9 +133,7 @@ type AuditWriter struct {
 	ch      chan AuditEntry
 	dropped atomic.Int64
 	errs    func(error)
-
-	closeOnce sync.Once
-	done      chan struct{}
+	done    chan struct{}
 }
 
 // NewAuditWriter returns a writer with room for buffer entries (0 means
