@@ -1,6 +1,6 @@
 // Package storage is sockudo's durable state, kept in one bbolt file: the
-// apps (tenants) today, and later the webhook queue, push devices and the
-// audit log. It imports nothing of ours; main, server, webhooks and push
+// apps (tenants), the webhook queue and dead letters, the audit log and
+// rate-limit counters (push devices later). It imports nothing of ours; main, server, webhooks and push
 // import it.
 //
 // # Layout
@@ -12,6 +12,10 @@
 //	meta      "schema_version" -> decimal schema version
 //	webhook_queue  app id + NUL + target URL -> { entry id -> encoded [WebhookEntry] }
 //	webhook_dead   app id -> { dead-letter id -> JSON of [DeadLetter] }
+//
+// Created on first use: audit (sequence -> JSON of [AuditEntry]), counters
+// (rate-limit windows), webhook_occupancy (open channels and members of
+// apps with vacated/removed webhooks, reported after a crash).
 //
 // The webhook queue is bounded by the dispatcher's retry window; the dead
 // letters by a per-app maximum, oldest dropped first. A nested bucket's

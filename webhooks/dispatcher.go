@@ -174,6 +174,9 @@ type appState struct {
 	// wants is the set of events the gate must see: those some target
 	// takes, plus those that cancel or clean up after them.
 	wants eventMask
+	// tracks is channel_vacated and/or member_removed when a target takes
+	// them: occupancy is then recorded, so a crash still reports them.
+	tracks eventMask
 }
 
 // snapshot is the configuration the dispatcher works with, replaced as a
@@ -215,7 +218,9 @@ type Dispatcher struct {
 	// closed refuses Emit after Close began.
 	closed bool
 	// buf holds events not yet committed to storage.
-	buf       []pendingEntry
+	buf []pendingEntry
+	// occ holds occupancy changes not yet committed (see appState.tracks).
+	occ       []storage.OccupancyChange
 	vacated   map[chanKey]*timed
 	removed   map[memberKey]*timed
 	cacheMiss map[chanKey]*timed
@@ -305,6 +310,7 @@ func (d *Dispatcher) Reload() error {
 		if len(as.targets) == 0 {
 			continue
 		}
+		as.tracks = as.wants & (bit(ChannelVacated) | bit(MemberRemoved))
 		// Events that cancel or clean up after wanted ones.
 		if as.wants&bit(ChannelVacated) != 0 {
 			as.wants |= bit(ChannelOccupied)
@@ -413,6 +419,9 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 	d.runCtx = ctx
 	go d.runPersister()
 	d.goTracked(func() { d.runGate(ctx) })
+	if err := d.reportOrphans(); err != nil {
+		d.log.Error("webhooks: cannot read the occupancy left by the last run", "err", err)
+	}
 	for _, q := range d.queues {
 		d.startQueueLocked(q)
 	}
@@ -446,7 +455,58 @@ func (d *Dispatcher) Emit(e Event) {
 		d.dropped.Add(1)
 		return
 	}
+	d.trackLocked(as, e)
 	d.gateLocked(as, e, d.clock.Now())
+}
+
+// trackLocked records the raw channel and member transitions of apps that
+// want channel_vacated or member_removed. d.mu must be held.
+func (d *Dispatcher) trackLocked(as *appState, e Event) {
+	var c storage.OccupancyChange
+	switch {
+	case as.tracks&bit(ChannelVacated) != 0 && (e.Name == ChannelOccupied || e.Name == ChannelVacated):
+		c = storage.OccupancyChange{App: e.App, Channel: e.Channel, Open: e.Name == ChannelOccupied}
+	case as.tracks&bit(MemberRemoved) != 0 && (e.Name == MemberAdded || e.Name == MemberRemoved):
+		c = storage.OccupancyChange{App: e.App, Channel: e.Channel, UserID: e.UserID, Open: e.Name == MemberAdded}
+	default:
+		return
+	}
+	d.occ = append(d.occ, c)
+	d.kickPersist()
+}
+
+// reportOrphans decides channel_vacated and member_removed for what the
+// previous process left occupied: it ended without reporting them (a
+// crash). They go through the gate, so clients reconnecting within the
+// grace period cancel them as they would a page reload.
+func (d *Dispatcher) reportOrphans() error {
+	orphans, err := d.db.TakeOccupancy()
+	if err != nil {
+		return err
+	}
+	if len(orphans) == 0 {
+		return nil
+	}
+	snap := d.state.Load()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := d.clock.Now()
+	for _, o := range orphans {
+		as := snap.apps[o.App]
+		if as == nil {
+			continue
+		}
+		e := Event{App: o.App, Name: ChannelVacated, Channel: o.Channel}
+		if o.UserID != "" {
+			e.Name, e.UserID = MemberRemoved, o.UserID
+		}
+		if as.tracks&bit(e.Name) == 0 {
+			continue
+		}
+		d.gateLocked(as, e, now)
+	}
+	d.log.Info("reporting channels and members left by an unclean stop", "records", len(orphans))
+	return nil
 }
 
 // decideLocked sends e to every target of its app that takes it: the
@@ -548,9 +608,16 @@ func (d *Dispatcher) kickPersist() {
 // the front of the buffer.
 func (d *Dispatcher) persist() error {
 	d.mu.Lock()
-	batch := d.buf
-	d.buf = nil
+	batch, occ := d.buf, d.occ
+	d.buf, d.occ = nil, nil
 	d.mu.Unlock()
+	if err := d.db.ApplyOccupancy(occ); err != nil {
+		d.mu.Lock()
+		d.buf = append(batch, d.buf...)
+		d.occ = append(occ, d.occ...)
+		d.mu.Unlock()
+		return err
+	}
 	if len(batch) == 0 {
 		return nil
 	}
