@@ -256,3 +256,29 @@ func TestWrongMethodAndUnknownPathAreJSON(t *testing.T) {
 		})
 	}
 }
+
+func TestReloadClosesSocketsOfDisabledAndDeletedApps(t *testing.T) {
+	other := testApp()
+	other.ID, other.Key = "other", "other-key"
+	ts := newTestServer(t, Config{}, testApp(), other)
+	keep := ts.dial(t)
+	gone := ts.dialRaw(t, "/app/other-key", nil)
+	gone.expect("pusher:connection_established")
+
+	// Disable app-id and delete other.
+	off := testApp()
+	off.Enabled = false
+	ts.store.mu.Lock()
+	ts.store.apps = []storage.App{off}
+	ts.store.mu.Unlock()
+	if err := ts.ReloadApps(); err != nil {
+		t.Fatal(err)
+	}
+	for c, want := range map[*testClient]uint16{keep: 4003, gone: 4001} {
+		for f := c.next(); f.Event != "pusher:error"; f = c.next() {
+		}
+		if code := c.expectClose(); code != want {
+			t.Fatalf("close %d, want %d", code, want)
+		}
+	}
+}

@@ -133,6 +133,16 @@ func (s *Server) ReloadApps() error {
 	if err := s.apps.load(apps, s.initApp); err != nil {
 		return fmt.Errorf("server: load apps: %w", err)
 	}
+	// Sockets of an app that was deleted or disabled go, as they would on
+	// hosted Pusher; 40xx codes stop pusher-js from reconnecting.
+	for _, c := range s.allConns() {
+		switch {
+		case s.apps.byID(c.app.id) != c.app:
+			c.close(&protocol.Error{Code: protocol.CodeAppNotFound, Message: "Application deleted"}, false)
+		case !c.app.config().Enabled:
+			c.close(protocol.ErrAppDisabled, false)
+		}
+	}
 	return nil
 }
 
