@@ -58,56 +58,21 @@ func (d *Dispatcher) gateLocked(as *appState, e Event, now time.Time) {
 			delete(d.cacheMiss, ck)
 		}
 		if d.cfg.GracePeriod > 0 {
-			if old := d.vacated[ck]; old != nil {
-				old.cancelled = true
-			}
-			// The event keeps the time it happened, not the time it is
-			// decided.
-			var t *timed
-			t = d.afterLocked(now.Add(d.cfg.GracePeriod), func(time.Time) {
-				if d.vacated[ck] == t {
-					delete(d.vacated, ck)
-				}
-				d.decideLocked(as, e, now)
-			})
-			d.vacated[ck] = t
+			holdLocked(d, d.vacated, ck, as, e, now)
 			return
 		}
 	case ChannelOccupied:
-		if t := d.vacated[ck]; t != nil {
-			t.cancelled = true
-			if t.at.After(now) {
-				// Back within the grace period: neither event is sent.
-				delete(d.vacated, ck)
-				return
-			}
-			t.fire(now) // the grace period is over; the gate loop was about to
+		if returnedLocked(d.vacated, ck, now) {
+			return
 		}
 	case MemberRemoved:
 		if d.cfg.GracePeriod > 0 {
-			mk := memberKey{e.App, e.Channel, e.UserID}
-			if old := d.removed[mk]; old != nil {
-				old.cancelled = true
-			}
-			var t *timed
-			t = d.afterLocked(now.Add(d.cfg.GracePeriod), func(time.Time) {
-				if d.removed[mk] == t {
-					delete(d.removed, mk)
-				}
-				d.decideLocked(as, e, now)
-			})
-			d.removed[mk] = t
+			holdLocked(d, d.removed, memberKey{e.App, e.Channel, e.UserID}, as, e, now)
 			return
 		}
 	case MemberAdded:
-		mk := memberKey{e.App, e.Channel, e.UserID}
-		if t := d.removed[mk]; t != nil {
-			t.cancelled = true
-			if t.at.After(now) {
-				delete(d.removed, mk)
-				return
-			}
-			t.fire(now)
+		if returnedLocked(d.removed, memberKey{e.App, e.Channel, e.UserID}, now) {
+			return
 		}
 	case CacheMiss:
 		if t := d.cacheMiss[ck]; t != nil && t.at.After(now) {
@@ -126,6 +91,41 @@ func (d *Dispatcher) gateLocked(as *appState, e Event, now time.Time) {
 		}
 	}
 	d.decideLocked(as, e, now)
+}
+
+// holdLocked keeps a channel_vacated or member_removed e in held[k] for
+// the grace period, then decides it. The event keeps the time it happened,
+// not the time it is decided. d.mu must be held.
+func holdLocked[K comparable](d *Dispatcher, held map[K]*timed, k K, as *appState, e Event, now time.Time) {
+	if old := held[k]; old != nil {
+		old.cancelled = true
+	}
+	var t *timed
+	t = d.afterLocked(now.Add(d.cfg.GracePeriod), func(time.Time) {
+		if held[k] == t {
+			delete(held, k)
+		}
+		d.decideLocked(as, e, now)
+	})
+	held[k] = t
+}
+
+// returnedLocked handles the channel_occupied or member_added that follows
+// a held event for k: within the grace period neither is sent (it reports
+// true); after it, the held event is decided first (the gate loop was about
+// to). d.mu must be held.
+func returnedLocked[K comparable](held map[K]*timed, k K, now time.Time) bool {
+	t := held[k]
+	if t == nil {
+		return false
+	}
+	t.cancelled = true
+	if t.at.After(now) {
+		delete(held, k)
+		return true
+	}
+	t.fire(now)
+	return false
 }
 
 // throttleCountLocked reports whether a subscription_count goes out now;
