@@ -1,0 +1,97 @@
+package main
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sockudo/sockudo/server"
+	"github.com/sockudo/sockudo/server/protocol"
+	"github.com/sockudo/sockudo/storage"
+	"github.com/sockudo/sockudo/webhooks"
+)
+
+// TestWebhookRoutesRejectBadInput covers the error paths of the signed
+// webhook routes: a bad limit and a bad replay body get 400 with the API's
+// JSON error, and a good request still works.
+func TestWebhookRoutesRejectBadInput(t *testing.T) {
+	db, err := storage.Open(filepath.Join(t.TempDir(), "s.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := storage.App{ID: "a1", Key: "k1", Secret: "s1", Enabled: true}
+	if err := db.PutApp(app); err != nil {
+		t.Fatal(err)
+	}
+	d, err := webhooks.New(webhooks.Config{AllowPrivateTargets: true}, db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(server.Config{}, db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	routeWebhooks(srv, d)
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() {
+		hs.Close()
+		_ = d.Close(context.Background())
+		_ = db.Close()
+	})
+	srv.MarkReady()
+
+	call := func(method, path string, query url.Values, body string) (int, string) {
+		t.Helper()
+		q := url.Values{}
+		for k, v := range query {
+			q[k] = v
+		}
+		q.Set("auth_key", app.Key)
+		q.Set("auth_timestamp", strconv.FormatInt(time.Now().Unix(), 10))
+		q.Set("auth_version", "1.0")
+		if body != "" {
+			sum := md5.Sum([]byte(body))
+			q.Set("body_md5", hex.EncodeToString(sum[:]))
+		}
+		q.Set("auth_signature", protocol.Sign(app.Secret, protocol.RequestString(method, path, q)))
+		req, _ := http.NewRequest(method, hs.URL+path+"?"+q.Encode(), strings.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	tcs := []struct {
+		name, method, path string
+		query              url.Values
+		body               string
+		status             int
+		want               string
+	}{
+		{"limit not a number", "GET", "/apps/a1/webhooks/dead_letters", url.Values{"limit": {"x"}}, "", 400, `"error":"limit must be 1-10000"`},
+		{"limit too large", "GET", "/apps/a1/webhooks/dead_letters", url.Values{"limit": {"10001"}}, "", 400, `"code":400`},
+		{"replay body not JSON", "POST", "/apps/a1/webhooks/dead_letters/replay", nil, "{", 400, `"code":400`},
+		{"replay unknown field", "POST", "/apps/a1/webhooks/dead_letters/replay", nil, `{"id":[1]}`, 400, `"code":400`},
+		{"list ok", "GET", "/apps/a1/webhooks/dead_letters", url.Values{"limit": {"10"}}, "", 200, `{"dead_letters":[]}`},
+		{"replay all ok", "POST", "/apps/a1/webhooks/dead_letters/replay", nil, "{}", 200, `"replayed":0`},
+	}
+	for _, tc := range tcs {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := call(tc.method, tc.path, tc.query, tc.body)
+			if code != tc.status || !strings.Contains(body, tc.want) {
+				t.Fatalf("got %d %s, want %d with %s", code, body, tc.status, tc.want)
+			}
+		})
+	}
+}
