@@ -2,8 +2,6 @@ package server
 
 import (
 	"encoding/json"
-	"errors"
-	"io"
 	"net/http"
 	"regexp"
 	"sort"
@@ -11,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sockudo/sockudo/ratelimit"
 	"github.com/sockudo/sockudo/server/protocol"
 )
 
@@ -51,144 +48,6 @@ func (s *Server) routeAPI(mux *http.ServeMux) {
 	mux.HandleFunc("/apps/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "unknown API route "+r.Method+" "+r.URL.Path)
 	})
-}
-
-// SignedHandler serves an extra HTTP API route after the same checks as
-// the Pusher API: known app, body limit, request signature, app enabled.
-// appID is the app of the {app_id} path wildcard; body is the raw body.
-type SignedHandler func(w http.ResponseWriter, r *http.Request, appID string, body []byte)
-
-// HandleSigned registers an extra API route such as
-// "GET /apps/{app_id}/webhooks/dead_letters"; the pattern must contain
-// {app_id}. Call it before Serve. Errors should be written with WriteError.
-func (s *Server) HandleSigned(pattern string, h SignedHandler) {
-	s.extraAPI = append(s.extraAPI, signedRoute{pattern, h})
-}
-
-type signedRoute struct {
-	pattern string
-	h       SignedHandler
-}
-
-// WriteJSON writes body (already JSON) with status.
-func WriteJSON(w http.ResponseWriter, status int, body []byte) { writeJSON(w, status, body) }
-
-// WriteError writes the HTTP API's error shape, {"error":msg,"code":status}.
-func WriteError(w http.ResponseWriter, status int, msg string) { writeError(w, status, msg) }
-
-// apiHandler is an API endpoint after signature checks: it gets the app's
-// config and the raw body.
-type apiHandler func(w http.ResponseWriter, r *http.Request, a *app, cfg *appConfig, body []byte)
-
-// signed wraps h with app lookup, body limits and Pusher request signature
-// verification (§4.2).
-func (s *Server) signed(h apiHandler) http.Handler {
-	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		w := &statusWriter{ResponseWriter: rw, status: http.StatusOK}
-		defer func() { s.metrics.httpRequests.WithLabelValues(r.Pattern, strconv.Itoa(w.status)).Inc() }()
-		a := s.apps.byID(r.PathValue("app_id"))
-		if a == nil {
-			writeError(w, http.StatusNotFound, "app not found")
-			return
-		}
-		cfg := a.config()
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
-		if err != nil {
-			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) {
-				writeError(w, http.StatusRequestEntityTooLarge, "request body larger than "+strconv.Itoa(maxBodyBytes)+" bytes")
-				return
-			}
-			writeError(w, http.StatusBadRequest, "could not read the request body")
-			return
-		}
-		if err := protocol.VerifyRequest(r.Method, r.URL.Path, r.URL.Query(), body, cfg.Key, cfg.secrets(), time.Now()); err != nil {
-			s.metrics.signatureFailure.WithLabelValues(signatureReason(err)).Inc()
-			s.audit.Record(AuditRecord{App: a.id, Action: AuditAPIDenied, IP: clientIP(r, s.cfg.TrustHops), Reason: signatureReason(err)})
-			s.warnLimited("api-signature", "HTTP API signature refused", "app_id", a.id, "reason", err.Error())
-			writeError(w, http.StatusUnauthorized, err.Error())
-			return
-		}
-		if !cfg.Enabled {
-			writeError(w, http.StatusForbidden, "app disabled")
-			return
-		}
-		limiter, name := s.cfg.Limits.APIRead, "api_read"
-		if r.Method != http.MethodGet {
-			limiter, name = s.cfg.Limits.APIPublish, "api_publish"
-		}
-		override := cfg.RateLimits.APIReadMaxRequests
-		if r.Method != http.MethodGet {
-			override = cfg.RateLimits.APIMaxRequests
-		}
-		if d := allow(limiter, a.id, override); d.Limit > 0 {
-			setRateLimitHeaders(w.Header(), d)
-			if !d.Allowed {
-				s.rateLimited(name, a.id, clientIP(r, s.cfg.TrustHops))
-				writeError(w, http.StatusTooManyRequests, "rate limit exceeded for this app, retry after "+w.Header().Get("Retry-After")+"s")
-				return
-			}
-		}
-		h(w, r, a, cfg, body)
-	})
-}
-
-// quotaLimiter is a limiter that takes a per-call limit (ratelimit.Memory).
-type quotaLimiter interface {
-	AllowQuota(key string, q ratelimit.Quota) ratelimit.Decision
-}
-
-// allow checks key against l, with the per-app limit override instead of
-// l's own when it is set and l supports overrides.
-func allow(l ratelimit.Limiter, key string, override int) ratelimit.Decision {
-	if override > 0 {
-		if q, ok := l.(quotaLimiter); ok {
-			return q.AllowQuota(key, ratelimit.Quota{Limit: override})
-		}
-	}
-	return l.Allow(key)
-}
-
-// setRateLimitHeaders sets the RateLimit-* headers (IETF draft) and, when
-// refused, Retry-After, in whole seconds rounded up.
-func setRateLimitHeaders(h http.Header, d ratelimit.Decision) {
-	secs := func(t time.Duration) string { return strconv.FormatInt(int64((t+time.Second-1)/time.Second), 10) }
-	h.Set("RateLimit-Limit", strconv.Itoa(d.Limit))
-	h.Set("RateLimit-Remaining", strconv.Itoa(d.Remaining))
-	h.Set("RateLimit-Reset", secs(d.Reset))
-	if !d.Allowed {
-		retry := d.RetryAfter
-		if retry < time.Second {
-			retry = time.Second
-		}
-		h.Set("Retry-After", secs(retry))
-	}
-}
-
-// statusWriter records the status of a response for metrics.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	w.status = code
-	w.ResponseWriter.WriteHeader(code)
-}
-
-// signatureReason labels a request verification error.
-func signatureReason(err error) string {
-	switch {
-	case errors.Is(err, protocol.ErrStaleTimestamp), errors.Is(err, protocol.ErrBadTimestamp):
-		return "timestamp"
-	case errors.Is(err, protocol.ErrWrongKey):
-		return "key"
-	case errors.Is(err, protocol.ErrBodyMD5), errors.Is(err, protocol.ErrMissingBodyMD5):
-		return "body_md5"
-	case errors.Is(err, protocol.ErrMissingAuthParams):
-		return "missing_params"
-	}
-	return "signature"
 }
 
 // triggerEvent is one event in a trigger or batch body (§4.3, §4.4).
@@ -251,21 +110,13 @@ func (e *triggerEvent) validate(cfg *appConfig, allowMany bool) ([]string, strin
 	return channels, data, nil
 }
 
-// publish delivers one validated event to its channels: the frame is
-// encoded once per channel and shared by every receiving socket.
-func (s *Server) publish(a *app, cfg *appConfig, e *triggerEvent, channels []string, data string) {
+// publishEvent delivers one validated event to its channels, through the
+// one publish path (publish.go).
+func (s *Server) publishEvent(r *http.Request, a *app, cfg *appConfig, e *triggerEvent, channels []string, data string) {
+	ttl := time.Duration(cfg.CacheTTLSeconds) * time.Second
 	for _, ch := range channels {
-		frame := textFrame(protocol.AppendEvent(nil, e.Name, ch, data, ""))
-		kind := protocol.Classify(ch)
-		if kind.Cache {
-			s.hub.cache.put(chanKey{a.id, ch}, cacheEntry{event: e.Name, data: data, frame: frame,
-				expires: time.Now().Add(time.Duration(cfg.CacheTTLSeconds) * time.Second)})
-		}
-		if kind.Type == protocol.ServerToUser {
-			s.users.deliver(a.id, strings.TrimPrefix(ch, protocol.ServerToUserPrefix), frame, e.SocketID)
-			continue
-		}
-		if err := s.broker.Publish(Message{App: a.id, Channel: ch, Frame: frame, Except: e.SocketID}); err != nil {
+		err := s.publish(r.Context(), publication{app: a.id, channel: ch, event: e.Name, data: data, except: e.SocketID, cacheTTL: ttl})
+		if err != nil {
 			s.log.Error("publish failed", "app_id", a.id, "err", err)
 		}
 	}
@@ -289,10 +140,10 @@ func parseInfo(s string) infoAttrs {
 	return in
 }
 
-// appendCounts appends the requested count attributes of ci to an object
+// appendCounts appends the requested count attributes of c to an object
 // being built (without braces). user_count is given for presence channels
 // only.
-func appendCounts(b []byte, ci channelInfo, in infoAttrs) []byte {
+func appendCounts(b []byte, c ChannelCounts, in infoAttrs) []byte {
 	first := true
 	sep := func() {
 		if !first {
@@ -300,17 +151,23 @@ func appendCounts(b []byte, ci channelInfo, in infoAttrs) []byte {
 		}
 		first = false
 	}
-	if in.userCount && ci.presence {
+	if in.userCount && protocol.Classify(c.Name).Type == protocol.Presence {
 		sep()
 		b = append(b, `"user_count":`...)
-		b = strconv.AppendInt(b, int64(ci.userCount), 10)
+		b = strconv.AppendInt(b, int64(c.Users), 10)
 	}
 	if in.subscriptionCount {
 		sep()
 		b = append(b, `"subscription_count":`...)
-		b = strconv.AppendInt(b, int64(ci.subscriptionCount), 10)
+		b = strconv.AppendInt(b, int64(c.Subscriptions), 10)
 	}
 	return b
+}
+
+// errPresence answers a request that Presence could not serve.
+func (s *Server) errPresence(w http.ResponseWriter, a *app, err error) {
+	s.warnLimited("presence-read", "reading presence failed", "app_id", a.id, "err", err)
+	writeError(w, http.StatusServiceUnavailable, "channel state unavailable, retry later")
 }
 
 func (s *Server) apiTrigger(w http.ResponseWriter, r *http.Request, a *app, cfg *appConfig, body []byte) {
@@ -324,7 +181,7 @@ func (s *Server) apiTrigger(w http.ResponseWriter, r *http.Request, a *app, cfg 
 		writeError(w, st.code, st.msg)
 		return
 	}
-	s.publish(a, cfg, &e, channels, data)
+	s.publishEvent(r, a, cfg, &e, channels, data)
 	if e.Info == "" {
 		writeJSON(w, http.StatusOK, []byte("{}"))
 		return
@@ -340,11 +197,14 @@ func (s *Server) apiTrigger(w http.ResponseWriter, r *http.Request, a *app, cfg 
 			b = append(b, ',')
 		}
 		seen[ch] = true
-		ci, _ := s.hub.info(a.id, ch)
-		ci.presence = protocol.Classify(ch).Type == protocol.Presence
+		c, err := s.presence.Channel(r.Context(), a.id, ch)
+		if err != nil {
+			s.errPresence(w, a, err)
+			return
+		}
 		b = protocol.AppendString(b, ch)
 		b = append(b, ":{"...)
-		b = appendCounts(b, ci, in)
+		b = appendCounts(b, c, in)
 		b = append(b, '}')
 	}
 	writeJSON(w, http.StatusOK, append(b, "}}"...))
@@ -383,7 +243,7 @@ func (s *Server) apiBatch(w http.ResponseWriter, r *http.Request, a *app, cfg *a
 		anyInfo = anyInfo || req.Batch[i].Info != ""
 	}
 	for i := range req.Batch {
-		s.publish(a, cfg, &req.Batch[i], checked[i].channels, checked[i].data)
+		s.publishEvent(r, a, cfg, &req.Batch[i], checked[i].channels, checked[i].data)
 	}
 	if !anyInfo {
 		writeJSON(w, http.StatusOK, []byte("{}"))
@@ -396,10 +256,12 @@ func (s *Server) apiBatch(w http.ResponseWriter, r *http.Request, a *app, cfg *a
 		}
 		b = append(b, '{')
 		if req.Batch[i].Info != "" {
-			ch := checked[i].channels[0]
-			ci, _ := s.hub.info(a.id, ch)
-			ci.presence = protocol.Classify(ch).Type == protocol.Presence
-			b = appendCounts(b, ci, parseInfo(req.Batch[i].Info))
+			c, err := s.presence.Channel(r.Context(), a.id, checked[i].channels[0])
+			if err != nil {
+				s.errPresence(w, a, err)
+				return
+			}
+			b = appendCounts(b, c, parseInfo(req.Batch[i].Info))
 		}
 		b = append(b, '}')
 	}
@@ -414,17 +276,21 @@ func (s *Server) apiChannels(w http.ResponseWriter, r *http.Request, a *app, cfg
 		writeError(w, http.StatusBadRequest, "info=user_count requires filter_by_prefix=presence-")
 		return
 	}
-	list := s.hub.channels(a.id, prefix)
-	sort.Slice(list, func(i, j int) bool { return list[i].name < list[j].name })
+	list, err := s.presence.Channels(r.Context(), a.id, prefix)
+	if err != nil {
+		s.errPresence(w, a, err)
+		return
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
 	// Always an object, never [] or null (§4.5).
 	b := []byte(`{"channels":{`)
-	for i, ci := range list {
+	for i, c := range list {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = protocol.AppendString(b, ci.name)
+		b = protocol.AppendString(b, c.Name)
 		b = append(b, ":{"...)
-		b = appendCounts(b, ci, in)
+		b = appendCounts(b, c, in)
 		b = append(b, '}')
 	}
 	writeJSON(w, http.StatusOK, append(b, "}}"...))
@@ -442,21 +308,28 @@ func (s *Server) apiChannel(w http.ResponseWriter, r *http.Request, a *app, cfg 
 		writeError(w, http.StatusBadRequest, "info=user_count is only available for presence channels")
 		return
 	}
-	ci, occupied := s.hub.info(a.id, name)
-	ci.presence = kind.Type == protocol.Presence
+	c, err := s.presence.Channel(r.Context(), a.id, name)
+	if err != nil {
+		s.errPresence(w, a, err)
+		return
+	}
 	b := []byte(`{"occupied":`)
-	b = strconv.AppendBool(b, occupied)
-	if counts := appendCounts(nil, ci, in); len(counts) > 0 {
+	b = strconv.AppendBool(b, c.Subscriptions > 0)
+	if counts := appendCounts(nil, c, in); len(counts) > 0 {
 		b = append(b, ',')
 		b = append(b, counts...)
 	}
 	if in.cache && kind.Cache {
-		if e, ok := s.hub.cache.entry(chanKey{a.id, name}); ok {
-			ttl := int(time.Until(e.expires).Seconds() + 0.5)
+		e, ok, err := s.broker.Cache(r.Context(), a.id, name)
+		if err != nil {
+			s.warnLimited("broker-cache", "reading a cache channel failed", "app_id", a.id, "err", err)
+		}
+		if ok {
+			ttl := int(time.Until(e.Expires).Seconds() + 0.5)
 			b = append(b, `,"cache":{"event":`...)
-			b = protocol.AppendString(b, e.event)
+			b = protocol.AppendString(b, e.Event)
 			b = append(b, `,"data":`...)
-			b = protocol.AppendString(b, e.data)
+			b = protocol.AppendString(b, e.Data)
 			b = append(b, `,"ttl":`...)
 			b = strconv.AppendInt(b, int64(ttl), 10)
 			b = append(b, '}')
@@ -471,24 +344,29 @@ func (s *Server) apiUsers(w http.ResponseWriter, r *http.Request, a *app, cfg *a
 		writeError(w, http.StatusBadRequest, "users are only available for presence channels")
 		return
 	}
-	ids := s.hub.users(a.id, name)
-	sort.Strings(ids)
+	members, err := s.presence.Members(r.Context(), a.id, name)
+	if err != nil {
+		s.errPresence(w, a, err)
+		return
+	}
+	sort.Slice(members, func(i, j int) bool { return members[i].UserID < members[j].UserID })
 	b := []byte(`{"users":[`)
-	for i, id := range ids {
+	for i, m := range members {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		b = append(b, `{"id":`...)
-		b = protocol.AppendString(b, id)
+		b = protocol.AppendString(b, m.UserID)
 		b = append(b, '}')
 	}
 	writeJSON(w, http.StatusOK, append(b, "]}"...))
 }
 
 func (s *Server) apiTerminate(w http.ResponseWriter, r *http.Request, a *app, cfg *appConfig, _ []byte) {
-	user := r.PathValue("user_id")
-	for _, c := range s.users.conns(a.id, user) {
-		c.close(protocol.ErrTerminated, false)
+	if err := s.broker.Command(r.Context(), Command{Kind: CommandTerminate, App: a.id, User: r.PathValue("user_id")}); err != nil {
+		s.warnLimited("broker-command", "broker command failed", "app_id", a.id, "err", err)
+		writeError(w, http.StatusServiceUnavailable, "terminating the connections failed, retry later")
+		return
 	}
 	writeJSON(w, http.StatusOK, []byte("{}"))
 }

@@ -76,9 +76,6 @@ func (c *conn) Delete(string)                {}
 func (c *conn) Store(string, any)            {}
 func (c *conn) Range(func(string, any) bool) {}
 
-// sendPayload frames an event payload and queues it.
-func (c *conn) sendPayload(payload []byte) { c.send(textFrame(payload)) }
-
 // send queues a complete WebSocket frame. It never blocks: a socket whose
 // queue would exceed MaxPendingBytes is closed with 4100 instead (a slow
 // consumer must not grow memory or stall the publisher). The frame must not
@@ -178,7 +175,7 @@ func (c *conn) close(e *protocol.Error, discard bool) {
 		clear(c.queue)
 		c.queue = c.queue[:0]
 	}
-	c.queue = append(c.queue, textFrame(e.Frame()), closeFrame(int(e.Code), e.Message))
+	c.queue = append(c.queue, e.Frame(), e.CloseFrame())
 	start := !c.writing
 	c.writing = true
 	c.wmu.Unlock()
@@ -198,7 +195,7 @@ func (c *conn) afterCloseFrame() {
 
 // sendError sends a non-fatal pusher:error.
 func (c *conn) sendError(code protocol.Code, msg, channel string) {
-	c.sendPayload(protocol.AppendError(nil, code, msg, channel))
+	c.send(protocol.ErrorFrame(code, msg, channel))
 }
 
 // touch records inbound activity. The first frame after our ping re-arms
@@ -244,11 +241,73 @@ func (c *conn) onTimer() {
 		return
 	}
 	c.pingedAt.Store(now)
-	c.send(pingFrame)
+	c.send(protocol.PingFrame)
 	c.resetTimer(cfg.PongTimeout)
 }
 
-var (
-	pingFrame = textFrame(protocol.Ping)
-	pongFrame = textFrame(protocol.Pong)
-)
+// addSubLocked records a subscription on the conn. Lock: c.mu.
+func (c *conn) addSubLocked(s *subscription) { c.subs = append(c.subs, s) }
+
+// subLocked returns the subscription to channel name, nil if none.
+// Lock: c.mu.
+func (c *conn) subLocked(name string) *subscription {
+	for _, s := range c.subs {
+		if s.name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// removeSubLocked forgets the subscription to name and returns it, nil if
+// none. Lock: c.mu.
+func (c *conn) removeSubLocked(name string) *subscription {
+	for i, s := range c.subs {
+		if s.name == name {
+			last := len(c.subs) - 1
+			c.subs[i] = c.subs[last]
+			c.subs[last] = nil
+			c.subs = c.subs[:last]
+			return s
+		}
+	}
+	return nil
+}
+
+// teardown runs once when a socket's read loop ends: it leaves every
+// channel, signs out and frees the socket's slot.
+func (s *Server) teardown(c *conn) {
+	c.closing.Store(true)
+	if t := c.timer.Load(); t != nil {
+		t.Stop()
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	subs, user := c.subs, c.user
+	c.subs = nil
+	c.mu.Unlock()
+
+	for _, sub := range subs {
+		s.leave(c, sub)
+	}
+	if user != nil {
+		s.signout(c, user)
+	}
+	c.wmu.Lock()
+	c.wclosed = true
+	clear(c.queue)
+	c.queue = nil
+	c.wmu.Unlock()
+
+	s.unregisterConn(c)
+	c.app.conns.Add(-1)
+	c.app.connGauge.Dec()
+	s.metrics.connsClosed.WithLabelValues(closeReason(protocol.Code(c.closeCode.Load()))).Inc()
+	if s.conns.Add(-1) == 0 {
+		s.signalEmpty()
+	}
+}

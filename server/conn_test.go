@@ -3,15 +3,11 @@ package server
 import (
 	"context"
 	"net"
-	"runtime"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/sockudo/sockudo/server/protocol"
-	"github.com/sockudo/sockudo/storage"
 )
 
 // waitFor polls cond until it holds or the deadline passes.
@@ -88,39 +84,3 @@ func (d *discardConn) Write(b []byte) (int, error)      { d.n.Add(int64(len(b)))
 func (d *discardConn) SetWriteDeadline(time.Time) error { return nil }
 func (d *discardConn) SetReadDeadline(time.Time) error  { return nil }
 func (d *discardConn) Close() error                     { return nil }
-
-// BenchmarkFanOut publishes one event to 1,000 local subscribers whose
-// sockets accept writes at once. allocs/op must not grow with N: the frame
-// is encoded once and shared.
-func BenchmarkFanOut(b *testing.B) {
-	for _, n := range []int{10, 1000} {
-		b.Run("subscribers="+strconv.Itoa(n), func(b *testing.B) {
-			s, err := New(Config{MaxPendingBytes: 1 << 30}, &memStore{apps: []storage.App{testApp()}}, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			a := s.apps.byKey("app-key")
-			dc := &discardConn{}
-			for i := 0; i < n; i++ {
-				c := &conn{srv: s, nc: dc, app: a, socketID: strconv.Itoa(i) + ".1"}
-				c.flushFn = c.flush
-				c.mu.Lock()
-				s.hub.subscribeLocked(c, "bench", protocol.Classify("bench"), nil)
-				c.mu.Unlock()
-			}
-			payload := []byte(`{"event":"e","channel":"bench","data":"{\"hello\":\"world\"}"}`)
-			b.ReportAllocs()
-			b.ResetTimer()
-			// Each op is one publish delivered to every subscriber: wait for
-			// the writers so queues stay in their steady state.
-			per := int64(n) * int64(len(textFrame(payload)))
-			base := dc.n.Load()
-			for i := 0; i < b.N; i++ {
-				s.hub.publish("app-id", "bench", textFrame(payload), "")
-				for want := base + per*int64(i+1); dc.n.Load() < want; {
-					runtime.Gosched()
-				}
-			}
-		})
-	}
-}

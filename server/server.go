@@ -38,11 +38,16 @@ type Server struct {
 	hub      hub
 	users    userIndex
 	broker   Broker
+	presence Presence
 	events   EventSink
 	audit    AuditLog
 	metrics  *metrics
 	upgrader *gws.Upgrader
 	extraAPI []signedRoute // routes added with HandleSigned
+	extra    []ownRoute    // routes added with Handle
+
+	channelLocks channelLocks // serialise joins and leaves per channel
+	counts       countThrottle
 
 	sockets  [numShards]socketShard // by socket_id
 	conns    atomic.Int64           // open sockets on this node
@@ -53,12 +58,10 @@ type Server struct {
 	warnMu   sync.Mutex
 	warnedAt map[string]time.Time // last warning per reason
 
-	startOnce sync.Once
-	httpMu    sync.Mutex
-	https     []*http.Server
-	ctx       context.Context // ends at Shutdown; background loops watch it
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
+	httpMu sync.Mutex
+	https  []*http.Server
+	ctx    context.Context // ends at Shutdown; bounds broker and presence calls made for sockets
+	cancel context.CancelFunc
 }
 
 type socketShard struct {
@@ -66,9 +69,22 @@ type socketShard struct {
 	conns map[string]*conn
 }
 
+// Option changes how New builds a Server.
+type Option func(*Server)
+
+// WithBroker makes the server publish through b instead of the local
+// broker (Redis mode). The server registers its handler with b in New; it
+// does not close b: its owner does, after Shutdown.
+func WithBroker(b Broker) Option { return func(s *Server) { s.broker = b } }
+
+// WithPresence makes the server keep counts, members and signed-in users in
+// p instead of in memory (Redis mode). Its owner closes it after Shutdown.
+func WithPresence(p Presence) Option { return func(s *Server) { s.presence = p } }
+
 // New validates cfg, loads the apps from store and returns a server that has
-// started nothing yet.
-func New(cfg Config, store AppStore, log *slog.Logger) (*Server, error) {
+// started nothing yet. Without options it is a single node: the local
+// Broker and Presence.
+func New(cfg Config, store AppStore, log *slog.Logger, opts ...Option) (*Server, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -77,7 +93,18 @@ func New(cfg Config, store AppStore, log *slog.Logger) (*Server, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, store: store, log: log, idle: make(chan struct{}, 1), warnedAt: make(map[string]time.Time)}
-	s.broker = localBroker{&s.hub}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.broker == nil {
+		s.broker = &localBroker{}
+	}
+	if s.presence == nil {
+		s.presence = &localPresence{}
+	}
+	if err := s.broker.Register(brokerHandler{s}); err != nil {
+		return nil, fmt.Errorf("server: register with the broker: %w", err)
+	}
 	s.events = nopSink{}
 	s.audit = nopAudit{}
 	s.metrics = newMetrics()
@@ -163,8 +190,30 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /live", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, okBody) })
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { writeError(w, http.StatusNotFound, "not found") })
 	s.routeAPI(mux)
+	for _, rt := range s.extra {
+		mux.Handle(rt.pattern, rt.h)
+	}
 	return mux
 }
+
+// Handle mounts h at pattern, a ServeMux pattern such as
+// "POST /apps/{app_id}/push/devices", for a route that carries its own
+// authentication (the push API that devices call, for one). The server
+// adds nothing: h authenticates, bounds its body (http.MaxBytesReader) and
+// answers failures with WriteError. Use ClientIP for per-client limits.
+// Call it before Serve; signed routes go through HandleSigned instead.
+func (s *Server) Handle(pattern string, h http.Handler) {
+	s.extra = append(s.extra, ownRoute{pattern, h})
+}
+
+type ownRoute struct {
+	pattern string
+	h       http.Handler
+}
+
+// ClientIP is the address of the client behind r, with the server's
+// trusted proxy hops (TrustHops) applied.
+func (s *Server) ClientIP(r *http.Request) string { return clientIP(r, s.cfg.TrustHops) }
 
 var okBody = []byte(`{"ok":true}`)
 
@@ -189,7 +238,6 @@ func (s *Server) serveUp(w http.ResponseWriter, r *http.Request) {
 // Serve accepts connections on ln until Shutdown. It returns
 // http.ErrServerClosed after a Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	s.startOnce.Do(func() { s.goLoop(s.sweepLoop) })
 	hs := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -206,30 +254,6 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.https = append(s.https, hs)
 	s.httpMu.Unlock()
 	return hs.Serve(ln)
-}
-
-// goLoop runs fn in a goroutine tracked until Shutdown; fn must return
-// when ctx ends.
-func (s *Server) goLoop(fn func(ctx context.Context)) {
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		fn(s.ctx)
-	}()
-}
-
-func (s *Server) sweepLoop(ctx context.Context) {
-	t := time.NewTimer(time.Minute)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			s.hub.cache.sweep(now)
-			t.Reset(time.Minute)
-		}
-	}
 }
 
 // Shutdown drains the server: readiness goes false, listeners close, every
@@ -278,7 +302,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	httpDone.Wait()
 	s.cancel()
-	s.wg.Wait()
 	return err
 }
 

@@ -6,9 +6,10 @@ import (
 	"github.com/sockudo/sockudo/server/protocol"
 )
 
-// userIndex maps signed-in users to their sockets (server-to-user events,
-// terminate_connections) and to the sockets watching them (watchlist).
-// Sharded like the hub; never two shards at once.
+// userIndex maps this node's signed-in users to their sockets
+// (server-to-user events, terminate_connections) and to the sockets
+// watching them (watchlist). Who is online across the cluster is
+// Presence's business. Sharded like the hub; never two shards at once.
 type userIndex struct {
 	shards [numShards]userShard
 }
@@ -59,127 +60,60 @@ func removeConn(list []*conn, c *conn) []*conn {
 	return list
 }
 
-// signin registers c as user and, with watchlists enabled, tells the
-// user's watchers it came online and tells c who of its watchlist is
-// online.
-func (u *userIndex) signin(c *conn, user *signedUser, watchlist bool) {
-	k := chanKey{c.app.id, user.id}
-	var online bool
-	var watchers []*conn
-	u.with(k, func(e *userEntry) {
-		online = len(e.conns) == 0
-		e.conns = append(e.conns, c)
-		if online && watchlist {
-			watchers = append(watchers, e.watchers...)
-		}
-	})
-	if online && len(watchers) > 0 {
-		frame := textFrame(watchlistEvent("online", []string{user.id}))
-		for _, w := range watchers {
-			w.send(frame)
-		}
-	}
-	if !watchlist || len(user.watchlist) == 0 {
-		return
-	}
-	var on, off []string
-	for _, id := range user.watchlist {
-		u.with(chanKey{c.app.id, id}, func(e *userEntry) {
-			e.watchers = append(e.watchers, c)
-			if len(e.conns) > 0 {
-				on = append(on, id)
-			} else {
-				off = append(off, id)
-			}
-		})
-	}
-	c.sendPayload(watchlistEvents(on, off))
+// add registers c as signed in as userID.
+func (u *userIndex) add(c *conn, userID string) {
+	u.with(chanKey{c.app.id, userID}, func(e *userEntry) { e.conns = append(e.conns, c) })
 }
 
-// signout removes c (on close) and tells watchers when the user's last
-// socket went.
-func (u *userIndex) signout(c *conn, user *signedUser, watchlist bool) {
-	k := chanKey{c.app.id, user.id}
-	var offline bool
-	var watchers []*conn
-	u.with(k, func(e *userEntry) {
-		n := len(e.conns)
-		e.conns = removeConn(e.conns, c)
-		offline = n > 0 && len(e.conns) == 0
-		if offline && watchlist {
-			watchers = append(watchers, e.watchers...)
-		}
-	})
-	if len(watchers) > 0 {
-		frame := textFrame(watchlistEvent("offline", []string{user.id}))
-		for _, w := range watchers {
-			w.send(frame)
-		}
+// watch registers c as a watcher of each id.
+func (u *userIndex) watch(c *conn, ids []string) {
+	for _, id := range ids {
+		u.with(chanKey{c.app.id, id}, func(e *userEntry) { e.watchers = append(e.watchers, c) })
 	}
+}
+
+// remove forgets c as user and as a watcher of user's watchlist.
+func (u *userIndex) remove(c *conn, user *signedUser) {
+	u.with(chanKey{c.app.id, user.id}, func(e *userEntry) { e.conns = removeConn(e.conns, c) })
 	for _, id := range user.watchlist {
 		u.with(chanKey{c.app.id, id}, func(e *userEntry) { e.watchers = removeConn(e.watchers, c) })
 	}
 }
 
-// conns returns a snapshot of the sockets signed in as user.
-func (u *userIndex) conns(app, user string) []*conn {
+// each calls fn for every socket signed in as user (watchers false) or
+// watching it (true), under the shard lock: fn may only enqueue
+// (conn.send, conn.close).
+func (u *userIndex) each(app, user string, watchers bool, fn func(c *conn)) {
 	k := chanKey{app, user}
 	sh := u.shard(k)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	e := sh.users[k]
 	if e == nil {
-		return nil
+		return
 	}
-	return append([]*conn(nil), e.conns...)
+	list := e.conns
+	if watchers {
+		list = e.watchers
+	}
+	for _, c := range list {
+		fn(c)
+	}
 }
 
-// deliver queues frame on every socket signed in as user.
+// deliver queues frame on every socket signed in as user but except.
 func (u *userIndex) deliver(app, user string, frame []byte, except string) {
-	k := chanKey{app, user}
-	sh := u.shard(k)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if e := sh.users[k]; e != nil {
-		for _, c := range e.conns {
-			if c.socketID != except {
-				c.send(frame)
-			}
+	u.each(app, user, false, func(c *conn) {
+		if c.socketID != except {
+			c.send(frame)
 		}
-	}
+	})
 }
 
-// watchlistEvent encodes one pusher_internal:watchlist_events entry.
-func watchlistEvent(name string, ids []string) []byte {
-	if name == "online" {
-		return watchlistEvents(ids, nil)
+// watchlistFrame tells watchers that user came online or went offline.
+func watchlistFrame(user string, online bool) []byte {
+	if online {
+		return protocol.WatchlistFrame([]string{user}, nil)
 	}
-	return watchlistEvents(nil, ids)
-}
-
-// watchlistEvents encodes {"event":"pusher_internal:watchlist_events",
-// "data":{"events":[{"name":"online","user_ids":[…]},…]}} (§2.3).
-func watchlistEvents(online, offline []string) []byte {
-	b := []byte(`{"event":"pusher_internal:watchlist_events","data":{"events":[`)
-	first := true
-	add := func(name string, ids []string) {
-		if len(ids) == 0 {
-			return
-		}
-		if !first {
-			b = append(b, ',')
-		}
-		first = false
-		b = append(b, `{"name":"`+name+`","user_ids":[`...)
-		for i, id := range ids {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = protocol.AppendString(b, id)
-		}
-		b = append(b, "]}"...)
-	}
-	add("online", online)
-	add("offline", offline)
-	return append(b, "]}}"...)
+	return protocol.WatchlistFrame(nil, []string{user})
 }

@@ -55,23 +55,6 @@ func AppendError(dst []byte, code Code, message, channel string) []byte {
 	return append(dst, "}}"...)
 }
 
-// ConnectionEstablished encodes the handshake's first frame (§1.2).
-func ConnectionEstablished(socketID string, activityTimeoutSeconds int) []byte {
-	data := make([]byte, 0, 64)
-	data = append(data, `{"socket_id":`...)
-	data = AppendString(data, socketID)
-	data = append(data, `,"activity_timeout":`...)
-	data = strconv.AppendInt(data, int64(activityTimeoutSeconds), 10)
-	data = append(data, '}')
-	return AppendEvent(nil, "pusher:connection_established", "", string(data), "")
-}
-
-// Fixed frames.
-var (
-	Pong = []byte(`{"event":"pusher:pong","data":"{}"}`)
-	Ping = []byte(`{"event":"pusher:ping","data":"{}"}`)
-)
-
 const hexDigits = "0123456789abcdef"
 
 // AppendString appends s as a JSON string literal. Invalid UTF-8 becomes

@@ -178,7 +178,7 @@ func TestConnectionEstablished(t *testing.T) {
 	}
 	for _, tc := range tcs {
 		t.Run(tc.name, func(t *testing.T) {
-			got := ConnectionEstablished(tc.socketID, tc.timeout)
+			got := AppendConnectionEstablished(nil, tc.socketID, tc.timeout)
 			if string(got) != tc.want {
 				t.Fatalf("got  %s\nwant %s", got, tc.want)
 			}
@@ -207,8 +207,8 @@ func TestFixedFrames(t *testing.T) {
 		got  []byte
 		want string
 	}{
-		{name: "pong", got: Pong, want: `{"event":"pusher:pong","data":"{}"}`},
-		{name: "ping", got: Ping, want: `{"event":"pusher:ping","data":"{}"}`},
+		{name: "pong", got: payloadOf(t, PongFrame), want: `{"event":"pusher:pong","data":"{}"}`},
+		{name: "ping", got: payloadOf(t, PingFrame), want: `{"event":"pusher:ping","data":"{}"}`},
 	}
 	for _, tc := range tcs {
 		t.Run(tc.name, func(t *testing.T) {

@@ -45,9 +45,15 @@ func (e *Error) Error() string {
 	return strconv.Itoa(int(e.Code)) + ": " + e.Message
 }
 
-// Frame renders e as a pusher:error event. data is an object, the one
+// Payload renders e as a pusher:error event. data is an object, the one
 // exception to double encoding (§1.6).
-func (e *Error) Frame() []byte { return AppendError(nil, e.Code, e.Message, "") }
+func (e *Error) Payload() []byte { return AppendError(nil, e.Code, e.Message, "") }
+
+// Frame is Payload as a WebSocket frame.
+func (e *Error) Frame() []byte { return ErrorFrame(e.Code, e.Message, "") }
+
+// CloseFrame is the close frame that follows Frame when e.Code closes.
+func (e *Error) CloseFrame() []byte { return CloseFrame(e.Code, e.Message) }
 
 // Predefined errors for handshake refusals and closes.
 var (
@@ -79,8 +85,11 @@ func (e *SubscriptionError) Error() string {
 	return "subscription refused (" + strconv.Itoa(e.Status) + "): " + e.Message
 }
 
-// Frame renders e for channel.
-func (e *SubscriptionError) Frame(channel string) []byte {
+// Frame renders e for channel as a WebSocket frame.
+func (e *SubscriptionError) Frame(channel string) []byte { return TextFrame(e.Payload(channel)) }
+
+// Payload renders e for channel.
+func (e *SubscriptionError) Payload(channel string) []byte {
 	typ := "SubscriptionError"
 	if e.Status == 401 || e.Status == 429 {
 		typ = "AuthError"

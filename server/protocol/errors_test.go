@@ -69,7 +69,7 @@ func TestErrorFrame(t *testing.T) {
 	}
 	for _, tc := range tcs {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := tc.err.Frame(); string(got) != tc.want {
+			if got := tc.err.Payload(); string(got) != tc.want {
 				t.Fatalf("got  %s\nwant %s", got, tc.want)
 			}
 		})
@@ -112,12 +112,12 @@ func TestPredefinedErrors(t *testing.T) {
 					Message string `json:"message"`
 				} `json:"data"`
 			}
-			if err := json.Unmarshal(tc.err.Frame(), &frame); err != nil {
+			if err := json.Unmarshal(tc.err.Payload(), &frame); err != nil {
 				t.Fatalf("frame is not JSON: %v", err)
 			}
 			if frame.Event != "pusher:error" || frame.Data.Code == nil || Code(*frame.Data.Code) != tc.code ||
 				frame.Data.Message != tc.err.Message || frame.Data.Message == "" {
-				t.Fatalf("frame %s does not carry code %d and the message", tc.err.Frame(), tc.code)
+				t.Fatalf("frame %s does not carry code %d and the message", tc.err.Payload(), tc.code)
 			}
 			wrapped := fmt.Errorf("handshake: %w", tc.err)
 			var pe *Error
@@ -174,7 +174,7 @@ func TestSubscriptionErrorFrame(t *testing.T) {
 	}
 	for _, tc := range tcs {
 		t.Run(tc.name, func(t *testing.T) {
-			got := tc.err.Frame(tc.channel)
+			got := tc.err.Payload(tc.channel)
 			if string(got) != tc.want {
 				t.Fatalf("got  %s\nwant %s", got, tc.want)
 			}
