@@ -96,12 +96,12 @@ func (h brokerHandler) HandleMessage(m Message) {
 	h.s.hub.publish(m.App, m.Channel, m.Frame, m.Except)
 }
 
-func (h brokerHandler) HandleCommand(c Command) {
-	switch c.Kind {
+func (h brokerHandler) HandleCommand(cmd Command) {
+	switch cmd.Kind {
 	case CommandTerminate:
-		h.s.users.each(c.App, c.User, false, func(c *conn) { c.close(protocol.ErrTerminated, false) })
+		h.s.users.each(cmd.App, cmd.User, false, func(c *conn) { c.close(protocol.ErrTerminated, false) })
 	case CommandOnline, CommandOffline:
-		frame := watchlistFrame(c.User, c.Kind == CommandOnline)
-		h.s.users.each(c.App, c.User, true, func(c *conn) { c.send(frame) })
+		frame := watchlistFrame(cmd.User, cmd.Kind == CommandOnline)
+		h.s.users.each(cmd.App, cmd.User, true, func(c *conn) { c.send(frame) })
 	}
 }

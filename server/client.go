@@ -144,7 +144,7 @@ func (s *Server) join(c *conn, name string, kind protocol.Channel, m *protocol.M
 
 	if res.FirstForUser {
 		t.memberAdded = m.UserID
-		s.send(Message{App: a.id, Channel: name, Frame: protocol.MemberAddedFrame(name, *m), Except: c.socketID})
+		s.broadcast(Message{App: a.id, Channel: name, Frame: protocol.MemberAddedFrame(name, *m), Except: c.socketID})
 	}
 	t.count = -1
 	if kind.Type != protocol.Presence {
@@ -194,7 +194,7 @@ func (s *Server) leaveLocked(c *conn, sub *subscription) {
 	t := transition{vacated: res.Vacated, count: -1}
 	if res.LastForUser {
 		t.memberRemoved = sub.userID
-		s.send(Message{App: a.id, Channel: sub.name, Frame: protocol.MemberRemovedFrame(sub.name, sub.userID)})
+		s.broadcast(Message{App: a.id, Channel: sub.name, Frame: protocol.MemberRemovedFrame(sub.name, sub.userID)})
 	}
 	if protocol.Classify(sub.name).Type != protocol.Presence {
 		if !res.Vacated {

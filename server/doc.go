@@ -1,30 +1,56 @@
 // Package server is everything live: WebSocket connections (a gws event
-// handler), the hub (apps → channels → subscribers, presence members, cache
-// channels), the user index (signin, server-to-user, watchlist) and the
-// Pusher HTTP API, all on one port.
+// handler), the hub (channel subscribers and the fan-out), the user index
+// (signin, server-to-user, watchlist) and the Pusher HTTP API, all on one
+// port.
 //
 // It imports server/protocol for the wire format and storage only for the
-// App type; it never imports a Broker implementation (main wires those).
+// App type. Cluster state goes through two interfaces it defines: Broker
+// (messages, node-to-node commands, cache channels) and Presence (counts,
+// members, signed-in users). The local implementations are the default;
+// Redis mode passes its own with WithBroker and WithPresence, and server
+// never imports them.
+//
+// # Files
+//
+//	server.go            Server, New and options, Serve, Shutdown, readiness, routes
+//	handler_websocket.go upgrade, admission, the gws adapter
+//	client.go            socket commands: subscribe, unsubscribe, signin, client events
+//	client_auth.go       channel signatures, presence members, signin checks
+//	conn.go              one socket: outbound queue, timer, subscription list, teardown
+//	publish.go           the one publish path (HTTP API, client and server-to-user events)
+//	hub.go               this node's channel subscribers and the fan-out
+//	users.go             this node's signed-in sockets and watchers
+//	broker*.go           Broker, its handler and the local broker (with the cache)
+//	presence*.go         Presence and the local presence
+//	subscription_count.go throttled pusher_internal:subscription_count
+//	api.go, api_signed.go the Pusher HTTP API and its signing middleware
+//	events.go            lifecycle events (webhooks) and audit records
 //
 // # Concurrency
 //
 // Every socket has one read goroutine (gws), a writer goroutine only while
 // bytes are queued, and one timer for ping/pong. Messages of one socket are
-// handled one at a time, in order.
+// handled one at a time, in order; only teardown runs beside them.
 //
 // Lock order, outermost first; never hold two locks of the same level:
 //
-//	conn.mu (subscription state) → hub shard → channel → conn.wmu (outbound queue)
+//	channelLocks stripe → conn.mu
+//	channelLocks stripe → hub shard → channel → conn.wmu
+//	channelLocks stripe → presence shard, count shard
 //	user index shard → conn.wmu
 //
-// Nothing does I/O under these locks: the fan-out only appends a shared
-// frame to each socket's queue under the channel read lock, and a socket
-// that overflows its queue is closed asynchronously. A function whose name
-// ends in Locked expects the lock named in its comment to be held.
+// A channelLocks stripe serialises the joins and leaves of one channel on
+// this node and is held across Presence and Broker calls, which may do
+// network I/O; the fan-out never takes it. Under every other lock nothing
+// does I/O: the fan-out only appends a shared frame to each socket's queue
+// under the channel read lock, and a socket that overflows its queue is
+// closed asynchronously. Authorisation runs before any lock. A function
+// whose name ends in Locked expects the lock named in its comment to be
+// held.
 //
 // # Encoding
 //
-// An event is encoded to a WebSocket frame once (textFrame) and the same
-// bytes are queued on every receiving socket; the fan-out does not allocate
-// per subscriber (BenchmarkFanOut).
+// An event is encoded to a WebSocket frame once (protocol.EventFrame) and
+// the same bytes are queued on every receiving socket; the fan-out does not
+// allocate per subscriber (BenchmarkFanOut).
 package server

@@ -42,9 +42,9 @@ func (s *Server) publish(ctx context.Context, p publication) error {
 	return s.broker.Publish(ctx, m)
 }
 
-// send hands a message the server built (presence and count events) to
-// the broker; a failure is logged, at most once per interval.
-func (s *Server) send(m Message) {
+// broadcast hands a message the server built (presence and count events)
+// to the broker; a failure is logged, at most once per interval.
+func (s *Server) broadcast(m Message) {
 	if err := s.broker.Publish(s.ctx, m); err != nil {
 		s.warnLimited("broker-publish", "broker publish failed", "app_id", m.App, "err", err)
 	}

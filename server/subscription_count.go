@@ -33,14 +33,12 @@ type countState struct {
 // subscriptionCount sends a channel's new count to its subscribers, or
 // schedules it when throttled. vacated drops the channel's state.
 func (s *Server) subscriptionCount(a *app, channel string, count int, vacated bool) {
-	if !a.config().EnableSubscriptionCount {
-		return
-	}
+	enabled := a.config().EnableSubscriptionCount
 	k := chanKey{a.id, channel}
 	sh := &s.counts.shards[shardOf(k.app, k.name)]
 	sh.mu.Lock()
 	st := sh.m[k]
-	if vacated || count <= subscriptionCountThreshold {
+	if vacated || !enabled || count <= subscriptionCountThreshold {
 		if st != nil {
 			if st.timer != nil {
 				st.timer.Stop()
@@ -48,8 +46,8 @@ func (s *Server) subscriptionCount(a *app, channel string, count int, vacated bo
 			delete(sh.m, k)
 		}
 		sh.mu.Unlock()
-		if !vacated {
-			s.send(Message{App: a.id, Channel: channel, Frame: protocol.SubscriptionCountFrame(channel, count)})
+		if enabled && !vacated {
+			s.broadcast(Message{App: a.id, Channel: channel, Frame: protocol.SubscriptionCountFrame(channel, count)})
 		}
 		return
 	}
@@ -69,7 +67,7 @@ func (s *Server) subscriptionCount(a *app, channel string, count int, vacated bo
 	}
 	st.sentAt = time.Now()
 	sh.mu.Unlock()
-	s.send(Message{App: a.id, Channel: channel, Frame: protocol.SubscriptionCountFrame(channel, count)})
+	s.broadcast(Message{App: a.id, Channel: channel, Frame: protocol.SubscriptionCountFrame(channel, count)})
 }
 
 // sendThrottledCount sends the current count when a throttle period ends.
@@ -87,5 +85,5 @@ func (s *Server) sendThrottledCount(k chanKey, st *countState) {
 	if err != nil || c.Subscriptions == 0 {
 		return
 	}
-	s.send(Message{App: k.app, Channel: k.name, Frame: protocol.SubscriptionCountFrame(k.name, c.Subscriptions)})
+	s.broadcast(Message{App: k.app, Channel: k.name, Frame: protocol.SubscriptionCountFrame(k.name, c.Subscriptions)})
 }
