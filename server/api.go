@@ -164,6 +164,13 @@ func appendCounts(b []byte, c ChannelCounts, in infoAttrs) []byte {
 	return b
 }
 
+// appendChannel appends "name":{counts} to a channels object.
+func appendChannel(b []byte, c ChannelCounts, in infoAttrs) []byte {
+	b = protocol.AppendString(b, c.Name)
+	b = append(b, ":{"...)
+	return append(appendCounts(b, c, in), '}')
+}
+
 // errPresence answers a request that Presence could not serve.
 func (s *Server) errPresence(w http.ResponseWriter, a *app, err error) {
 	s.warnLimited("presence-read", "reading presence failed", "app_id", a.id, "err", err)
@@ -202,10 +209,7 @@ func (s *Server) apiTrigger(w http.ResponseWriter, r *http.Request, a *app, cfg 
 			s.errPresence(w, a, err)
 			return
 		}
-		b = protocol.AppendString(b, ch)
-		b = append(b, ":{"...)
-		b = appendCounts(b, c, in)
-		b = append(b, '}')
+		b = appendChannel(b, c, in)
 	}
 	writeJSON(w, http.StatusOK, append(b, "}}"...))
 }
@@ -288,10 +292,7 @@ func (s *Server) apiChannels(w http.ResponseWriter, r *http.Request, a *app, cfg
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = protocol.AppendString(b, c.Name)
-		b = append(b, ":{"...)
-		b = appendCounts(b, c, in)
-		b = append(b, '}')
+		b = appendChannel(b, c, in)
 	}
 	writeJSON(w, http.StatusOK, append(b, "}}"...))
 }

@@ -246,6 +246,16 @@ func (c *testClient) subscribe(channel string) {
 	c.expect("pusher_internal:subscription_succeeded")
 }
 
+// signin signs in with userData (signed with the app secret) and waits for
+// signin_success.
+func (c *testClient) signin(userData string) {
+	c.t.Helper()
+	auth := "app-key:" + protocol.Sign("app-secret", protocol.UserString(c.socketID, userData))
+	b, _ := json.Marshal(map[string]any{"event": "pusher:signin", "data": map[string]string{"auth": auth, "user_data": userData}})
+	c.sendJSON(string(b))
+	c.expect("pusher:signin_success")
+}
+
 func (c *testClient) subscribeAuth(channel, channelData, secret string) {
 	c.t.Helper()
 	auth := "app-key:" + protocol.Sign(secret, protocol.ChannelString(c.socketID, channel, channelData))
