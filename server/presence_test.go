@@ -14,7 +14,9 @@ import (
 // Redis in Redis mode) must pass it. newPresence returns an empty one.
 func testPresence(t *testing.T, newPresence func(t *testing.T) Presence) {
 	ctx := context.Background()
-	member := func(id string) *protocol.Member { return &protocol.Member{UserID: id, Info: []byte(`{"n":"` + id + `"}`)} }
+	member := func(id string) *protocol.Member {
+		return &protocol.Member{UserID: id, Info: []byte(`{"n":"` + id + `"}`)}
+	}
 
 	t.Run("occupied on the first subscriber, vacated after the last", func(t *testing.T) {
 		p := newPresence(t)
