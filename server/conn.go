@@ -241,8 +241,10 @@ func (c *conn) onTimer() {
 		return
 	}
 	c.pingedAt.Store(now)
-	c.send(protocol.PingFrame)
+	// Arm the pong wait before the ping leaves: a fast answer re-arms the
+	// timer for a full activity period (touch), and must not be undone.
 	c.resetTimer(cfg.PongTimeout)
+	c.send(protocol.PingFrame)
 }
 
 // addSubLocked records a subscription on the conn. Lock: c.mu.
