@@ -1,9 +1,7 @@
 package server
 
 import (
-	"encoding/json"
 	"net/http"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -50,69 +48,15 @@ func (s *Server) routeAPI(mux *http.ServeMux) {
 	})
 }
 
-// triggerEvent is one event in a trigger or batch body (§4.3, §4.4).
-type triggerEvent struct {
-	Name     string          `json:"name"`
-	Data     json.RawMessage `json:"data"`
-	Channel  string          `json:"channel"`
-	Channels []string        `json:"channels"`
-	SocketID string          `json:"socket_id"`
-	Info     string          `json:"info"`
-}
-
-var socketIDPattern = regexp.MustCompile(`^\d+\.\d+$`)
-
-// apiStatus is an HTTP API failure: status and message.
-type apiStatus struct {
-	code int
-	msg  string
-}
-
-// validate checks one event and returns its channels and data string.
-func (e *triggerEvent) validate(cfg *appConfig, allowMany bool) ([]string, string, *apiStatus) {
-	if e.Name == "" {
-		return nil, "", &apiStatus{400, "missing event name"}
-	}
-	if !protocol.ValidEventName(e.Name, cfg.MaxEventNameLength) {
-		return nil, "", &apiStatus{400, "invalid event name: at most " + strconv.Itoa(cfg.MaxEventNameLength) + " characters, not pusher: or pusher_internal:"}
-	}
-	if len(e.Data) == 0 {
-		return nil, "", &apiStatus{400, "missing data"}
-	}
-	data := protocol.DataString(e.Data)
-	if limit := cfg.MaxEventPayloadInKB * 1024; len(data) > limit {
-		return nil, "", &apiStatus{413, "The data content of this event exceeds the allowed maximum (" + strconv.Itoa(limit) + " bytes)"}
-	}
-	channels := e.Channels
-	if e.Channel != "" {
-		channels = append(channels, e.Channel)
-	}
-	if len(channels) == 0 {
-		return nil, "", &apiStatus{400, "missing channel or channels"}
-	}
-	if !allowMany && len(channels) > 1 {
-		return nil, "", &apiStatus{400, "a batch event has one channel"}
-	}
-	if len(channels) > cfg.MaxEventChannelsAtOnce {
-		return nil, "", &apiStatus{400, "too many channels: at most " + strconv.Itoa(cfg.MaxEventChannelsAtOnce)}
-	}
-	for _, ch := range channels {
-		if !protocol.ValidChannelName(ch, cfg.MaxChannelNameLength) {
-			return nil, "", &apiStatus{400, "invalid channel name " + strconv.Quote(truncate(ch, 64))}
-		}
-		if len(channels) > 1 && protocol.Classify(ch).Type == protocol.Encrypted {
-			return nil, "", &apiStatus{400, "an event on an encrypted channel must name only that channel"}
-		}
-	}
-	if e.SocketID != "" && !socketIDPattern.MatchString(e.SocketID) {
-		return nil, "", &apiStatus{400, "invalid socket_id"}
-	}
-	return channels, data, nil
+// triggerLimits are the app's limits on API events.
+func (c *appConfig) triggerLimits() protocol.TriggerLimits {
+	return protocol.TriggerLimits{EventNameLength: c.MaxEventNameLength, PayloadBytes: c.MaxEventPayloadInKB * 1024,
+		Channels: c.MaxEventChannelsAtOnce, ChannelNameLength: c.MaxChannelNameLength}
 }
 
 // publishEvent delivers one validated event to its channels, through the
 // one publish path (publish.go).
-func (s *Server) publishEvent(r *http.Request, a *app, cfg *appConfig, e *triggerEvent, channels []string, data string) {
+func (s *Server) publishEvent(r *http.Request, a *app, cfg *appConfig, e *protocol.TriggerEvent, channels []string, data string) {
 	ttl := time.Duration(cfg.CacheTTLSeconds) * time.Second
 	for _, ch := range channels {
 		err := s.publish(r.Context(), publication{app: a.id, channel: ch, event: e.Name, data: data, except: e.SocketID, cacheTTL: ttl})
@@ -122,53 +66,10 @@ func (s *Server) publishEvent(r *http.Request, a *app, cfg *appConfig, e *trigge
 	}
 }
 
-// infoAttrs parses an info parameter ("user_count,subscription_count").
-type infoAttrs struct{ userCount, subscriptionCount, cache bool }
-
-func parseInfo(s string) infoAttrs {
-	var in infoAttrs
-	for _, f := range strings.Split(s, ",") {
-		switch strings.TrimSpace(f) {
-		case "user_count":
-			in.userCount = true
-		case "subscription_count":
-			in.subscriptionCount = true
-		case "cache":
-			in.cache = true
-		}
-	}
-	return in
-}
-
-// appendCounts appends the requested count attributes of c to an object
-// being built (without braces). user_count is given for presence channels
-// only.
-func appendCounts(b []byte, c ChannelCounts, in infoAttrs) []byte {
-	first := true
-	sep := func() {
-		if !first {
-			b = append(b, ',')
-		}
-		first = false
-	}
-	if in.userCount && protocol.Classify(c.Name).Type == protocol.Presence {
-		sep()
-		b = append(b, `"user_count":`...)
-		b = strconv.AppendInt(b, int64(c.Users), 10)
-	}
-	if in.subscriptionCount {
-		sep()
-		b = append(b, `"subscription_count":`...)
-		b = strconv.AppendInt(b, int64(c.Subscriptions), 10)
-	}
-	return b
-}
-
-// appendChannel appends "name":{counts} to a channels object.
-func appendChannel(b []byte, c ChannelCounts, in infoAttrs) []byte {
-	b = protocol.AppendString(b, c.Name)
-	b = append(b, ":{"...)
-	return append(appendCounts(b, c, in), '}')
+// channelInfo reads a channel's counts from Presence.
+func (s *Server) channelInfo(r *http.Request, a *app, name string) (protocol.ChannelInfo, error) {
+	c, err := s.presence.Channel(r.Context(), a.id, name)
+	return protocol.ChannelInfo{Name: name, Subscriptions: c.Subscriptions, Users: c.Users}, err
 }
 
 // errPresence answers a request that Presence could not serve.
@@ -178,14 +79,14 @@ func (s *Server) errPresence(w http.ResponseWriter, a *app, err error) {
 }
 
 func (s *Server) apiTrigger(w http.ResponseWriter, r *http.Request, a *app, cfg *appConfig, body []byte) {
-	var e triggerEvent
-	if err := json.Unmarshal(body, &e); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid JSON body")
+	e, err := protocol.ParseTrigger(body)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	channels, data, st := e.validate(cfg, true)
-	if st != nil {
-		writeError(w, st.code, st.msg)
+	channels, data, bad := e.Validate(cfg.triggerLimits(), true)
+	if bad != nil {
+		writeError(w, bad.Status, bad.Message)
 		return
 	}
 	s.publishEvent(r, a, cfg, &e, channels, data)
@@ -193,40 +94,34 @@ func (s *Server) apiTrigger(w http.ResponseWriter, r *http.Request, a *app, cfg 
 		writeJSON(w, http.StatusOK, []byte("{}"))
 		return
 	}
-	in := parseInfo(e.Info)
-	b := []byte(`{"channels":{`)
+	list := make([]protocol.ChannelInfo, 0, len(channels))
 	seen := make(map[string]bool, len(channels))
 	for _, ch := range channels {
 		if seen[ch] {
 			continue
 		}
-		if len(seen) > 0 {
-			b = append(b, ',')
-		}
 		seen[ch] = true
-		c, err := s.presence.Channel(r.Context(), a.id, ch)
+		c, err := s.channelInfo(r, a, ch)
 		if err != nil {
 			s.errPresence(w, a, err)
 			return
 		}
-		b = appendChannel(b, c, in)
+		list = append(list, c)
 	}
-	writeJSON(w, http.StatusOK, append(b, "}}"...))
+	writeJSON(w, http.StatusOK, protocol.ChannelsBody(list, protocol.ParseInfo(e.Info)))
 }
 
 func (s *Server) apiBatch(w http.ResponseWriter, r *http.Request, a *app, cfg *appConfig, body []byte) {
-	var req struct {
-		Batch []triggerEvent `json:"batch"`
-	}
-	if err := json.Unmarshal(body, &req); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid JSON body")
+	batch, err := protocol.ParseBatch(body)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if len(req.Batch) == 0 {
+	if len(batch) == 0 {
 		writeError(w, http.StatusBadRequest, "missing batch")
 		return
 	}
-	if len(req.Batch) > cfg.MaxEventBatchSize {
+	if len(batch) > cfg.MaxEventBatchSize {
 		writeError(w, http.StatusBadRequest, "too many events in batch: at most "+strconv.Itoa(cfg.MaxEventBatchSize))
 		return
 	}
@@ -234,67 +129,61 @@ func (s *Server) apiBatch(w http.ResponseWriter, r *http.Request, a *app, cfg *a
 		channels []string
 		data     string
 	}
-	checked := make([]valid, len(req.Batch))
+	checked := make([]valid, len(batch))
 	anyInfo := false
 	// Validate everything first: a batch is accepted or refused whole.
-	for i := range req.Batch {
-		chs, data, st := req.Batch[i].validate(cfg, false)
-		if st != nil {
-			writeError(w, st.code, "batch["+strconv.Itoa(i)+"]: "+st.msg)
+	limits := cfg.triggerLimits()
+	for i := range batch {
+		chs, data, bad := batch[i].Validate(limits, false)
+		if bad != nil {
+			writeError(w, bad.Status, "batch["+strconv.Itoa(i)+"]: "+bad.Message)
 			return
 		}
 		checked[i] = valid{chs, data}
-		anyInfo = anyInfo || req.Batch[i].Info != ""
+		anyInfo = anyInfo || batch[i].Info != ""
 	}
-	for i := range req.Batch {
-		s.publishEvent(r, a, cfg, &req.Batch[i], checked[i].channels, checked[i].data)
+	for i := range batch {
+		s.publishEvent(r, a, cfg, &batch[i], checked[i].channels, checked[i].data)
 	}
 	if !anyInfo {
 		writeJSON(w, http.StatusOK, []byte("{}"))
 		return
 	}
-	b := []byte(`{"batch":[`)
-	for i := range req.Batch {
-		if i > 0 {
-			b = append(b, ',')
+	list := make([]protocol.ChannelInfo, len(batch))
+	infos := make([]*protocol.Info, len(batch))
+	for i := range batch {
+		if batch[i].Info == "" {
+			continue
 		}
-		b = append(b, '{')
-		if req.Batch[i].Info != "" {
-			c, err := s.presence.Channel(r.Context(), a.id, checked[i].channels[0])
-			if err != nil {
-				s.errPresence(w, a, err)
-				return
-			}
-			b = appendCounts(b, c, parseInfo(req.Batch[i].Info))
+		in := protocol.ParseInfo(batch[i].Info)
+		if list[i], err = s.channelInfo(r, a, checked[i].channels[0]); err != nil {
+			s.errPresence(w, a, err)
+			return
 		}
-		b = append(b, '}')
+		infos[i] = &in
 	}
-	writeJSON(w, http.StatusOK, append(b, "]}"...))
+	writeJSON(w, http.StatusOK, protocol.BatchBody(list, infos))
 }
 
 func (s *Server) apiChannels(w http.ResponseWriter, r *http.Request, a *app, cfg *appConfig, _ []byte) {
 	q := r.URL.Query()
 	prefix := q.Get("filter_by_prefix")
-	in := parseInfo(q.Get("info"))
-	if in.userCount && !strings.HasPrefix(prefix, "presence-") {
+	in := protocol.ParseInfo(q.Get("info"))
+	if in.UserCount && !strings.HasPrefix(prefix, "presence-") {
 		writeError(w, http.StatusBadRequest, "info=user_count requires filter_by_prefix=presence-")
 		return
 	}
-	list, err := s.presence.Channels(r.Context(), a.id, prefix)
+	counts, err := s.presence.Channels(r.Context(), a.id, prefix)
 	if err != nil {
 		s.errPresence(w, a, err)
 		return
 	}
-	sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
-	// Always an object, never [] or null (§4.5).
-	b := []byte(`{"channels":{`)
-	for i, c := range list {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendChannel(b, c, in)
+	list := make([]protocol.ChannelInfo, len(counts))
+	for i, c := range counts {
+		list[i] = protocol.ChannelInfo{Name: c.Name, Subscriptions: c.Subscriptions, Users: c.Users}
 	}
-	writeJSON(w, http.StatusOK, append(b, "}}"...))
+	sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
+	writeJSON(w, http.StatusOK, protocol.ChannelsBody(list, in))
 }
 
 func (s *Server) apiChannel(w http.ResponseWriter, r *http.Request, a *app, cfg *appConfig, _ []byte) {
@@ -304,39 +193,26 @@ func (s *Server) apiChannel(w http.ResponseWriter, r *http.Request, a *app, cfg 
 		return
 	}
 	kind := protocol.Classify(name)
-	in := parseInfo(r.URL.Query().Get("info"))
-	if in.userCount && kind.Type != protocol.Presence {
+	in := protocol.ParseInfo(r.URL.Query().Get("info"))
+	if in.UserCount && kind.Type != protocol.Presence {
 		writeError(w, http.StatusBadRequest, "info=user_count is only available for presence channels")
 		return
 	}
-	c, err := s.presence.Channel(r.Context(), a.id, name)
+	c, err := s.channelInfo(r, a, name)
 	if err != nil {
 		s.errPresence(w, a, err)
 		return
 	}
-	b := []byte(`{"occupied":`)
-	b = strconv.AppendBool(b, c.Subscriptions > 0)
-	if counts := appendCounts(nil, c, in); len(counts) > 0 {
-		b = append(b, ',')
-		b = append(b, counts...)
-	}
-	if in.cache && kind.Cache {
+	if in.Cache && kind.Cache {
 		e, ok, err := s.broker.Cache(r.Context(), a.id, name)
 		if err != nil {
 			s.warnLimited("broker-cache", "reading a cache channel failed", "app_id", a.id, "err", err)
 		}
 		if ok {
-			ttl := int(time.Until(e.Expires).Seconds() + 0.5)
-			b = append(b, `,"cache":{"event":`...)
-			b = protocol.AppendString(b, e.Event)
-			b = append(b, `,"data":`...)
-			b = protocol.AppendString(b, e.Data)
-			b = append(b, `,"ttl":`...)
-			b = strconv.AppendInt(b, int64(ttl), 10)
-			b = append(b, '}')
+			c.Cache = &protocol.CachedEvent{Event: e.Event, Data: e.Data, TTLSeconds: int(time.Until(e.Expires).Seconds() + 0.5)}
 		}
 	}
-	writeJSON(w, http.StatusOK, append(b, '}'))
+	writeJSON(w, http.StatusOK, protocol.ChannelBody(c, in))
 }
 
 func (s *Server) apiUsers(w http.ResponseWriter, r *http.Request, a *app, cfg *appConfig, _ []byte) {
@@ -350,17 +226,12 @@ func (s *Server) apiUsers(w http.ResponseWriter, r *http.Request, a *app, cfg *a
 		s.errPresence(w, a, err)
 		return
 	}
-	sort.Slice(members, func(i, j int) bool { return members[i].UserID < members[j].UserID })
-	b := []byte(`{"users":[`)
+	ids := make([]string, len(members))
 	for i, m := range members {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, `{"id":`...)
-		b = protocol.AppendString(b, m.UserID)
-		b = append(b, '}')
+		ids[i] = m.UserID
 	}
-	writeJSON(w, http.StatusOK, append(b, "]}"...))
+	sort.Strings(ids)
+	writeJSON(w, http.StatusOK, protocol.UsersBody(ids))
 }
 
 func (s *Server) apiTerminate(w http.ResponseWriter, r *http.Request, a *app, cfg *appConfig, _ []byte) {

@@ -89,3 +89,19 @@ func ValidEventName(name string, maxLen int) bool {
 	}
 	return !strings.HasPrefix(name, "pusher:") && !strings.HasPrefix(name, "pusher_internal:")
 }
+
+// ValidSocketID reports whether s has the form of a socket id: digits, a
+// dot, digits (§1.2).
+func ValidSocketID(s string) bool {
+	dot := strings.IndexByte(s, '.')
+	return dot > 0 && dot < len(s)-1 && allDigits(s[:dot]) && allDigits(s[dot+1:])
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
