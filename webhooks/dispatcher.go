@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sockudo/sockudo/internal/netguard"
 	"github.com/sockudo/sockudo/storage"
 )
 
@@ -256,7 +257,8 @@ func New(cfg Config, db *storage.DB, log *slog.Logger) (*Dispatcher, error) {
 	}
 	d := &Dispatcher{
 		cfg: cfg, db: db, log: log,
-		client:      newHTTPClient(cfg.Timeout, cfg.AllowPrivateTargets),
+		client: netguard.NewHTTPClient(netguard.Config{Timeout: cfg.Timeout, AllowPrivate: cfg.AllowPrivateTargets,
+			Refused: ErrForbiddenAddress}),
 		clock:       realClock{},
 		jitter:      rand.Float64,
 		queues:      map[[2]string]*queue{},
