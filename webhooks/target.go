@@ -125,7 +125,7 @@ func compileTarget(app string, w storage.Webhook, batching Batching) (*target, e
 	for _, name := range w.EventTypes {
 		b := bit(name)
 		if b == 0 {
-			bad("event_types", "unknown event %q (want one of %s)", name, strings.Join(eventNames[:], ", "))
+			bad("event_types", "unknown event %q (want one of %s)", name, strings.Join(eventTypeNames(), ", "))
 		}
 		t.types |= b
 	}
