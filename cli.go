@@ -19,6 +19,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/sockudo/sockudo/apps"
 	"github.com/sockudo/sockudo/storage"
 )
 
@@ -312,9 +313,9 @@ func (c *appsCLI) list(args []string) int {
 // features summarises an app's feature flags for the list table.
 func features(a storage.App) string {
 	var fs []string
-	for _, f := range appBoolFlags {
-		if f.feature && *f.field(&a) {
-			fs = append(fs, strings.TrimPrefix(f.name, "enable-"))
+	for _, s := range apps.Settings {
+		if s.Feature && *s.Bool(&a) {
+			fs = append(fs, strings.TrimPrefix(s.Flag, "enable-"))
 		}
 	}
 	if len(fs) == 0 {
@@ -493,107 +494,57 @@ func (c *appsCLI) printJSON(v any) int {
 // was generated or already stored.
 func appProblem(a storage.App, checkID bool) string {
 	if checkID {
-		if msg := identProblem(a.ID); msg != "" {
+		if msg := apps.IdentProblem(a.ID); msg != "" {
 			return "--id: " + msg
 		}
 	}
-	if msg := identProblem(a.Key); msg != "" {
+	if msg := apps.IdentProblem(a.Key); msg != "" {
 		return "--key: " + msg
 	}
-	if msg := secretProblem(a.Secret); msg != "" {
+	if msg := apps.SecretProblem(a.Secret); msg != "" {
 		return "--secret: " + msg
 	}
-	if msg := originsProblem(a.AllowedOrigins); msg != "" {
-		return "--allowed-origins: " + msg
-	}
-	for _, f := range appIntFlags {
-		if v := *f.field(&a); v < 0 {
-			return fmt.Sprintf("--%s: must be at least 0, got %d", f.name, v)
+	for _, s := range apps.Settings {
+		if msg := s.Problem(a); msg != "" {
+			return "--" + s.Flag + ": " + msg
 		}
 	}
 	return ""
 }
 
-// appBoolFlags are the app's on/off settings, as flags.
-var appBoolFlags = []struct {
-	name, usage string
-	def         bool
-	feature     bool // shown in the list table's FEATURES column
-	field       func(*storage.App) *bool
-}{
-	{"enabled", "accept the app's sockets and API calls", true, false,
-		func(a *storage.App) *bool { return &a.Enabled }},
-	{"enable-client-messages", "allow client-* events on private and presence channels", false, true,
-		func(a *storage.App) *bool { return &a.EnableClientMessages }},
-	{"enable-user-authentication", "enable pusher:signin", false, true,
-		func(a *storage.App) *bool { return &a.EnableUserAuthentication }},
-	{"enable-watchlist-events", "send watchlist online/offline events", false, true,
-		func(a *storage.App) *bool { return &a.EnableWatchlistEvents }},
-	{"enable-subscription-count", "send pusher_internal:subscription_count", false, true,
-		func(a *storage.App) *bool { return &a.EnableSubscriptionCount }},
-}
-
-// appIntFlags are the app's limits, as flags. 0 means the Pusher default,
-// except for max-connections, where it means no cap.
-var appIntFlags = []struct {
-	name, usage string
-	def         int
-	field       func(*storage.App) *int
-}{
-	{"max-connections", "sockets the app may hold per node (0 = no cap)", 0,
-		func(a *storage.App) *int { return &a.MaxConnections }},
-	{"max-client-events-per-second", "client events per socket per second", storage.DefaultMaxClientEventsPerSecond,
-		func(a *storage.App) *int { return &a.MaxClientEventsPerSecond }},
-	{"max-presence-members-per-channel", "members per presence channel", storage.DefaultMaxPresenceMembersPerChannel,
-		func(a *storage.App) *int { return &a.MaxPresenceMembersPerChannel }},
-	{"max-presence-member-size-in-kb", "KiB of user_info per presence member", storage.DefaultMaxPresenceMemberSizeInKB,
-		func(a *storage.App) *int { return &a.MaxPresenceMemberSizeInKB }},
-	{"max-channel-name-length", "bytes per channel name", storage.DefaultMaxChannelNameLength,
-		func(a *storage.App) *int { return &a.MaxChannelNameLength }},
-	{"max-event-channels-at-once", "channels per API publish", storage.DefaultMaxEventChannelsAtOnce,
-		func(a *storage.App) *int { return &a.MaxEventChannelsAtOnce }},
-	{"max-event-name-length", "bytes per event name", storage.DefaultMaxEventNameLength,
-		func(a *storage.App) *int { return &a.MaxEventNameLength }},
-	{"max-event-payload-in-kb", "KiB of data per event", storage.DefaultMaxEventPayloadInKB,
-		func(a *storage.App) *int { return &a.MaxEventPayloadInKB }},
-	{"max-event-batch-size", "events per batch publish", storage.DefaultMaxEventBatchSize,
-		func(a *storage.App) *int { return &a.MaxEventBatchSize }},
-	{"cache-ttl-seconds", "seconds a cache channel keeps its last event", storage.DefaultCacheTTLSeconds,
-		func(a *storage.App) *int { return &a.CacheTTLSeconds }},
-	{"rate-limit-api-max-requests", "HTTP API writes per RATE_LIMITER_API_WINDOW_SECONDS (0 = the server-wide limit)", 0,
-		func(a *storage.App) *int { return &a.RateLimits.APIMaxRequests }},
-	{"rate-limit-api-read-max-requests", "HTTP API reads per RATE_LIMITER_API_WINDOW_SECONDS (0 = the server-wide limit)", 0,
-		func(a *storage.App) *int { return &a.RateLimits.APIReadMaxRequests }},
-	{"rate-limit-ws-max-requests", "connection attempts per client IP per RATE_LIMITER_WS_WINDOW_SECONDS (0 = the server-wide limit)", 0,
-		func(a *storage.App) *int { return &a.RateLimits.WSMaxRequests }},
-}
-
 // appFlagSet holds the values of the flags registerAppFlags defined.
 type appFlagSet struct {
-	key, secret, origins *string
-	bools                map[string]*bool
-	ints                 map[string]*int
-	webhooks             webhooksFlag
+	key, secret *string
+	// settings copy the flag of each apps.Settings row into an app.
+	settings map[string]func(*storage.App)
+	webhooks webhooksFlag
 }
 
-// registerAppFlags defines the app settings flags on fs. forCreate makes the
-// defaults those of a new app; update ignores defaults and applies only the
-// flags given.
+// registerAppFlags defines the app settings flags on fs: one per
+// apps.Settings row, defaulting to a new app's value, plus key, secret and
+// webhooks. forCreate makes the key and secret usage that of a new app;
+// update ignores defaults and applies only the flags given.
 func registerAppFlags(fs *flag.FlagSet, forCreate bool) *appFlagSet {
-	s := &appFlagSet{bools: map[string]*bool{}, ints: map[string]*int{}}
+	s := &appFlagSet{settings: map[string]func(*storage.App){}}
 	keyUsage, secretUsage := "new app key", "new app secret"
 	if forCreate {
 		keyUsage, secretUsage = "app key; default: 20 random hex digits", "app secret; default: 40 random hex digits"
 	}
 	s.key = fs.String("key", "", keyUsage)
 	s.secret = fs.String("secret", "", secretUsage)
-	s.origins = fs.String("allowed-origins", "",
-		"comma list of allowed origins: exact, '*', or one-'*' patterns like https://*.example.com; empty = any")
-	for _, f := range appBoolFlags {
-		s.bools[f.name] = fs.Bool(f.name, f.def, f.usage)
-	}
-	for _, f := range appIntFlags {
-		s.ints[f.name] = fs.Int(f.name, f.def, f.usage)
+	def := apps.Defaults()
+	for _, st := range apps.Settings {
+		switch {
+		case st.Bool != nil:
+			v := fs.Bool(st.Flag, *st.Bool(&def), st.Usage)
+			s.settings[st.Flag] = func(a *storage.App) { *st.Bool(a) = *v }
+		case st.Int != nil:
+			v := fs.Int(st.Flag, *st.Int(&def), st.Usage)
+			s.settings[st.Flag] = func(a *storage.App) { *st.Int(a) = *v }
+		case st.List != nil:
+			v := fs.String(st.Flag, st.Default, st.Usage)
+			s.settings[st.Flag] = func(a *storage.App) { _ = st.Set(a, *v) } // a list always parses
+		}
 	}
 	fs.Var(&s.webhooks, "webhooks", `webhook targets, a JSON array such as '[{"url":"https://x/hook",`+
 		`"event_types":["channel_occupied"]}]' (README, Webhooks); '' removes them`)
@@ -614,17 +565,9 @@ func (s *appFlagSet) apply(fs *flag.FlagSet, a *storage.App, all bool) bool {
 	if use("secret") {
 		a.Secret = *s.secret
 	}
-	if use("allowed-origins") {
-		a.AllowedOrigins = cleanList(strings.Split(*s.origins, ","))
-	}
-	for _, f := range appBoolFlags {
-		if use(f.name) {
-			*f.field(a) = *s.bools[f.name]
-		}
-	}
-	for _, f := range appIntFlags {
-		if use(f.name) {
-			*f.field(a) = *s.ints[f.name]
+	for name, copyTo := range s.settings {
+		if use(name) {
+			copyTo(a)
 		}
 	}
 	if use("webhooks") {

@@ -5,11 +5,11 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"strconv"
 	"text/tabwriter"
 	"time"
 
 	"github.com/sockudo/sockudo/admin"
+	"github.com/sockudo/sockudo/apps"
 	"github.com/sockudo/sockudo/storage"
 )
 
@@ -29,51 +29,17 @@ type appStore interface {
 
 var _ appStore = (*admin.Client)(nil)
 
-// dbStore changes the database directly and audits each change, as the
-// admin API does for a running server.
-type dbStore struct{ *storage.DB }
-
-func (d dbStore) audit(app, action, reason string) error {
-	return d.AppendAudit([]storage.AuditEntry{{Time: time.Now().UTC(), App: app, Action: action, Reason: reason}})
+// dbStore edits the database directly when no server runs, through the
+// same apps.Service as the admin socket, so every change is audited alike
+// (with reason "cli").
+type dbStore struct {
+	*apps.Service
+	db *storage.DB
 }
 
-func (d dbStore) CreateApp(a storage.App) error {
-	if err := d.DB.CreateApp(a); err != nil {
-		return err
-	}
-	return d.audit(a.ID, "app_created", "cli")
-}
+func newDBStore(db *storage.DB) dbStore { return dbStore{apps.NewService(db, "cli"), db} }
 
-func (d dbStore) PutApp(a storage.App) error {
-	if err := d.DB.PutApp(a); err != nil {
-		return err
-	}
-	return d.audit(a.ID, "app_updated", "cli")
-}
-
-func (d dbStore) DeleteApp(id string) error {
-	if err := d.DB.DeleteApp(id); err != nil {
-		return err
-	}
-	return d.audit(id, "app_deleted", "cli")
-}
-
-func (d dbStore) RotateSecret(id, secret string, grace time.Duration) (storage.App, error) {
-	a, err := d.DB.App(id)
-	if err != nil {
-		return storage.App{}, err
-	}
-	if secret == "" {
-		if secret, err = storage.NewSecret(); err != nil {
-			return storage.App{}, err
-		}
-	}
-	a = a.RotateSecret(secret, grace, time.Now())
-	if err := d.DB.PutApp(a); err != nil {
-		return storage.App{}, err
-	}
-	return a, d.audit(id, "secret_rotated", "grace "+strconv.FormatInt(int64(grace/time.Second), 10)+"s")
-}
+func (d dbStore) Close() error { return d.db.Close() }
 
 // adminClient returns a client of the running server's admin socket, or
 // nil when no server answers there.
@@ -104,7 +70,7 @@ func (c *appsCLI) openStore(mustExist bool) (appStore, int) {
 	if db == nil {
 		return nil, code
 	}
-	return dbStore{db}, 0
+	return newDBStore(db), 0
 }
 
 // hideSecrets blanks the secrets of an app about to be printed.
@@ -145,7 +111,7 @@ func (c *appsCLI) rotateSecret(args []string) int {
 		return c.usagef("--grace must not be negative")
 	}
 	if *secret != "" {
-		if msg := secretProblem(*secret); msg != "" {
+		if msg := apps.SecretProblem(*secret); msg != "" {
 			return c.usagef("--secret %s", msg)
 		}
 	}
