@@ -181,7 +181,7 @@ type webhooksFlag struct {
 func (f *webhooksFlag) String() string { return f.raw }
 
 func (f *webhooksFlag) Set(v string) error {
-	hooks, err := parseWebhooks(v)
+	hooks, err := webhooks.ParseTargets(v)
 	if err != nil {
 		return err
 	}

@@ -416,10 +416,3 @@ func (c Config) DefaultApp() storage.App {
 	a.Webhooks = defaultAppWebhooks(d.Webhooks)
 	return a
 }
-
-// defaultAppWebhooks parses SOCKUDO_DEFAULT_APP_WEBHOOKS, which loadConfig
-// has validated.
-func defaultAppWebhooks(s string) []storage.Webhook {
-	hooks, _ := parseWebhooks(s)
-	return hooks
-}

@@ -1,9 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
-	"fmt"
 	"strings"
 	"time"
 
@@ -71,34 +68,11 @@ func (c Config) webhookProblems(bad func(name, format string, args ...any)) {
 	intIn("WEBHOOK_DEAD_LETTER_MAX", w.DeadLetterMax, 1, 1_000_000)
 	intIn("WEBHOOK_COMMIT_INTERVAL_MS", w.CommitIntervalMs, 1, 1000)
 
-	if _, err := parseWebhooks(c.DefaultAppEnv.Webhooks); err != nil {
+	if _, err := webhooks.ParseTargets(c.DefaultAppEnv.Webhooks); err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {
 			bad("SOCKUDO_DEFAULT_APP_WEBHOOKS", "%s", line)
 		}
 	}
-}
-
-// parseWebhooks reads a JSON array of webhook targets, as in
-// SOCKUDO_DEFAULT_APP_WEBHOOKS and "apps create --webhooks", and validates
-// it. Empty means none. Unknown fields are errors, so a typo such as
-// "event_type" is not silently ignored. Errors never quote header values.
-func parseWebhooks(s string) ([]storage.Webhook, error) {
-	if strings.TrimSpace(s) == "" {
-		return nil, nil
-	}
-	dec := json.NewDecoder(bytes.NewReader([]byte(s)))
-	dec.DisallowUnknownFields()
-	var hooks []storage.Webhook
-	if err := dec.Decode(&hooks); err != nil {
-		return nil, fmt.Errorf("must be a JSON array of webhooks: %v", err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("must be one JSON array of webhooks, found more after it")
-	}
-	if err := webhooks.Validate(hooks); err != nil {
-		return nil, err
-	}
-	return hooks, nil
 }
 
 // WebhooksConfig is the part of c the webhook dispatcher takes.
@@ -127,4 +101,11 @@ func (c Config) WebhooksConfig() webhooks.Config {
 		MaxDeadLetters:      w.DeadLetterMax,
 		CommitInterval:      time.Duration(w.CommitIntervalMs) * time.Millisecond,
 	}
+}
+
+// defaultAppWebhooks parses SOCKUDO_DEFAULT_APP_WEBHOOKS, which loadConfig
+// has validated.
+func defaultAppWebhooks(s string) []storage.Webhook {
+	hooks, _ := webhooks.ParseTargets(s)
+	return hooks
 }
