@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,6 +23,7 @@ import (
 
 	"github.com/caarlos0/env/v11"
 
+	"github.com/sockudo/sockudo/cli"
 	"github.com/sockudo/sockudo/server"
 	"github.com/sockudo/sockudo/storage"
 	"github.com/sockudo/sockudo/webhooks"
@@ -43,6 +46,41 @@ const (
 
 func main() {
 	os.Exit(run(context.Background(), os.Args[1:], env.ToMap(os.Environ()), os.Stdout, os.Stderr))
+}
+
+// run executes the command line args (without the program name) and returns
+// the exit code; environ stands in for the process environment. The command
+// line is package cli's; serving and the settings are main's.
+func run(ctx context.Context, args []string, environ map[string]string, stdout, stderr io.Writer) int {
+	return cli.Run(ctx, args, environ, stdout, stderr, cli.Program{
+		Version:     version,
+		Serve:       serve,
+		Healthcheck: healthcheck,
+		Settings:    cliSettings,
+		LockTimeout: dbLockTimeout,
+	})
+}
+
+// cliSettings reads the settings the CLI commands share with the server.
+// Each section is parsed on its own, as the commands always have: a bad
+// variable elsewhere (PORT, say) does not stop "sockudo apps".
+func cliSettings(environ map[string]string) cli.Settings {
+	var s cli.Settings
+	var sc storageConfig
+	if ps := parseSection(&sc, environ); len(ps) > 0 {
+		s.DBPathErr = errors.Join(ps...)
+	} else {
+		s.DBPath = sc.DBPath
+	}
+	var ac adminConfig
+	if len(parseSection(&ac, environ)) == 0 && s.DBPathErr == nil && ac.Enabled {
+		s.AdminSocket = Config{Admin: ac, Storage: sc}.adminSocket()
+	}
+	var dc defaultAppConfig
+	if len(parseSection(&dc, environ)) == 0 {
+		s.DefaultAppID = dc.ID
+	}
+	return s
 }
 
 // serve runs the server until SIGTERM/SIGINT or until ctx ends, then drains
@@ -279,4 +317,33 @@ func tuneRuntime(environ map[string]string) {
 		debug.SetGCPercent(50)
 	}
 	runtime.MemProfileRate = 0
+}
+
+// healthcheck GETs /up on the local server and returns 0 if it answers 200.
+func healthcheck(environ map[string]string, stderr io.Writer) int {
+	var lc listenConfig
+	if ps := parseSection(&lc, environ); len(ps) > 0 {
+		fmt.Fprintf(stderr, "healthcheck: %v\n", errors.Join(ps...))
+		return 1
+	}
+	host := lc.Host
+	// A wildcard listen address is reachable on loopback; a specific one
+	// may not be.
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	url := "http://" + net.JoinHostPort(host, strconv.Itoa(lc.Port)) + "/up"
+	client := &http.Client{Timeout: 3 * time.Second}
+	resp, err := client.Get(url)
+	if err != nil {
+		fmt.Fprintf(stderr, "healthcheck: %v\n", err)
+		return 1
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "healthcheck: GET %s: %s\n", url, resp.Status)
+		return 1
+	}
+	return 0
 }
