@@ -9,18 +9,29 @@ import (
 	"github.com/sockudo/sockudo/storage"
 )
 
-// Store is what a Service reads and changes; *storage.DB implements it.
-type Store interface {
+// Editor reads and changes apps and reads the audit log, with storage's
+// sentinel errors. *storage.DB, *Service and the admin socket's client
+// implement it, so a command can work on whichever is at hand.
+type Editor interface {
 	Apps() ([]storage.App, error)
 	App(id string) (storage.App, error)
 	CreateApp(a storage.App) error
 	PutApp(a storage.App) error
 	DeleteApp(id string) error
 	Audit(f storage.AuditFilter) ([]storage.AuditEntry, error)
+}
+
+// Store is what a Service reads and changes: an Editor that can append to
+// the audit log. *storage.DB implements it.
+type Store interface {
+	Editor
 	AppendAudit(entries []storage.AuditEntry) error
 }
 
-var _ Store = (*storage.DB)(nil)
+var (
+	_ Store  = (*storage.DB)(nil)
+	_ Editor = (*Service)(nil)
+)
 
 // ErrNotAudited is wrapped by the error of a change that was stored but
 // whose audit entry could not be written. The change stands; the caller

@@ -47,25 +47,22 @@ func (c *command) list(args []string) int {
 	if _, code, done := c.parse(fs, args, 0); done {
 		return code
 	}
-	db, code := c.openStore(true)
-	if db == nil {
-		return code
-	}
-	defer db.Close()
-	list, err := db.Apps()
-	if err != nil {
-		return c.failf("%v", err)
-	}
-	if *asJSON {
-		for i := range list {
-			hideSecrets(&list[i])
+	return c.withStore(true, func(st appStore) int {
+		list, err := st.Apps()
+		if err != nil {
+			return c.failf("%v", err)
 		}
-		return c.printJSON(list)
-	}
-	return c.printTable("ID\tKEY\tENABLED\tFEATURES", func(w io.Writer) {
-		for _, a := range list {
-			fmt.Fprintf(w, "%s\t%s\t%t\t%s\n", a.ID, a.Key, a.Enabled, features(a))
+		if *asJSON {
+			for i := range list {
+				hideSecrets(&list[i])
+			}
+			return c.printJSON(list)
 		}
+		return c.printTable("ID\tKEY\tENABLED\tFEATURES", func(w io.Writer) {
+			for _, a := range list {
+				fmt.Fprintf(w, "%s\t%s\t%t\t%s\n", a.ID, a.Key, a.Enabled, features(a))
+			}
+		})
 	})
 }
 
@@ -89,17 +86,14 @@ func (c *command) show(args []string) int {
 	if done {
 		return code
 	}
-	db, code := c.openStore(true)
-	if db == nil {
-		return code
-	}
-	defer db.Close()
-	a, err := db.App(pos[0])
-	if err != nil {
-		return c.failApp(pos[0], err)
-	}
-	hideSecrets(&a)
-	return c.printJSON(a)
+	return c.withStore(true, func(st appStore) int {
+		a, err := st.App(pos[0])
+		if err != nil {
+			return c.failApp(pos[0], err)
+		}
+		hideSecrets(&a)
+		return c.printJSON(a)
+	})
 }
 
 func (c *command) create(args []string) int {
@@ -122,41 +116,38 @@ func (c *command) create(args []string) int {
 		return c.usagef("%s", msg)
 	}
 
-	db, code := c.openStore(false)
-	if db == nil {
-		return code
-	}
-	defer db.Close()
+	return c.withStore(false, func(st appStore) int {
 
-	generateID := a.ID == ""
-	for attempt := 0; ; attempt++ {
-		if generateID {
-			a.ID = randomDigits(9)
+		generateID := a.ID == ""
+		for attempt := 0; ; attempt++ {
+			if generateID {
+				a.ID = randomDigits(9)
+			}
+			err := st.CreateApp(a)
+			switch {
+			case err == nil:
+			case errors.Is(err, storage.ErrExists) && generateID && attempt < 5:
+				continue
+			case errors.Is(err, storage.ErrExists):
+				return c.failf("an app with id %q already exists", a.ID)
+			case errors.Is(err, storage.ErrKeyInUse):
+				return c.failf("key %q already belongs to another app: %v", a.Key, err)
+			default:
+				return c.failf("%v", err)
+			}
+			break
 		}
-		err := db.CreateApp(a)
-		switch {
-		case err == nil:
-		case errors.Is(err, storage.ErrExists) && generateID && attempt < 5:
-			continue
-		case errors.Is(err, storage.ErrExists):
-			return c.failf("an app with id %q already exists", a.ID)
-		case errors.Is(err, storage.ErrKeyInUse):
-			return c.failf("key %q already belongs to another app: %v", a.Key, err)
-		default:
+		stored, err := st.App(a.ID)
+		if err != nil {
 			return c.failf("%v", err)
 		}
-		break
-	}
-	stored, err := db.App(a.ID)
-	if err != nil {
-		return c.failf("%v", err)
-	}
-	if code := c.printJSON(stored); code != 0 {
-		return code
-	}
-	// On stderr, so stdout stays one JSON document for scripts.
-	fmt.Fprintf(c.stderr, "Created app %s. Save the secret now: sockudo will not show it again.\n", stored.ID)
-	return 0
+		if code := c.printJSON(stored); code != 0 {
+			return code
+		}
+		// On stderr, so stdout stays one JSON document for scripts.
+		fmt.Fprintf(c.stderr, "Created app %s. Save the secret now: sockudo will not show it again.\n", stored.ID)
+		return 0
+	})
 }
 
 func (c *command) update(args []string) int {
@@ -169,35 +160,32 @@ func (c *command) update(args []string) int {
 	}
 	id := pos[0]
 
-	db, code := c.openStore(true)
-	if db == nil {
-		return code
-	}
-	defer db.Close()
-	a, err := db.App(id)
-	if err != nil {
-		return c.failApp(id, err)
-	}
-	if !set.apply(fs, &a, false) {
-		fmt.Fprintf(c.stderr, "App %s unchanged: no flags given.\n", id)
-		return 0
-	}
-	if msg := appProblem(a, false); msg != "" {
-		return c.usagef("%s", msg)
-	}
-	if err := db.PutApp(a); err != nil {
-		if errors.Is(err, storage.ErrKeyInUse) {
-			return c.failf("key %q already belongs to another app: %v", a.Key, err)
+	return c.withStore(true, func(st appStore) int {
+		a, err := st.App(id)
+		if err != nil {
+			return c.failApp(id, err)
 		}
-		return c.failf("%v", err)
-	}
-	c.noteDefaultApp(id)
-	stored, err := db.App(id)
-	if err != nil {
-		return c.failf("%v", err)
-	}
-	hideSecrets(&stored)
-	return c.printJSON(stored)
+		if !set.apply(fs, &a, false) {
+			fmt.Fprintf(c.stderr, "App %s unchanged: no flags given.\n", id)
+			return 0
+		}
+		if msg := appProblem(a, false); msg != "" {
+			return c.usagef("%s", msg)
+		}
+		if err := st.PutApp(a); err != nil {
+			if errors.Is(err, storage.ErrKeyInUse) {
+				return c.failf("key %q already belongs to another app: %v", a.Key, err)
+			}
+			return c.failf("%v", err)
+		}
+		c.noteDefaultApp(id)
+		stored, err := st.App(id)
+		if err != nil {
+			return c.failf("%v", err)
+		}
+		hideSecrets(&stored)
+		return c.printJSON(stored)
+	})
 }
 
 func (c *command) delete(args []string) int {
@@ -207,17 +195,14 @@ func (c *command) delete(args []string) int {
 		return code
 	}
 	id := pos[0]
-	db, code := c.openStore(true)
-	if db == nil {
-		return code
-	}
-	defer db.Close()
-	if err := db.DeleteApp(id); err != nil {
-		return c.failApp(id, err)
-	}
-	fmt.Fprintf(c.stdout, "Deleted app %s.\n", id)
-	c.noteDefaultApp(id)
-	return 0
+	return c.withStore(true, func(st appStore) int {
+		if err := st.DeleteApp(id); err != nil {
+			return c.failApp(id, err)
+		}
+		fmt.Fprintf(c.stdout, "Deleted app %s.\n", id)
+		c.noteDefaultApp(id)
+		return 0
+	})
 }
 
 // noteDefaultApp warns when id is the env-configured default app, whose
@@ -374,22 +359,19 @@ func (c *command) rotateSecret(args []string) int {
 			return c.usagef("--secret %s", msg)
 		}
 	}
-	st, code := c.openStore(true)
-	if st == nil {
-		return code
-	}
-	defer st.Close()
-	a, err := st.RotateSecret(pos[0], *secret, *grace)
-	if err != nil {
-		return c.failApp(pos[0], err)
-	}
-	if a.PreviousSecret != "" {
-		a.PreviousSecret = hiddenSecret
-	}
-	if code := c.printJSON(a); code != 0 {
-		return code
-	}
-	fmt.Fprintf(c.stderr, "Rotated the secret of app %s. Save it now: sockudo will not show it again.\n", a.ID)
-	c.noteDefaultApp(a.ID)
-	return 0
+	return c.withStore(true, func(st appStore) int {
+		a, err := st.RotateSecret(pos[0], *secret, *grace)
+		if err != nil {
+			return c.failApp(pos[0], err)
+		}
+		if a.PreviousSecret != "" {
+			a.PreviousSecret = hiddenSecret
+		}
+		if code := c.printJSON(a); code != 0 {
+			return code
+		}
+		fmt.Fprintf(c.stderr, "Rotated the secret of app %s. Save it now: sockudo will not show it again.\n", a.ID)
+		c.noteDefaultApp(a.ID)
+		return 0
+	})
 }

@@ -47,23 +47,20 @@ func auditCmd(args []string, c *command) int {
 			return c.usagef("--since must be a duration (1h) or an RFC 3339 time, got %q", *since)
 		}
 	}
-	st, code := c.openStore(true)
-	if st == nil {
-		return code
-	}
-	defer st.Close()
-	entries, err := st.Audit(f)
-	if err != nil {
-		return c.failf("%v", err)
-	}
-	if *asJSON {
-		return c.printJSON(entries)
-	}
-	return c.printTable("TIME\tAPP\tACTION\tIP\tCHANNEL\tREASON", func(w io.Writer) {
-		for _, e := range entries {
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339), dash(e.App), e.Action, dash(e.IP),
-				dash(e.Channel), dash(e.Reason))
+	return c.withStore(true, func(st appStore) int {
+		entries, err := st.Audit(f)
+		if err != nil {
+			return c.failf("%v", err)
 		}
+		if *asJSON {
+			return c.printJSON(entries)
+		}
+		return c.printTable("TIME\tAPP\tACTION\tIP\tCHANNEL\tREASON", func(w io.Writer) {
+			for _, e := range entries {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339), dash(e.App), e.Action, dash(e.IP),
+					dash(e.Channel), dash(e.Reason))
+			}
+		})
 	})
 }
 

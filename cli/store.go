@@ -14,17 +14,15 @@ import (
 // the running server's admin socket, or the database file when no server
 // runs (bbolt lets one process open it).
 type appStore interface {
-	Apps() ([]storage.App, error)
-	App(id string) (storage.App, error)
-	CreateApp(a storage.App) error
-	PutApp(a storage.App) error
-	DeleteApp(id string) error
+	apps.Editor
 	RotateSecret(id, secret string, grace time.Duration) (storage.App, error)
-	Audit(f storage.AuditFilter) ([]storage.AuditEntry, error)
 	Close() error
 }
 
-var _ appStore = (*admin.Client)(nil)
+var (
+	_ appStore = (*admin.Client)(nil)
+	_ appStore = dbStore{}
+)
 
 // dbStore edits the database directly when no server runs, through the
 // same apps.Service as the admin socket, so every change is audited alike
@@ -78,6 +76,26 @@ func (c *command) open(mustExist bool) (*storage.DB, int) {
 		return nil, c.failf("%v", err)
 	}
 	return db, 0
+}
+
+// withDB runs fn on the database (see open) and closes it after.
+func (c *command) withDB(fn func(db *storage.DB) int) int {
+	db, code := c.open(true)
+	if db == nil {
+		return code
+	}
+	defer db.Close()
+	return fn(db)
+}
+
+// withStore runs fn on the store (see openStore) and closes it after.
+func (c *command) withStore(mustExist bool, fn func(st appStore) int) int {
+	st, code := c.openStore(mustExist)
+	if st == nil {
+		return code
+	}
+	defer st.Close()
+	return fn(st)
 }
 
 // openStore reaches the running server through its admin socket when one

@@ -58,28 +58,31 @@ func (c *command) deadLettersList(args []string) int {
 	if _, code, done := c.parse(fs, args, 0); done {
 		return code
 	}
+	// The running server's admin socket and the database both list them.
 	var dead []storage.DeadLetter
+	read := func(src interface {
+		DeadLetters(app string, limit int) ([]storage.DeadLetter, error)
+	}) int {
+		var err error
+		if dead, err = src.DeadLetters(*app, *limit); err != nil {
+			return c.failf("%v", err)
+		}
+		return 0
+	}
+	var code int
 	if cl := c.adminClient(); cl != nil {
 		defer cl.Close()
-		var err error
-		if dead, err = cl.DeadLetters(*app, *limit); err != nil {
-			return c.failf("%v", err)
-		}
+		code = read(cl)
 	} else {
-		db, code := c.open(true)
-		if db == nil {
-			return code
-		}
-		defer db.Close()
-		var err error
-		if dead, err = db.DeadLetters(*app, *limit); err != nil {
-			return c.failf("%v", err)
-		}
+		code = c.withDB(func(db *storage.DB) int { return read(db) })
+	}
+	if code != 0 {
+		return code
 	}
 	if *asJSON {
 		return c.printJSON(dead)
 	}
-	code := c.printTable("ID\tAPP\tURL\tEVENT\tATTEMPTS\tDEAD AT\tREASON", func(w io.Writer) {
+	code = c.printTable("ID\tAPP\tURL\tEVENT\tATTEMPTS\tDEAD AT\tREASON", func(w io.Writer) {
 		for _, d := range dead {
 			fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", d.ID, d.App, shortURL(d.URL), eventSummary(d.Event),
 				d.Attempts, d.DeadAt.Format(time.RFC3339), d.Reason)
@@ -116,28 +119,25 @@ func (c *command) deadLettersReplay(args []string) int {
 		}
 		return 0
 	}
-	db, code := c.open(true)
-	if db == nil {
-		return code
-	}
-	defer db.Close()
-	apps, err := db.Apps()
-	if err != nil {
-		return c.failf("%v", err)
-	}
-	queues, skipped, err := db.ReplayDeadLetters(*app, ids, time.Now(), webhooks.Configured(apps))
-	if err != nil {
-		return c.failf("%v", err)
-	}
-	n := 0
-	for _, q := range queues {
-		n += q.Len
-	}
-	fmt.Fprintf(c.stdout, "Replayed %d dead letters; the server delivers them when it starts.\n", n)
-	if skipped > 0 {
-		fmt.Fprintf(c.stdout, "Skipped %d whose webhook target is no longer configured.\n", skipped)
-	}
-	return 0
+	return c.withDB(func(db *storage.DB) int {
+		apps, err := db.Apps()
+		if err != nil {
+			return c.failf("%v", err)
+		}
+		queues, skipped, err := db.ReplayDeadLetters(*app, ids, time.Now(), webhooks.Configured(apps))
+		if err != nil {
+			return c.failf("%v", err)
+		}
+		n := 0
+		for _, q := range queues {
+			n += q.Len
+		}
+		fmt.Fprintf(c.stdout, "Replayed %d dead letters; the server delivers them when it starts.\n", n)
+		if skipped > 0 {
+			fmt.Fprintf(c.stdout, "Skipped %d whose webhook target is no longer configured.\n", skipped)
+		}
+		return 0
+	})
 }
 
 // idList is a repeatable flag of dead-letter ids.
