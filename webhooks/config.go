@@ -1,6 +1,7 @@
 package webhooks
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"time"
@@ -90,39 +91,23 @@ type Batching struct {
 	Size int
 }
 
+// withDefaults replaces every zero field by its default.
 func (c Config) withDefaults() Config {
-	def := func(v *time.Duration, d time.Duration) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	def(&c.Batching.Duration, DefaultBatchDuration)
-	def(&c.Timeout, DefaultTimeout)
-	def(&c.RetryMax, DefaultRetryMax)
-	def(&c.InitialBackoff, DefaultInitialBackoff)
-	def(&c.MaxBackoff, DefaultMaxBackoff)
-	def(&c.GracePeriod, DefaultGracePeriod)
-	def(&c.CacheMissWindow, DefaultCacheMissWindow)
-	def(&c.CountThrottle, DefaultCountThrottle)
-	def(&c.CommitInterval, DefaultCommitInterval)
-	if c.Batching.Size == 0 {
-		c.Batching.Size = DefaultBatchSize
-	}
-	if c.RecoveryRate == 0 {
-		c.RecoveryRate = DefaultRecoveryRate
-	}
-	if c.CountThreshold == 0 {
-		c.CountThreshold = DefaultCountThreshold
-	}
-	if c.MaxConcurrency == 0 {
-		c.MaxConcurrency = DefaultMaxConcurrency
-	}
-	if c.MaxDeadLetters == 0 {
-		c.MaxDeadLetters = storage.DefaultMaxDeadLetters
-	}
-	if c.MaxBuffered == 0 {
-		c.MaxBuffered = DefaultMaxBuffered
-	}
+	c.Batching.Duration = cmp.Or(c.Batching.Duration, DefaultBatchDuration)
+	c.Timeout = cmp.Or(c.Timeout, DefaultTimeout)
+	c.RetryMax = cmp.Or(c.RetryMax, DefaultRetryMax)
+	c.InitialBackoff = cmp.Or(c.InitialBackoff, DefaultInitialBackoff)
+	c.MaxBackoff = cmp.Or(c.MaxBackoff, DefaultMaxBackoff)
+	c.GracePeriod = cmp.Or(c.GracePeriod, DefaultGracePeriod)
+	c.CacheMissWindow = cmp.Or(c.CacheMissWindow, DefaultCacheMissWindow)
+	c.CountThrottle = cmp.Or(c.CountThrottle, DefaultCountThrottle)
+	c.CommitInterval = cmp.Or(c.CommitInterval, DefaultCommitInterval)
+	c.Batching.Size = cmp.Or(c.Batching.Size, DefaultBatchSize)
+	c.RecoveryRate = cmp.Or(c.RecoveryRate, DefaultRecoveryRate)
+	c.CountThreshold = cmp.Or(c.CountThreshold, DefaultCountThreshold)
+	c.MaxConcurrency = cmp.Or(c.MaxConcurrency, DefaultMaxConcurrency)
+	c.MaxDeadLetters = cmp.Or(c.MaxDeadLetters, storage.DefaultMaxDeadLetters)
+	c.MaxBuffered = cmp.Or(c.MaxBuffered, DefaultMaxBuffered)
 	return c
 }
 
