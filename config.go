@@ -318,65 +318,73 @@ func (e *configError) Error() string { return e.Var + ": " + e.Msg }
 func (c Config) validate() error { return errors.Join(c.problems()...) }
 
 func (c Config) problems() []error {
-	var ps []error
-	bad := func(name, format string, args ...any) {
-		ps = append(ps, &configError{Var: name, Msg: fmt.Sprintf(format, args...)})
-	}
-	intIn := func(name string, v, lo, hi int) {
-		if v < lo || v > hi {
-			bad(name, "must be %d-%d, got %d", lo, hi, v)
-		}
-	}
-	atLeast := func(name string, v, lo int) {
-		if v < lo {
-			bad(name, "must be at least %d, got %d", lo, v)
-		}
-	}
-	secondsIn := func(name string, d time.Duration, lo, hi int) {
-		if d%time.Second != 0 || d < time.Duration(lo)*time.Second || d > time.Duration(hi)*time.Second {
-			bad(name, "must be %d-%d seconds, got %s", lo, hi, d)
-		}
-	}
-
+	var ch checks
 	if strings.TrimSpace(c.Listen.Host) == "" || strings.ContainsAny(c.Listen.Host, " \t/") {
-		bad("HOST", "must be a host name or IP address, got %q", c.Listen.Host)
+		ch.bad("HOST", "must be a host name or IP address, got %q", c.Listen.Host)
 	}
-	intIn("PORT", c.Listen.Port, 1, 65535)
-	secondsIn("SHUTDOWN_GRACE_PERIOD", c.Listen.ShutdownGracePeriod, 0, 3600)
+	ch.intIn("PORT", c.Listen.Port, 1, 65535)
+	ch.secondsIn("SHUTDOWN_GRACE_PERIOD", c.Listen.ShutdownGracePeriod, 0, 3600)
 
-	secondsIn("ACTIVITY_TIMEOUT", c.Socket.ActivityTimeout, 1, 3600)
-	atLeast("SOCKUDO_MAX_CONNECTIONS", c.Socket.MaxConnections, 0)
-	intIn("WEBSOCKET_MAX_PAYLOAD_KB", c.Socket.MaxPayloadKB, 1, maxPayloadKBLimit)
-	atLeast("WEBSOCKET_MAX_BYTES", c.Socket.MaxPendingBytes, 1024)
+	ch.secondsIn("ACTIVITY_TIMEOUT", c.Socket.ActivityTimeout, 1, 3600)
+	ch.atLeast("SOCKUDO_MAX_CONNECTIONS", c.Socket.MaxConnections, 0)
+	ch.intIn("WEBSOCKET_MAX_PAYLOAD_KB", c.Socket.MaxPayloadKB, 1, maxPayloadKBLimit)
+	ch.atLeast("WEBSOCKET_MAX_BYTES", c.Socket.MaxPendingBytes, 1024)
 
 	if _, ok := logLevels[strings.ToLower(c.Log.Level)]; !ok {
-		bad("LOG_LEVEL", "must be debug, info, warn or error, got %q", c.Log.Level)
+		ch.bad("LOG_LEVEL", "must be debug, info, warn or error, got %q", c.Log.Level)
 	}
 	if f := strings.ToLower(c.Log.Format); f != "human" && f != "json" {
-		bad("LOG_OUTPUT_FORMAT", "must be human or json, got %q", c.Log.Format)
+		ch.bad("LOG_OUTPUT_FORMAT", "must be human or json, got %q", c.Log.Format)
 	}
 	if strings.TrimSpace(c.Storage.DBPath) == "" {
-		bad("SOCKUDO_DB_PATH", "must not be empty")
+		ch.bad("SOCKUDO_DB_PATH", "must not be empty")
 	}
 
 	a := c.DefaultAppEnv
 	if msg := apps.IdentProblem(a.ID); msg != "" {
-		bad("SOCKUDO_DEFAULT_APP_ID", "%s", msg)
+		ch.bad("SOCKUDO_DEFAULT_APP_ID", "%s", msg)
 	}
 	if msg := apps.IdentProblem(a.Key); msg != "" {
-		bad("SOCKUDO_DEFAULT_APP_KEY", "%s", msg)
+		ch.bad("SOCKUDO_DEFAULT_APP_KEY", "%s", msg)
 	}
 	if msg := apps.SecretProblem(a.Secret); msg != "" {
-		bad("SOCKUDO_DEFAULT_APP_SECRET", "%s", msg)
+		ch.bad("SOCKUDO_DEFAULT_APP_SECRET", "%s", msg)
 	}
 	for _, s := range apps.Settings {
 		if msg := s.Problem(a.Settings); msg != "" && s.Env() != "" {
-			bad(s.Env(), "%s", msg)
+			ch.bad(s.Env(), "%s", msg)
 		}
 	}
-	c.securityProblems(bad)
-	c.webhookProblems(bad)
-	return ps
+	c.securityProblems(&ch)
+	c.webhookProblems(&ch)
+	return ch.problems
+}
+
+// checks collects the problems of a configuration, each naming its
+// variable; the config files of each area add theirs.
+type checks struct{ problems []error }
+
+func (ch *checks) bad(name, format string, args ...any) {
+	ch.problems = append(ch.problems, &configError{Var: name, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (ch *checks) intIn(name string, v, lo, hi int) {
+	if v < lo || v > hi {
+		ch.bad(name, "must be %d-%d, got %d", lo, hi, v)
+	}
+}
+
+func (ch *checks) atLeast(name string, v, lo int) {
+	if v < lo {
+		ch.bad(name, "must be at least %d, got %d", lo, v)
+	}
+}
+
+// secondsIn checks a duration read as whole seconds.
+func (ch *checks) secondsIn(name string, d time.Duration, lo, hi int) {
+	if d%time.Second != 0 || d < time.Duration(lo)*time.Second || d > time.Duration(hi)*time.Second {
+		ch.bad(name, "must be %d-%d seconds, got %s", lo, hi, d)
+	}
 }
 
 // logLevels maps LOG_LEVEL values to slog levels.

@@ -44,33 +44,23 @@ type webhookConfig struct {
 	CommitIntervalMs int `env:"WEBHOOK_COMMIT_INTERVAL_MS" envDefault:"10"`
 }
 
-// webhookProblems reports the problems of the webhook settings and of
-// SOCKUDO_DEFAULT_APP_WEBHOOKS through bad.
-func (c Config) webhookProblems(bad func(name, format string, args ...any)) {
+// webhookProblems checks the webhook settings and
+// SOCKUDO_DEFAULT_APP_WEBHOOKS.
+func (c Config) webhookProblems(ch *checks) {
 	w := c.Webhooks
-	intIn := func(name string, v, lo, hi int) {
-		if v < lo || v > hi {
-			bad(name, "must be %d-%d, got %d", lo, hi, v)
-		}
-	}
-	secondsIn := func(name string, d time.Duration, lo, hi int) {
-		if d%time.Second != 0 || d < time.Duration(lo)*time.Second || d > time.Duration(hi)*time.Second {
-			bad(name, "must be %d-%d seconds, got %s", lo, hi, d)
-		}
-	}
-	intIn("WEBHOOK_BATCHING_DURATION", w.BatchingDuration, 0, 60_000)
-	intIn("WEBHOOK_BATCHING_SIZE", w.BatchingSize, 1, 1000)
-	secondsIn("WEBHOOK_TIMEOUT_SECONDS", w.Timeout, 1, 300)
-	secondsIn("WEBHOOK_RETRY_MAX_SECONDS", w.RetryMax, 1, 86_400)
-	intIn("WEBHOOK_RETRY_MAX_ATTEMPTS", w.RetryMaxAttempts, 0, 1_000_000)
-	intIn("WEBHOOK_GRACE_PERIOD_MS", w.GracePeriodMs, 0, 60_000)
-	intIn("WEBHOOK_MAX_CONCURRENCY", w.MaxConcurrency, 1, 10_000)
-	intIn("WEBHOOK_DEAD_LETTER_MAX", w.DeadLetterMax, 1, 1_000_000)
-	intIn("WEBHOOK_COMMIT_INTERVAL_MS", w.CommitIntervalMs, 1, 1000)
+	ch.intIn("WEBHOOK_BATCHING_DURATION", w.BatchingDuration, 0, 60_000)
+	ch.intIn("WEBHOOK_BATCHING_SIZE", w.BatchingSize, 1, 1000)
+	ch.secondsIn("WEBHOOK_TIMEOUT_SECONDS", w.Timeout, 1, 300)
+	ch.secondsIn("WEBHOOK_RETRY_MAX_SECONDS", w.RetryMax, 1, 86_400)
+	ch.intIn("WEBHOOK_RETRY_MAX_ATTEMPTS", w.RetryMaxAttempts, 0, 1_000_000)
+	ch.intIn("WEBHOOK_GRACE_PERIOD_MS", w.GracePeriodMs, 0, 60_000)
+	ch.intIn("WEBHOOK_MAX_CONCURRENCY", w.MaxConcurrency, 1, 10_000)
+	ch.intIn("WEBHOOK_DEAD_LETTER_MAX", w.DeadLetterMax, 1, 1_000_000)
+	ch.intIn("WEBHOOK_COMMIT_INTERVAL_MS", w.CommitIntervalMs, 1, 1000)
 
 	if _, err := webhooks.ParseTargets(c.DefaultAppEnv.Webhooks); err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {
-			bad("SOCKUDO_DEFAULT_APP_WEBHOOKS", "%s", line)
+			ch.bad("SOCKUDO_DEFAULT_APP_WEBHOOKS", "%s", line)
 		}
 	}
 }
