@@ -9,13 +9,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -55,7 +53,6 @@ func run(ctx context.Context, args []string, environ map[string]string, stdout, 
 	return cli.Run(ctx, args, environ, stdout, stderr, cli.Program{
 		Version:     version,
 		Serve:       serve,
-		Healthcheck: healthcheck,
 		Settings:    cliSettings,
 		LockTimeout: dbLockTimeout,
 	})
@@ -79,6 +76,12 @@ func cliSettings(environ map[string]string) cli.Settings {
 	var dc defaultAppConfig
 	if len(parseSection(&dc, environ)) == 0 {
 		s.DefaultAppID = dc.ID
+	}
+	var lc listenConfig
+	if ps := parseSection(&lc, environ); len(ps) > 0 {
+		s.ListenErr = errors.Join(ps...)
+	} else {
+		s.Host, s.Port = lc.Host, lc.Port
 	}
 	return s
 }
@@ -317,33 +320,4 @@ func tuneRuntime(environ map[string]string) {
 		debug.SetGCPercent(50)
 	}
 	runtime.MemProfileRate = 0
-}
-
-// healthcheck GETs /up on the local server and returns 0 if it answers 200.
-func healthcheck(environ map[string]string, stderr io.Writer) int {
-	var lc listenConfig
-	if ps := parseSection(&lc, environ); len(ps) > 0 {
-		fmt.Fprintf(stderr, "healthcheck: %v\n", errors.Join(ps...))
-		return 1
-	}
-	host := lc.Host
-	// A wildcard listen address is reachable on loopback; a specific one
-	// may not be.
-	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
-		host = "127.0.0.1"
-	}
-	url := "http://" + net.JoinHostPort(host, strconv.Itoa(lc.Port)) + "/up"
-	client := &http.Client{Timeout: 3 * time.Second}
-	resp, err := client.Get(url)
-	if err != nil {
-		fmt.Fprintf(stderr, "healthcheck: %v\n", err)
-		return 1
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintf(stderr, "healthcheck: GET %s: %s\n", url, resp.Status)
-		return 1
-	}
-	return 0
 }

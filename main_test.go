@@ -5,9 +5,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -73,25 +70,42 @@ func TestCLISettings(t *testing.T) {
 		name string
 		env  map[string]string
 		want cli.Settings
+		// listenErr wants HOST or PORT unreadable.
+		listenErr bool
 	}{
-		{name: "defaults", env: nil,
+		{name: "port not a number", env: map[string]string{"PORT": "http"}, listenErr: true,
 			want: cli.Settings{DBPath: "./sockudo.db", AdminSocket: "./sockudo.db.sock", DefaultAppID: "app-id"}},
+		{name: "defaults", env: nil,
+			want: cli.Settings{DBPath: "./sockudo.db", AdminSocket: "./sockudo.db.sock", DefaultAppID: "app-id",
+				Host: "0.0.0.0", Port: 6001}},
 		{name: "paths and default app",
-			env:  map[string]string{"SOCKUDO_DB_PATH": "/d/s.db", "SOCKUDO_DEFAULT_APP_ID": "main"},
-			want: cli.Settings{DBPath: "/d/s.db", AdminSocket: "/d/s.db.sock", DefaultAppID: "main"}},
+			env: map[string]string{"SOCKUDO_DB_PATH": "/d/s.db", "SOCKUDO_DEFAULT_APP_ID": "main"},
+			want: cli.Settings{DBPath: "/d/s.db", AdminSocket: "/d/s.db.sock", DefaultAppID: "main",
+				Host: "0.0.0.0", Port: 6001}},
 		{name: "admin socket set", env: map[string]string{"SOCKUDO_ADMIN_SOCKET": "/run/a.sock"},
-			want: cli.Settings{DBPath: "./sockudo.db", AdminSocket: "/run/a.sock", DefaultAppID: "app-id"}},
+			want: cli.Settings{DBPath: "./sockudo.db", AdminSocket: "/run/a.sock", DefaultAppID: "app-id",
+				Host: "0.0.0.0", Port: 6001}},
 		{name: "admin socket disabled", env: map[string]string{"SOCKUDO_ADMIN_SOCKET_ENABLED": "false"},
-			want: cli.Settings{DBPath: "./sockudo.db", DefaultAppID: "app-id"}},
+			want: cli.Settings{DBPath: "./sockudo.db", DefaultAppID: "app-id", Host: "0.0.0.0", Port: 6001}},
 		{name: "unreadable admin and default app variables",
 			env:  map[string]string{"SOCKUDO_ADMIN_SOCKET_ENABLED": "maybe", "SOCKUDO_DEFAULT_APP_MAX_CONNECTIONS": "x"},
-			want: cli.Settings{DBPath: "./sockudo.db"}},
-		{name: "unrelated bad variable", env: map[string]string{"PORT": "http"},
-			want: cli.Settings{DBPath: "./sockudo.db", AdminSocket: "./sockudo.db.sock", DefaultAppID: "app-id"}},
+			want: cli.Settings{DBPath: "./sockudo.db", Host: "0.0.0.0", Port: 6001}},
+		{name: "unrelated bad variable", env: map[string]string{"DEBUG": "maybe"},
+			want: cli.Settings{DBPath: "./sockudo.db", AdminSocket: "./sockudo.db.sock", DefaultAppID: "app-id",
+				Host: "0.0.0.0", Port: 6001}},
+		{name: "listen address", env: map[string]string{"HOST": "::1", "PORT": "7001"},
+			want: cli.Settings{DBPath: "./sockudo.db", AdminSocket: "./sockudo.db.sock", DefaultAppID: "app-id",
+				Host: "::1", Port: 7001}},
 	}
 	for _, tc := range tcs {
 		t.Run(tc.name, func(t *testing.T) {
 			got := cliSettings(tc.env)
+			if tc.listenErr {
+				if got.ListenErr == nil || !strings.Contains(got.ListenErr.Error(), "PORT") {
+					t.Fatalf("ListenErr = %v, want PORT named", got.ListenErr)
+				}
+				got.ListenErr = nil
+			}
 			if got != tc.want {
 				t.Fatalf("cliSettings = %+v, want %+v", got, tc.want)
 			}
@@ -208,45 +222,5 @@ func TestEnsureDefaultApp(t *testing.T) {
 	err = ensureDefaultApp(db, a, log)
 	if !errors.Is(err, storage.ErrKeyInUse) || !strings.Contains(err.Error(), "SOCKUDO_DEFAULT_APP_KEY") {
 		t.Errorf("key conflict: %v", err)
-	}
-}
-
-func TestHealthcheck(t *testing.T) {
-	status := http.StatusOK
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/up" {
-			http.NotFound(w, r)
-			return
-		}
-		w.WriteHeader(status)
-	}))
-	defer ts.Close()
-	host, port, err := net.SplitHostPort(strings.TrimPrefix(ts.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	env := map[string]string{"HOST": host, "PORT": port}
-	if r := runMain(t, env, "healthcheck"); r.code != 0 {
-		t.Errorf("healthy server: exit %d, %s", r.code, r.stderr)
-	}
-	// A wildcard HOST is checked on loopback.
-	if r := runMain(t, map[string]string{"HOST": "0.0.0.0", "PORT": port}, "healthcheck"); r.code != 0 {
-		t.Errorf("healthy server via 0.0.0.0: exit %d, %s", r.code, r.stderr)
-	}
-	status = http.StatusServiceUnavailable
-	if r := runMain(t, env, "healthcheck"); r.code != 1 || !strings.Contains(r.stderr, "503") {
-		t.Errorf("unready server: exit %d, %s", r.code, r.stderr)
-	}
-
-	// Nothing listening.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, closedPort, _ := net.SplitHostPort(ln.Addr().String())
-	ln.Close()
-	if r := runMain(t, map[string]string{"HOST": "127.0.0.1", "PORT": closedPort}, "healthcheck"); r.code != 1 {
-		t.Errorf("no server: exit %d", r.code)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -35,12 +36,15 @@ func testProgram() Program {
 			fmt.Fprint(stderr, "serving")
 			return 0
 		},
-		Healthcheck: func(map[string]string, io.Writer) int { return 0 },
 		Settings: func(environ map[string]string) Settings {
 			s := Settings{DBPath: cmp.Or(environ["SOCKUDO_DB_PATH"], "./sockudo.db"),
 				DefaultAppID: cmp.Or(environ["SOCKUDO_DEFAULT_APP_ID"], "app-id")}
 			if environ["SOCKUDO_ADMIN_SOCKET_ENABLED"] != "false" {
 				s.AdminSocket = cmp.Or(environ["SOCKUDO_ADMIN_SOCKET"], s.DBPath+".sock")
+			}
+			s.Host = cmp.Or(environ["HOST"], "0.0.0.0")
+			if s.Port, s.ListenErr = strconv.Atoi(cmp.Or(environ["PORT"], "6001")); s.ListenErr != nil {
+				s.ListenErr = fmt.Errorf("PORT: %q is not an integer", environ["PORT"])
 			}
 			return s
 		},

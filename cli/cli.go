@@ -37,8 +37,7 @@ Run 'sockudo apps <command> -h' for the flags of an apps command.
 `
 
 // Program is what package main gives the command line: the version, the
-// commands that are the server's (serve, healthcheck), and how to read the
-// settings the commands share with it. The variables stay main's, described
+// server (serve), and how to read the settings the commands share with it. The variables stay main's, described
 // once in its Config.
 type Program struct {
 	// Version is printed by "sockudo version".
@@ -46,11 +45,7 @@ type Program struct {
 	// Serve runs the server, for "sockudo serve" and for no command at all,
 	// and returns the exit code.
 	Serve func(ctx context.Context, environ map[string]string, stderr io.Writer) int
-	// Healthcheck is the hidden "sockudo healthcheck", the Docker
-	// HEALTHCHECK (the image has no shell or curl); it returns the exit code.
-	Healthcheck func(environ map[string]string, stderr io.Writer) int
-	// Settings reads what the apps, audit and webhooks commands need from
-	// environ.
+	// Settings reads what the other commands need from environ.
 	Settings func(environ map[string]string) Settings
 	// LockTimeout is how long a command waits for the database lock.
 	LockTimeout time.Duration
@@ -69,6 +64,11 @@ type Settings struct {
 	// DefaultAppID is SOCKUDO_DEFAULT_APP_ID; empty when the default app's
 	// variables could not be read.
 	DefaultAppID string
+	// Host and Port are where the server listens (HOST, PORT); ListenErr
+	// says why they could not be read.
+	Host      string
+	Port      int
+	ListenErr error
 }
 
 // Run executes the command line args (without the program name) and
@@ -103,7 +103,8 @@ func Run(ctx context.Context, args []string, environ map[string]string, stdout, 
 		fmt.Fprint(stdout, usage)
 		return 0
 	case "healthcheck":
-		return p.Healthcheck(environ, stderr)
+		// Hidden: the Docker HEALTHCHECK, since the image has no shell or curl.
+		return healthcheck(p.Settings(environ), stderr)
 	default:
 		fmt.Fprintf(stderr, "sockudo: unknown command %q\n\n%s", cmd, usage)
 		return 2

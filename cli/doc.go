@@ -1,6 +1,6 @@
 // Package cli is sockudo's command line: "sockudo apps", "audit" and
-// "webhooks dead-letters", plus help, version and the dispatch to the
-// commands package main owns (serve, healthcheck), given in a [Program].
+// "webhooks dead-letters", help, version, the hidden healthcheck, and the
+// dispatch to the server, which package main gives it in a [Program].
 //
 // The apps and audit commands reach a running server through its admin
 // socket (package admin); with no server running they open the database
