@@ -91,11 +91,11 @@ func Run(ctx context.Context, args []string, environ map[string]string, stdout, 
 		}
 		return p.Serve(ctx, environ, stderr)
 	case "apps":
-		return runGroup("sockudo apps", appsUsage, appsCommands, args, p.env(environ, stdout, stderr))
+		return runGroup("sockudo apps", appsUsage, appsCommands, args, p.invocation(environ, stdout, stderr))
 	case "webhooks":
-		return webhooksCmd(args, p.env(environ, stdout, stderr))
+		return webhooksCmd(args, p.invocation(environ, stdout, stderr))
 	case "audit":
-		return auditCmd(args, p.env(environ, stdout, stderr).command("sockudo audit list"))
+		return auditCmd(args, p.invocation(environ, stdout, stderr).command("sockudo audit list"))
 	case "version", "--version":
 		fmt.Fprintf(stdout, "sockudo %s (%s)\n", p.Version, runtime.Version())
 		return 0

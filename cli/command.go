@@ -12,41 +12,42 @@ import (
 	"github.com/sockudo/sockudo/storage"
 )
 
-// env is what every command of one run shares: its settings and output.
-type env struct {
+// invocation is one run of the command line: the settings and output its
+// command shares.
+type invocation struct {
 	settings       Settings
 	lockTimeout    time.Duration
 	stdout, stderr io.Writer
 }
 
-func (p Program) env(environ map[string]string, stdout, stderr io.Writer) env {
-	return env{settings: p.Settings(environ), lockTimeout: p.LockTimeout, stdout: stdout, stderr: stderr}
+func (p Program) invocation(environ map[string]string, stdout, stderr io.Writer) invocation {
+	return invocation{settings: p.Settings(environ), lockTimeout: p.LockTimeout, stdout: stdout, stderr: stderr}
 }
 
 // command is one subcommand being run.
 type command struct {
-	env
+	invocation
 	cmd string // "sockudo apps create", for messages
 }
 
-func (e env) command(name string) *command { return &command{env: e, cmd: name} }
+func (in invocation) command(name string) *command { return &command{invocation: in, cmd: name} }
 
 // runGroup runs the command of a group ("sockudo apps") that args[0]
 // names, or prints the group's usage.
-func runGroup(group, usage string, cmds map[string]func(*command, []string) int, args []string, e env) int {
+func runGroup(group, usage string, cmds map[string]func(*command, []string) int, args []string, in invocation) int {
 	if len(args) == 0 {
-		fmt.Fprint(e.stderr, usage)
+		fmt.Fprint(in.stderr, usage)
 		return 2
 	}
 	name, args := args[0], args[1:]
 	if run, ok := cmds[name]; ok {
-		return run(e.command(group+" "+name), args)
+		return run(in.command(group+" "+name), args)
 	}
 	if isHelp(name) {
-		fmt.Fprint(e.stdout, usage)
+		fmt.Fprint(in.stdout, usage)
 		return 0
 	}
-	fmt.Fprintf(e.stderr, "%s: unknown command %q\n\n%s", group, name, usage)
+	fmt.Fprintf(in.stderr, "%s: unknown command %q\n\n%s", group, name, usage)
 	return 2
 }
 

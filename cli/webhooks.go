@@ -27,21 +27,21 @@ POST /apps/{app_id}/webhooks/dead_letters/replay.
 `
 
 // webhooksCmd runs "sockudo webhooks dead-letters <command>".
-func webhooksCmd(args []string, e env) int {
+func webhooksCmd(args []string, in invocation) int {
 	if len(args) == 0 || isHelp(args[0]) {
-		out := e.stderr
+		out := in.stderr
 		code := 2
 		if len(args) > 0 {
-			out, code = e.stdout, 0
+			out, code = in.stdout, 0
 		}
 		fmt.Fprint(out, webhooksUsage)
 		return code
 	}
 	if args[0] != "dead-letters" || len(args) < 2 {
-		fmt.Fprintf(e.stderr, "sockudo webhooks: unknown command %q\n\n%s", strings.Join(args, " "), webhooksUsage)
+		fmt.Fprintf(in.stderr, "sockudo webhooks: unknown command %q\n\n%s", strings.Join(args, " "), webhooksUsage)
 		return 2
 	}
-	return runGroup("sockudo webhooks dead-letters", webhooksUsage, deadLetterCommands, args[1:], e)
+	return runGroup("sockudo webhooks dead-letters", webhooksUsage, deadLetterCommands, args[1:], in)
 }
 
 // deadLetterCommands are the commands of "sockudo webhooks dead-letters".
