@@ -15,6 +15,7 @@ import (
 	"github.com/caarlos0/env/v11"
 
 	"github.com/sockudo/sockudo/apps"
+	"github.com/sockudo/sockudo/cli"
 	"github.com/sockudo/sockudo/server"
 	"github.com/sockudo/sockudo/storage"
 )
@@ -175,6 +176,34 @@ func loadConfig(environ map[string]string) (Config, error) {
 		return Config{}, errors.Join(problems...)
 	}
 	return c, nil
+}
+
+// cliSettings reads the settings the CLI commands share with the server.
+// Each section is parsed on its own, as the commands always have: a bad
+// variable elsewhere (PORT, say) does not stop "sockudo apps".
+func cliSettings(environ map[string]string) cli.Settings {
+	var s cli.Settings
+	var sc storageConfig
+	if ps := parseSection(&sc, environ); len(ps) > 0 {
+		s.DBPathErr = errors.Join(ps...)
+	} else {
+		s.DBPath = sc.DBPath
+	}
+	var ac adminConfig
+	if len(parseSection(&ac, environ)) == 0 && s.DBPathErr == nil && ac.Enabled {
+		s.AdminSocket = Config{Admin: ac, Storage: sc}.adminSocket()
+	}
+	var dc defaultAppConfig
+	if len(parseSection(&dc, environ)) == 0 {
+		s.DefaultAppID = dc.ID
+	}
+	var lc listenConfig
+	if ps := parseSection(&lc, environ); len(ps) > 0 {
+		s.ListenErr = errors.Join(ps...)
+	} else {
+		s.Host, s.Port = lc.Host, lc.Port
+	}
+	return s
 }
 
 // sortByVar orders problems as the variables are declared in Config, so the

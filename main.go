@@ -58,34 +58,6 @@ func run(ctx context.Context, args []string, environ map[string]string, stdout, 
 	})
 }
 
-// cliSettings reads the settings the CLI commands share with the server.
-// Each section is parsed on its own, as the commands always have: a bad
-// variable elsewhere (PORT, say) does not stop "sockudo apps".
-func cliSettings(environ map[string]string) cli.Settings {
-	var s cli.Settings
-	var sc storageConfig
-	if ps := parseSection(&sc, environ); len(ps) > 0 {
-		s.DBPathErr = errors.Join(ps...)
-	} else {
-		s.DBPath = sc.DBPath
-	}
-	var ac adminConfig
-	if len(parseSection(&ac, environ)) == 0 && s.DBPathErr == nil && ac.Enabled {
-		s.AdminSocket = Config{Admin: ac, Storage: sc}.adminSocket()
-	}
-	var dc defaultAppConfig
-	if len(parseSection(&dc, environ)) == 0 {
-		s.DefaultAppID = dc.ID
-	}
-	var lc listenConfig
-	if ps := parseSection(&lc, environ); len(ps) > 0 {
-		s.ListenErr = errors.Join(ps...)
-	} else {
-		s.Host, s.Port = lc.Host, lc.Port
-	}
-	return s
-}
-
 // serve runs the server until SIGTERM/SIGINT or until ctx ends, then drains
 // it for at most SHUTDOWN_GRACE_PERIOD. It returns the process exit code: 0
 // after a clean stop, 1 if the server could not start or failed, 2 if the
