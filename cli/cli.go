@@ -37,8 +37,8 @@ Run 'sockudo apps <command> -h' for the flags of an apps command.
 `
 
 // Program is what package main gives the command line: the version, the
-// server (serve), and how to read the settings the commands share with it. The variables stay main's, described
-// once in its Config.
+// server (serve), and how to read the settings the commands share with it.
+// The variables stay main's, described once in its Config.
 type Program struct {
 	// Version is printed by "sockudo version".
 	Version string
