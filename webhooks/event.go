@@ -55,6 +55,8 @@ var eventTypes = [...]struct {
 }
 
 // allEvents is every event type: what a target without event_types takes.
+// When push events are added, decide whether such a target takes them too
+// (masking allEvents with realtimeEvents keeps today's meaning).
 var allEvents = func() eventMask {
 	var m eventMask
 	for _, t := range eventTypes {
