@@ -14,6 +14,8 @@ import (
 
 	"github.com/caarlos0/env/v11"
 
+	"github.com/sockudo/sockudo/apps"
+	"github.com/sockudo/sockudo/cli"
 	"github.com/sockudo/sockudo/server"
 	"github.com/sockudo/sockudo/storage"
 )
@@ -112,44 +114,31 @@ type defaultAppConfig struct {
 	ID     string `env:"SOCKUDO_DEFAULT_APP_ID" envDefault:"app-id"`
 	Key    string `env:"SOCKUDO_DEFAULT_APP_KEY" envDefault:"app-key"`
 	Secret string `env:"SOCKUDO_DEFAULT_APP_SECRET" envDefault:"app-secret"`
-	// Enabled false refuses the app's sockets and API calls.
-	Enabled bool `env:"SOCKUDO_DEFAULT_APP_ENABLED" envDefault:"true"`
-	// EnableClientMessages allows client-* events on private and presence
-	// channels.
-	EnableClientMessages bool `env:"SOCKUDO_DEFAULT_APP_ENABLE_CLIENT_MESSAGES" envDefault:"false"`
-	// EnableUserAuthentication enables pusher:signin.
-	EnableUserAuthentication bool `env:"SOCKUDO_DEFAULT_APP_ENABLE_USER_AUTHENTICATION" envDefault:"false"`
-	// EnableWatchlistEvents sends watchlist online/offline events.
-	EnableWatchlistEvents bool `env:"SOCKUDO_DEFAULT_APP_ENABLE_WATCHLIST_EVENTS" envDefault:"false"`
-	// EnableSubscriptionCount sends pusher_internal:subscription_count.
-	EnableSubscriptionCount bool `env:"SOCKUDO_DEFAULT_APP_ENABLE_SUBSCRIPTION_COUNT" envDefault:"false"`
-	// AllowedOrigins is a comma list of exact origins, "*", or patterns with
-	// one "*" such as https://*.example.com. Empty means any origin.
-	AllowedOrigins []string `env:"SOCKUDO_DEFAULT_APP_ALLOWED_ORIGINS"`
-	// MaxConnections caps the app's sockets across the node; beyond it a
-	// socket is closed with 4004. Zero means no cap.
-	MaxConnections int `env:"SOCKUDO_DEFAULT_APP_MAX_CONNECTIONS" envDefault:"0"`
-	// MaxClientEventsPerSecond limits client events per socket.
-	MaxClientEventsPerSecond int `env:"SOCKUDO_DEFAULT_APP_MAX_CLIENT_EVENTS_PER_SECOND" envDefault:"10"`
-	// MaxPresenceMembersPerChannel limits members of one presence channel.
-	MaxPresenceMembersPerChannel int `env:"SOCKUDO_DEFAULT_APP_MAX_PRESENCE_MEMBERS_PER_CHANNEL" envDefault:"100"`
-	// MaxPresenceMemberSizeInKB limits one member's encoded user_info, in KiB.
-	MaxPresenceMemberSizeInKB int `env:"SOCKUDO_DEFAULT_APP_MAX_PRESENCE_MEMBER_SIZE_IN_KB" envDefault:"1"`
-	// MaxChannelNameLength limits channel names, in bytes.
-	MaxChannelNameLength int `env:"SOCKUDO_DEFAULT_APP_MAX_CHANNEL_NAME_LENGTH" envDefault:"200"`
-	// MaxEventChannelsAtOnce limits the channels of one API publish.
-	MaxEventChannelsAtOnce int `env:"SOCKUDO_DEFAULT_APP_MAX_EVENT_CHANNELS_AT_ONCE" envDefault:"100"`
-	// MaxEventNameLength limits event names, in bytes.
-	MaxEventNameLength int `env:"SOCKUDO_DEFAULT_APP_MAX_EVENT_NAME_LENGTH" envDefault:"200"`
-	// MaxEventPayloadInKB limits one event's data, in KiB.
-	MaxEventPayloadInKB int `env:"SOCKUDO_DEFAULT_APP_MAX_EVENT_PAYLOAD_IN_KB" envDefault:"10"`
-	// MaxEventBatchSize limits the events of one batch publish.
-	MaxEventBatchSize int `env:"SOCKUDO_DEFAULT_APP_MAX_EVENT_BATCH_SIZE" envDefault:"10"`
-	// CacheTTLSeconds is how long a cache channel keeps its last event.
-	CacheTTLSeconds int `env:"SOCKUDO_DEFAULT_APP_CACHE_TTL_SECONDS" envDefault:"1800"`
+	// Settings holds the app's flags and limits: the fields of apps.Settings
+	// (SOCKUDO_DEFAULT_APP_ENABLED … SOCKUDO_DEFAULT_APP_CACHE_TTL_SECONDS),
+	// which that table describes once for the environment, validation and
+	// the CLI; parseSection reads them. Its other fields stay zero.
+	Settings storage.App `env:"-"`
 	// Webhooks is a JSON array of webhook targets (storage.Webhook); empty
-	// means none. Validated at startup (parseWebhooks).
+	// means none. Validated at startup (webhooks.ParseTargets).
 	Webhooks string `env:"SOCKUDO_DEFAULT_APP_WEBHOOKS"`
+}
+
+// parseSettings reads the variables of apps.Settings into d.Settings,
+// starting from their defaults; an empty variable means the default, as for
+// the tagged fields.
+func (d *defaultAppConfig) parseSettings(environ map[string]string) []error {
+	d.Settings = apps.Defaults()
+	var ps []error
+	for _, s := range apps.Settings {
+		if s.Env() == "" {
+			continue
+		}
+		if err := s.Set(&d.Settings, environ[s.Env()]); err != nil {
+			ps = append(ps, &configError{Var: s.Env(), Msg: err.Error()})
+		}
+	}
+	return ps
 }
 
 // loadConfig parses environ (variable -> value; main passes the process
@@ -173,8 +162,6 @@ func loadConfig(environ map[string]string) (Config, error) {
 		}
 		problems = append(problems, ps...)
 	}
-	c.DefaultAppEnv.AllowedOrigins = cleanList(c.DefaultAppEnv.AllowedOrigins)
-
 	// A variable that failed to parse is left at zero; don't also report the
 	// zero as out of range.
 	for _, p := range c.problems() {
@@ -189,6 +176,34 @@ func loadConfig(environ map[string]string) (Config, error) {
 		return Config{}, errors.Join(problems...)
 	}
 	return c, nil
+}
+
+// cliSettings reads the settings the CLI commands share with the server.
+// Each section is parsed on its own, as the commands always have: a bad
+// variable elsewhere (PORT, say) does not stop "sockudo apps".
+func cliSettings(environ map[string]string) cli.Settings {
+	var s cli.Settings
+	var sc storageConfig
+	if ps := parseSection(&sc, environ); len(ps) > 0 {
+		s.DBPathErr = errors.Join(ps...)
+	} else {
+		s.DBPath = sc.DBPath
+	}
+	var ac adminConfig
+	if len(parseSection(&ac, environ)) == 0 && s.DBPathErr == nil && ac.Enabled {
+		s.AdminSocket = Config{Admin: ac, Storage: sc}.adminSocket()
+	}
+	var dc defaultAppConfig
+	if len(parseSection(&dc, environ)) == 0 {
+		s.DefaultAppID = dc.ID
+	}
+	var lc listenConfig
+	if ps := parseSection(&lc, environ); len(ps) > 0 {
+		s.ListenErr = errors.Join(ps...)
+	} else {
+		s.Host, s.Port = lc.Host, lc.Port
+	}
+	return s
 }
 
 // sortByVar orders problems as the variables are declared in Config, so the
@@ -222,7 +237,22 @@ func envVars() []string {
 	for _, s := range c.sections() {
 		t := reflect.TypeOf(s).Elem()
 		for i := range t.NumField() {
-			vars = append(vars, envName(t.Field(i)))
+			vars = append(vars, fieldVars(t.Field(i))...)
+		}
+	}
+	return vars
+}
+
+// fieldVars lists the variables a section field reads: its env tag, or for
+// defaultAppConfig.Settings those of apps.Settings.
+func fieldVars(f reflect.StructField) []string {
+	if f.Type != reflect.TypeFor[storage.App]() {
+		return []string{envName(f)}
+	}
+	var vars []string
+	for _, s := range apps.Settings {
+		if s.Env() != "" {
+			vars = append(vars, s.Env())
 		}
 	}
 	return vars
@@ -236,6 +266,15 @@ func envName(f reflect.StructField) string {
 // parseSection fills one section from environ and turns env's errors into
 // configErrors naming the variable.
 func parseSection(section any, environ map[string]string) []error {
+	ps := parseTagged(section, environ)
+	if d, ok := section.(*defaultAppConfig); ok {
+		ps = append(ps, d.parseSettings(environ)...)
+	}
+	return ps
+}
+
+// parseTagged fills the env-tagged fields of one section.
+func parseTagged(section any, environ map[string]string) []error {
 	err := env.ParseWithOptions(section, env.Options{
 		Environment: environ,
 		FuncMap: map[reflect.Type]env.ParserFunc{
@@ -308,81 +347,73 @@ func (e *configError) Error() string { return e.Var + ": " + e.Msg }
 func (c Config) validate() error { return errors.Join(c.problems()...) }
 
 func (c Config) problems() []error {
-	var ps []error
-	bad := func(name, format string, args ...any) {
-		ps = append(ps, &configError{Var: name, Msg: fmt.Sprintf(format, args...)})
-	}
-	intIn := func(name string, v, lo, hi int) {
-		if v < lo || v > hi {
-			bad(name, "must be %d-%d, got %d", lo, hi, v)
-		}
-	}
-	atLeast := func(name string, v, lo int) {
-		if v < lo {
-			bad(name, "must be at least %d, got %d", lo, v)
-		}
-	}
-	secondsIn := func(name string, d time.Duration, lo, hi int) {
-		if d%time.Second != 0 || d < time.Duration(lo)*time.Second || d > time.Duration(hi)*time.Second {
-			bad(name, "must be %d-%d seconds, got %s", lo, hi, d)
-		}
-	}
-
+	var ch checks
 	if strings.TrimSpace(c.Listen.Host) == "" || strings.ContainsAny(c.Listen.Host, " \t/") {
-		bad("HOST", "must be a host name or IP address, got %q", c.Listen.Host)
+		ch.bad("HOST", "must be a host name or IP address, got %q", c.Listen.Host)
 	}
-	intIn("PORT", c.Listen.Port, 1, 65535)
-	secondsIn("SHUTDOWN_GRACE_PERIOD", c.Listen.ShutdownGracePeriod, 0, 3600)
+	ch.intIn("PORT", c.Listen.Port, 1, 65535)
+	ch.secondsIn("SHUTDOWN_GRACE_PERIOD", c.Listen.ShutdownGracePeriod, 0, 3600)
 
-	secondsIn("ACTIVITY_TIMEOUT", c.Socket.ActivityTimeout, 1, 3600)
-	atLeast("SOCKUDO_MAX_CONNECTIONS", c.Socket.MaxConnections, 0)
-	intIn("WEBSOCKET_MAX_PAYLOAD_KB", c.Socket.MaxPayloadKB, 1, maxPayloadKBLimit)
-	atLeast("WEBSOCKET_MAX_BYTES", c.Socket.MaxPendingBytes, 1024)
+	ch.secondsIn("ACTIVITY_TIMEOUT", c.Socket.ActivityTimeout, 1, 3600)
+	ch.atLeast("SOCKUDO_MAX_CONNECTIONS", c.Socket.MaxConnections, 0)
+	ch.intIn("WEBSOCKET_MAX_PAYLOAD_KB", c.Socket.MaxPayloadKB, 1, maxPayloadKBLimit)
+	ch.atLeast("WEBSOCKET_MAX_BYTES", c.Socket.MaxPendingBytes, 1024)
 
 	if _, ok := logLevels[strings.ToLower(c.Log.Level)]; !ok {
-		bad("LOG_LEVEL", "must be debug, info, warn or error, got %q", c.Log.Level)
+		ch.bad("LOG_LEVEL", "must be debug, info, warn or error, got %q", c.Log.Level)
 	}
 	if f := strings.ToLower(c.Log.Format); f != "human" && f != "json" {
-		bad("LOG_OUTPUT_FORMAT", "must be human or json, got %q", c.Log.Format)
+		ch.bad("LOG_OUTPUT_FORMAT", "must be human or json, got %q", c.Log.Format)
 	}
 	if strings.TrimSpace(c.Storage.DBPath) == "" {
-		bad("SOCKUDO_DB_PATH", "must not be empty")
+		ch.bad("SOCKUDO_DB_PATH", "must not be empty")
 	}
 
 	a := c.DefaultAppEnv
-	if msg := identProblem(a.ID); msg != "" {
-		bad("SOCKUDO_DEFAULT_APP_ID", "%s", msg)
+	if msg := apps.IdentProblem(a.ID); msg != "" {
+		ch.bad("SOCKUDO_DEFAULT_APP_ID", "%s", msg)
 	}
-	if msg := identProblem(a.Key); msg != "" {
-		bad("SOCKUDO_DEFAULT_APP_KEY", "%s", msg)
+	if msg := apps.IdentProblem(a.Key); msg != "" {
+		ch.bad("SOCKUDO_DEFAULT_APP_KEY", "%s", msg)
 	}
-	if msg := secretProblem(a.Secret); msg != "" {
-		bad("SOCKUDO_DEFAULT_APP_SECRET", "%s", msg)
+	if msg := apps.SecretProblem(a.Secret); msg != "" {
+		ch.bad("SOCKUDO_DEFAULT_APP_SECRET", "%s", msg)
 	}
-	if msg := originsProblem(a.AllowedOrigins); msg != "" {
-		bad("SOCKUDO_DEFAULT_APP_ALLOWED_ORIGINS", "%s", msg)
+	for _, s := range apps.Settings {
+		if msg := s.Problem(a.Settings); msg != "" && s.Env() != "" {
+			ch.bad(s.Env(), "%s", msg)
+		}
 	}
-	limits := []struct {
-		name string
-		v    int
-	}{
-		{"SOCKUDO_DEFAULT_APP_MAX_CONNECTIONS", a.MaxConnections},
-		{"SOCKUDO_DEFAULT_APP_MAX_CLIENT_EVENTS_PER_SECOND", a.MaxClientEventsPerSecond},
-		{"SOCKUDO_DEFAULT_APP_MAX_PRESENCE_MEMBERS_PER_CHANNEL", a.MaxPresenceMembersPerChannel},
-		{"SOCKUDO_DEFAULT_APP_MAX_PRESENCE_MEMBER_SIZE_IN_KB", a.MaxPresenceMemberSizeInKB},
-		{"SOCKUDO_DEFAULT_APP_MAX_CHANNEL_NAME_LENGTH", a.MaxChannelNameLength},
-		{"SOCKUDO_DEFAULT_APP_MAX_EVENT_CHANNELS_AT_ONCE", a.MaxEventChannelsAtOnce},
-		{"SOCKUDO_DEFAULT_APP_MAX_EVENT_NAME_LENGTH", a.MaxEventNameLength},
-		{"SOCKUDO_DEFAULT_APP_MAX_EVENT_PAYLOAD_IN_KB", a.MaxEventPayloadInKB},
-		{"SOCKUDO_DEFAULT_APP_MAX_EVENT_BATCH_SIZE", a.MaxEventBatchSize},
-		{"SOCKUDO_DEFAULT_APP_CACHE_TTL_SECONDS", a.CacheTTLSeconds},
+	c.securityProblems(&ch)
+	c.webhookProblems(&ch)
+	return ch.problems
+}
+
+// checks collects the problems of a configuration, each naming its
+// variable; the config files of each area add theirs.
+type checks struct{ problems []error }
+
+func (ch *checks) bad(name, format string, args ...any) {
+	ch.problems = append(ch.problems, &configError{Var: name, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (ch *checks) intIn(name string, v, lo, hi int) {
+	if v < lo || v > hi {
+		ch.bad(name, "must be %d-%d, got %d", lo, hi, v)
 	}
-	for _, l := range limits {
-		atLeast(l.name, l.v, 0)
+}
+
+func (ch *checks) atLeast(name string, v, lo int) {
+	if v < lo {
+		ch.bad(name, "must be at least %d, got %d", lo, v)
 	}
-	c.securityProblems(bad)
-	c.webhookProblems(bad)
-	return ps
+}
+
+// secondsIn checks a duration read as whole seconds.
+func (ch *checks) secondsIn(name string, d time.Duration, lo, hi int) {
+	if d%time.Second != 0 || d < time.Duration(lo)*time.Second || d > time.Duration(hi)*time.Second {
+		ch.bad(name, "must be %d-%d seconds, got %s", lo, hi, d)
+	}
 }
 
 // logLevels maps LOG_LEVEL values to slog levels.
@@ -391,62 +422,6 @@ var logLevels = map[string]slog.Level{
 	"info":  slog.LevelInfo,
 	"warn":  slog.LevelWarn,
 	"error": slog.LevelError,
-}
-
-// identProblem says what is wrong with an app id or key, or returns "". Both
-// appear in URL paths (/app/{key}, /apps/{app_id}/events), so they keep to
-// characters that need no escaping.
-func identProblem(s string) string {
-	if s == "" {
-		return "must not be empty"
-	}
-	for _, r := range s {
-		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.'
-		if !ok {
-			return fmt.Sprintf("may contain only letters, digits, '-', '_' and '.', got %q", s)
-		}
-	}
-	return ""
-}
-
-// secretProblem says what is wrong with an app secret, or returns "". It
-// never quotes the secret.
-func secretProblem(s string) string {
-	switch {
-	case s == "":
-		return "must not be empty"
-	case strings.TrimSpace(s) != s:
-		return "must not start or end with whitespace"
-	}
-	return ""
-}
-
-// originsProblem says what is wrong with a list of allowed-origin patterns,
-// or returns "". A pattern is an exact origin, "*", or an origin with one
-// "*" standing for any run of characters (https://*.example.com).
-func originsProblem(patterns []string) string {
-	var bad []string
-	for _, p := range patterns {
-		if strings.Count(p, "*") > 1 {
-			bad = append(bad, strconv.Quote(p))
-		}
-	}
-	if len(bad) > 0 {
-		return "each pattern may contain at most one '*', got " + strings.Join(bad, ", ")
-	}
-	return ""
-}
-
-// cleanList trims the items of a comma list and drops empty ones, so
-// "a, b," means [a b] and "" means none.
-func cleanList(items []string) []string {
-	var out []string
-	for _, it := range items {
-		if it = strings.TrimSpace(it); it != "" {
-			out = append(out, it)
-		}
-	}
-	return out
 }
 
 // Addr is the listen address, HOST:PORT.
@@ -471,34 +446,10 @@ func (c Config) ServerConfig() server.Config {
 // DefaultApp is the app described by the SOCKUDO_DEFAULT_APP_* variables,
 // without timestamps (storage sets them).
 func (c Config) DefaultApp() storage.App {
-	a := c.DefaultAppEnv
-	return storage.App{
-		ID:                           a.ID,
-		Key:                          a.Key,
-		Secret:                       a.Secret,
-		Enabled:                      a.Enabled,
-		EnableClientMessages:         a.EnableClientMessages,
-		EnableUserAuthentication:     a.EnableUserAuthentication,
-		EnableWatchlistEvents:        a.EnableWatchlistEvents,
-		EnableSubscriptionCount:      a.EnableSubscriptionCount,
-		AllowedOrigins:               append([]string(nil), a.AllowedOrigins...),
-		MaxConnections:               a.MaxConnections,
-		MaxClientEventsPerSecond:     a.MaxClientEventsPerSecond,
-		MaxPresenceMembersPerChannel: a.MaxPresenceMembersPerChannel,
-		MaxPresenceMemberSizeInKB:    a.MaxPresenceMemberSizeInKB,
-		MaxChannelNameLength:         a.MaxChannelNameLength,
-		MaxEventChannelsAtOnce:       a.MaxEventChannelsAtOnce,
-		MaxEventNameLength:           a.MaxEventNameLength,
-		MaxEventPayloadInKB:          a.MaxEventPayloadInKB,
-		MaxEventBatchSize:            a.MaxEventBatchSize,
-		CacheTTLSeconds:              a.CacheTTLSeconds,
-		Webhooks:                     defaultAppWebhooks(a.Webhooks),
-	}
-}
-
-// defaultAppWebhooks parses SOCKUDO_DEFAULT_APP_WEBHOOKS, which loadConfig
-// has validated.
-func defaultAppWebhooks(s string) []storage.Webhook {
-	hooks, _ := parseWebhooks(s)
-	return hooks
+	d := c.DefaultAppEnv
+	a := d.Settings
+	a.ID, a.Key, a.Secret = d.ID, d.Key, d.Secret
+	a.AllowedOrigins = slices.Clone(a.AllowedOrigins)
+	a.Webhooks = defaultAppWebhooks(d.Webhooks)
+	return a
 }

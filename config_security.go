@@ -58,8 +58,8 @@ type adminConfig struct {
 	Enabled bool `env:"SOCKUDO_ADMIN_SOCKET_ENABLED" envDefault:"true"`
 }
 
-// securityProblems validates the sections above.
-func (c Config) securityProblems(bad func(name, format string, args ...any)) {
+// securityProblems checks the sections above.
+func (c Config) securityProblems(ch *checks) {
 	r := c.RateLimit
 	for _, v := range []struct {
 		name string
@@ -73,35 +73,26 @@ func (c Config) securityProblems(bad func(name, format string, args ...any)) {
 		{"RATE_LIMITER_SIGNIN_MAX_ATTEMPTS", r.SigninMaxAttempts},
 	} {
 		if v.n < 0 {
-			bad(v.name, "must not be negative, got %d", v.n)
+			ch.bad(v.name, "must not be negative, got %d", v.n)
 		}
 	}
-	for _, v := range []struct {
-		name string
-		d    time.Duration
-	}{
-		{"RATE_LIMITER_WS_WINDOW_SECONDS", r.WSWindow},
-		{"RATE_LIMITER_API_WINDOW_SECONDS", r.APIWindow},
-		{"RATE_LIMITER_AUTH_WINDOW_SECONDS", r.AuthWindow},
-		{"RATE_LIMITER_SIGNIN_WINDOW_SECONDS", r.SigninWindow},
-	} {
-		if v.d < time.Second || v.d > 24*time.Hour {
-			bad(v.name, "must be 1-86400 seconds, got %s", v.d)
-		}
-	}
+	ch.secondsIn("RATE_LIMITER_WS_WINDOW_SECONDS", r.WSWindow, 1, 86_400)
+	ch.secondsIn("RATE_LIMITER_API_WINDOW_SECONDS", r.APIWindow, 1, 86_400)
+	ch.secondsIn("RATE_LIMITER_AUTH_WINDOW_SECONDS", r.AuthWindow, 1, 86_400)
+	ch.secondsIn("RATE_LIMITER_SIGNIN_WINDOW_SECONDS", r.SigninWindow, 1, 86_400)
 	if c.TLS.Enabled {
 		if c.TLS.CertPath == "" {
-			bad("SSL_CERT_PATH", "is required when SSL_ENABLED=true")
+			ch.bad("SSL_CERT_PATH", "is required when SSL_ENABLED=true")
 		}
 		if c.TLS.KeyPath == "" {
-			bad("SSL_KEY_PATH", "is required when SSL_ENABLED=true")
+			ch.bad("SSL_KEY_PATH", "is required when SSL_ENABLED=true")
 		}
 	}
-	if c.Metrics.Enabled && (c.Metrics.Port < 1 || c.Metrics.Port > 65535) {
-		bad("METRICS_PORT", "must be 1-65535, got %d", c.Metrics.Port)
-	}
-	if c.Metrics.Enabled && c.Metrics.Port == c.Listen.Port {
-		bad("METRICS_PORT", "must differ from PORT (%d)", c.Listen.Port)
+	if c.Metrics.Enabled {
+		ch.intIn("METRICS_PORT", c.Metrics.Port, 1, 65535)
+		if c.Metrics.Port == c.Listen.Port {
+			ch.bad("METRICS_PORT", "must differ from PORT (%d)", c.Listen.Port)
+		}
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sockudo/sockudo/apps"
 	"github.com/sockudo/sockudo/server"
 	"github.com/sockudo/sockudo/storage"
 )
@@ -25,19 +26,21 @@ func defaultConfig() Config {
 		Log:     logConfig{Level: "info", Format: "human"},
 		Storage: storageConfig{DBPath: "./sockudo.db"},
 		DefaultAppEnv: defaultAppConfig{
-			ID:                           "app-id",
-			Key:                          "app-key",
-			Secret:                       "app-secret",
-			Enabled:                      true,
-			MaxClientEventsPerSecond:     10,
-			MaxPresenceMembersPerChannel: 100,
-			MaxPresenceMemberSizeInKB:    1,
-			MaxChannelNameLength:         200,
-			MaxEventChannelsAtOnce:       100,
-			MaxEventNameLength:           200,
-			MaxEventPayloadInKB:          10,
-			MaxEventBatchSize:            10,
-			CacheTTLSeconds:              1800,
+			ID:     "app-id",
+			Key:    "app-key",
+			Secret: "app-secret",
+			Settings: storage.App{
+				Enabled:                      true,
+				MaxClientEventsPerSecond:     10,
+				MaxPresenceMembersPerChannel: 100,
+				MaxPresenceMemberSizeInKB:    1,
+				MaxChannelNameLength:         200,
+				MaxEventChannelsAtOnce:       100,
+				MaxEventNameLength:           200,
+				MaxEventPayloadInKB:          10,
+				MaxEventBatchSize:            10,
+				CacheTTLSeconds:              1800,
+			},
 		},
 		RateLimit: rateLimitConfig{Enabled: true, WSMaxRequests: 120, WSWindow: time.Minute,
 			APIMaxRequests: 6000, APIReadMaxRequests: 6000, APIWindow: time.Minute,
@@ -110,20 +113,23 @@ func TestLoadConfig(t *testing.T) {
 			},
 			edit: func(c *Config) {
 				c.DefaultAppEnv = defaultAppConfig{
-					ID: "42", Key: "k3y", Secret: "s3cret", Enabled: false,
-					EnableClientMessages: true, EnableUserAuthentication: true,
-					EnableWatchlistEvents: true, EnableSubscriptionCount: true,
-					AllowedOrigins:               []string{"https://a.example.com", "https://*.b.example.com", "*"},
-					MaxConnections:               7,
-					MaxClientEventsPerSecond:     0,
-					MaxPresenceMembersPerChannel: 500,
-					MaxPresenceMemberSizeInKB:    2,
-					MaxChannelNameLength:         100,
-					MaxEventChannelsAtOnce:       50,
-					MaxEventNameLength:           64,
-					MaxEventPayloadInKB:          20,
-					MaxEventBatchSize:            5,
-					CacheTTLSeconds:              60,
+					ID: "42", Key: "k3y", Secret: "s3cret",
+					Settings: storage.App{
+						Enabled:              false,
+						EnableClientMessages: true, EnableUserAuthentication: true,
+						EnableWatchlistEvents: true, EnableSubscriptionCount: true,
+						AllowedOrigins:               []string{"https://a.example.com", "https://*.b.example.com", "*"},
+						MaxConnections:               7,
+						MaxClientEventsPerSecond:     0,
+						MaxPresenceMembersPerChannel: 500,
+						MaxPresenceMemberSizeInKB:    2,
+						MaxChannelNameLength:         100,
+						MaxEventChannelsAtOnce:       50,
+						MaxEventNameLength:           64,
+						MaxEventPayloadInKB:          20,
+						MaxEventBatchSize:            5,
+						CacheTTLSeconds:              60,
+					},
 				}
 			},
 		},
@@ -363,6 +369,13 @@ func TestConfigTableMatchesStruct(t *testing.T) {
 		for i := range rt.NumField() {
 			f := rt.Field(i)
 			defaults[envName(f)] = f.Tag.Get("envDefault")
+		}
+	}
+	// The default app's settings are described by the apps.Settings table.
+	delete(defaults, "-")
+	for _, s := range apps.Settings {
+		if s.Env() != "" {
+			defaults[s.Env()] = s.Default
 		}
 	}
 	for _, v := range envVars() {

@@ -1,9 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
-	"fmt"
 	"strings"
 	"time"
 
@@ -47,58 +44,25 @@ type webhookConfig struct {
 	CommitIntervalMs int `env:"WEBHOOK_COMMIT_INTERVAL_MS" envDefault:"10"`
 }
 
-// webhookProblems reports the problems of the webhook settings and of
-// SOCKUDO_DEFAULT_APP_WEBHOOKS through bad.
-func (c Config) webhookProblems(bad func(name, format string, args ...any)) {
+// webhookProblems checks the webhook settings and
+// SOCKUDO_DEFAULT_APP_WEBHOOKS.
+func (c Config) webhookProblems(ch *checks) {
 	w := c.Webhooks
-	intIn := func(name string, v, lo, hi int) {
-		if v < lo || v > hi {
-			bad(name, "must be %d-%d, got %d", lo, hi, v)
-		}
-	}
-	secondsIn := func(name string, d time.Duration, lo, hi int) {
-		if d%time.Second != 0 || d < time.Duration(lo)*time.Second || d > time.Duration(hi)*time.Second {
-			bad(name, "must be %d-%d seconds, got %s", lo, hi, d)
-		}
-	}
-	intIn("WEBHOOK_BATCHING_DURATION", w.BatchingDuration, 0, 60_000)
-	intIn("WEBHOOK_BATCHING_SIZE", w.BatchingSize, 1, 1000)
-	secondsIn("WEBHOOK_TIMEOUT_SECONDS", w.Timeout, 1, 300)
-	secondsIn("WEBHOOK_RETRY_MAX_SECONDS", w.RetryMax, 1, 86_400)
-	intIn("WEBHOOK_RETRY_MAX_ATTEMPTS", w.RetryMaxAttempts, 0, 1_000_000)
-	intIn("WEBHOOK_GRACE_PERIOD_MS", w.GracePeriodMs, 0, 60_000)
-	intIn("WEBHOOK_MAX_CONCURRENCY", w.MaxConcurrency, 1, 10_000)
-	intIn("WEBHOOK_DEAD_LETTER_MAX", w.DeadLetterMax, 1, 1_000_000)
-	intIn("WEBHOOK_COMMIT_INTERVAL_MS", w.CommitIntervalMs, 1, 1000)
+	ch.intIn("WEBHOOK_BATCHING_DURATION", w.BatchingDuration, 0, 60_000)
+	ch.intIn("WEBHOOK_BATCHING_SIZE", w.BatchingSize, 1, 1000)
+	ch.secondsIn("WEBHOOK_TIMEOUT_SECONDS", w.Timeout, 1, 300)
+	ch.secondsIn("WEBHOOK_RETRY_MAX_SECONDS", w.RetryMax, 1, 86_400)
+	ch.intIn("WEBHOOK_RETRY_MAX_ATTEMPTS", w.RetryMaxAttempts, 0, 1_000_000)
+	ch.intIn("WEBHOOK_GRACE_PERIOD_MS", w.GracePeriodMs, 0, 60_000)
+	ch.intIn("WEBHOOK_MAX_CONCURRENCY", w.MaxConcurrency, 1, 10_000)
+	ch.intIn("WEBHOOK_DEAD_LETTER_MAX", w.DeadLetterMax, 1, 1_000_000)
+	ch.intIn("WEBHOOK_COMMIT_INTERVAL_MS", w.CommitIntervalMs, 1, 1000)
 
-	if _, err := parseWebhooks(c.DefaultAppEnv.Webhooks); err != nil {
+	if _, err := webhooks.ParseTargets(c.DefaultAppEnv.Webhooks); err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {
-			bad("SOCKUDO_DEFAULT_APP_WEBHOOKS", "%s", line)
+			ch.bad("SOCKUDO_DEFAULT_APP_WEBHOOKS", "%s", line)
 		}
 	}
-}
-
-// parseWebhooks reads a JSON array of webhook targets, as in
-// SOCKUDO_DEFAULT_APP_WEBHOOKS and "apps create --webhooks", and validates
-// it. Empty means none. Unknown fields are errors, so a typo such as
-// "event_type" is not silently ignored. Errors never quote header values.
-func parseWebhooks(s string) ([]storage.Webhook, error) {
-	if strings.TrimSpace(s) == "" {
-		return nil, nil
-	}
-	dec := json.NewDecoder(bytes.NewReader([]byte(s)))
-	dec.DisallowUnknownFields()
-	var hooks []storage.Webhook
-	if err := dec.Decode(&hooks); err != nil {
-		return nil, fmt.Errorf("must be a JSON array of webhooks: %v", err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("must be one JSON array of webhooks, found more after it")
-	}
-	if err := webhooks.Validate(hooks); err != nil {
-		return nil, err
-	}
-	return hooks, nil
 }
 
 // WebhooksConfig is the part of c the webhook dispatcher takes.
@@ -127,4 +91,11 @@ func (c Config) WebhooksConfig() webhooks.Config {
 		MaxDeadLetters:      w.DeadLetterMax,
 		CommitInterval:      time.Duration(w.CommitIntervalMs) * time.Millisecond,
 	}
+}
+
+// defaultAppWebhooks parses SOCKUDO_DEFAULT_APP_WEBHOOKS, which loadConfig
+// has validated.
+func defaultAppWebhooks(s string) []storage.Webhook {
+	hooks, _ := webhooks.ParseTargets(s)
+	return hooks
 }

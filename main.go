@@ -21,6 +21,7 @@ import (
 
 	"github.com/caarlos0/env/v11"
 
+	"github.com/sockudo/sockudo/cli"
 	"github.com/sockudo/sockudo/server"
 	"github.com/sockudo/sockudo/storage"
 	"github.com/sockudo/sockudo/webhooks"
@@ -43,6 +44,18 @@ const (
 
 func main() {
 	os.Exit(run(context.Background(), os.Args[1:], env.ToMap(os.Environ()), os.Stdout, os.Stderr))
+}
+
+// run executes the command line args (without the program name) and returns
+// the exit code; environ stands in for the process environment. The command
+// line is package cli's; serving and the settings are main's.
+func run(ctx context.Context, args []string, environ map[string]string, stdout, stderr io.Writer) int {
+	return cli.Run(ctx, args, environ, stdout, stderr, cli.Program{
+		Version:     version,
+		Serve:       serve,
+		Settings:    cliSettings,
+		LockTimeout: dbLockTimeout,
+	})
 }
 
 // serve runs the server until SIGTERM/SIGINT or until ctx ends, then drains

@@ -8,9 +8,110 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/sockudo/sockudo/cli"
 	"github.com/sockudo/sockudo/storage"
 )
+
+// cliResult is what one command line run produced.
+type cliResult struct {
+	code           int
+	stdout, stderr string
+}
+
+// runMain runs the command line args against environ, as main does.
+func runMain(t *testing.T, environ map[string]string, args ...string) cliResult {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), args, environ, &out, &errOut)
+	return cliResult{code: code, stdout: out.String(), stderr: errOut.String()}
+}
+
+// testEnv returns an environment pointing SOCKUDO_DB_PATH into t.TempDir.
+func testEnv(t *testing.T) map[string]string {
+	return map[string]string{"SOCKUDO_DB_PATH": filepath.Join(t.TempDir(), "sockudo.db")}
+}
+
+// shortLockTimeout makes database lock waits quick for this test.
+func shortLockTimeout(t *testing.T) {
+	old := dbLockTimeout
+	dbLockTimeout = 50 * time.Millisecond
+	t.Cleanup(func() { dbLockTimeout = old })
+}
+
+// TestRunWiresCLI: the command line reaches package cli with main's
+// version, lock timeout and settings.
+func TestRunWiresCLI(t *testing.T) {
+	if r := runMain(t, nil, "version"); r.code != 0 || !strings.HasPrefix(r.stdout, "sockudo dev (") {
+		t.Fatalf("version: %+v", r)
+	}
+	env := testEnv(t)
+	if r := runMain(t, env, "apps", "create", "--id", "a1", "--key", "k1"); r.code != 0 {
+		t.Fatalf("create: %+v", r)
+	}
+	if r := runMain(t, env, "apps", "list"); r.code != 0 || !strings.Contains(r.stdout, "a1") {
+		t.Fatalf("list: %+v", r)
+	}
+	shortLockTimeout(t)
+	db, err := storage.Open(env["SOCKUDO_DB_PATH"], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	env["SOCKUDO_ADMIN_SOCKET_ENABLED"] = "false"
+	if r := runMain(t, env, "apps", "list"); r.code != 1 || !strings.Contains(r.stderr, "is in use") {
+		t.Fatalf("locked: %+v", r)
+	}
+}
+
+func TestCLISettings(t *testing.T) {
+	tcs := []struct {
+		name string
+		env  map[string]string
+		want cli.Settings
+		// listenErr wants HOST or PORT unreadable.
+		listenErr bool
+	}{
+		{name: "port not a number", env: map[string]string{"PORT": "http"}, listenErr: true,
+			want: cli.Settings{DBPath: "./sockudo.db", AdminSocket: "./sockudo.db.sock", DefaultAppID: "app-id"}},
+		{name: "defaults", env: nil,
+			want: cli.Settings{DBPath: "./sockudo.db", AdminSocket: "./sockudo.db.sock", DefaultAppID: "app-id",
+				Host: "0.0.0.0", Port: 6001}},
+		{name: "paths and default app",
+			env: map[string]string{"SOCKUDO_DB_PATH": "/d/s.db", "SOCKUDO_DEFAULT_APP_ID": "main"},
+			want: cli.Settings{DBPath: "/d/s.db", AdminSocket: "/d/s.db.sock", DefaultAppID: "main",
+				Host: "0.0.0.0", Port: 6001}},
+		{name: "admin socket set", env: map[string]string{"SOCKUDO_ADMIN_SOCKET": "/run/a.sock"},
+			want: cli.Settings{DBPath: "./sockudo.db", AdminSocket: "/run/a.sock", DefaultAppID: "app-id",
+				Host: "0.0.0.0", Port: 6001}},
+		{name: "admin socket disabled", env: map[string]string{"SOCKUDO_ADMIN_SOCKET_ENABLED": "false"},
+			want: cli.Settings{DBPath: "./sockudo.db", DefaultAppID: "app-id", Host: "0.0.0.0", Port: 6001}},
+		{name: "unreadable admin and default app variables",
+			env:  map[string]string{"SOCKUDO_ADMIN_SOCKET_ENABLED": "maybe", "SOCKUDO_DEFAULT_APP_MAX_CONNECTIONS": "x"},
+			want: cli.Settings{DBPath: "./sockudo.db", Host: "0.0.0.0", Port: 6001}},
+		{name: "unrelated bad variable", env: map[string]string{"DEBUG": "maybe"},
+			want: cli.Settings{DBPath: "./sockudo.db", AdminSocket: "./sockudo.db.sock", DefaultAppID: "app-id",
+				Host: "0.0.0.0", Port: 6001}},
+		{name: "listen address", env: map[string]string{"HOST": "::1", "PORT": "7001"},
+			want: cli.Settings{DBPath: "./sockudo.db", AdminSocket: "./sockudo.db.sock", DefaultAppID: "app-id",
+				Host: "::1", Port: 7001}},
+	}
+	for _, tc := range tcs {
+		t.Run(tc.name, func(t *testing.T) {
+			got := cliSettings(tc.env)
+			if tc.listenErr {
+				if got.ListenErr == nil || !strings.Contains(got.ListenErr.Error(), "PORT") {
+					t.Fatalf("ListenErr = %v, want PORT named", got.ListenErr)
+				}
+				got.ListenErr = nil
+			}
+			if got != tc.want {
+				t.Fatalf("cliSettings = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
 
 func TestServeInvalidConfig(t *testing.T) {
 	var stderr bytes.Buffer

@@ -4,5 +4,7 @@
 // the database. Only one process can open the bbolt file, so the CLI uses
 // this socket when the server runs and the file directly when it does not.
 //
-// It imports storage only; the server is reached through a reload hook.
+// App changes go through an [apps.Service], as the CLI's do when no server
+// runs, so both store and audit them the same way. It imports storage and
+// apps only; the server is reached through a reload hook.
 package admin

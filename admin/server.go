@@ -13,19 +13,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sockudo/sockudo/apps"
 	"github.com/sockudo/sockudo/storage"
 )
-
-// Store is what the admin API changes. *storage.DB implements it.
-type Store interface {
-	Apps() ([]storage.App, error)
-	App(id string) (storage.App, error)
-	CreateApp(a storage.App) error
-	PutApp(a storage.App) error
-	DeleteApp(id string) error
-	Audit(f storage.AuditFilter) ([]storage.AuditEntry, error)
-	AppendAudit(entries []storage.AuditEntry) error
-}
 
 // Server serves the admin API.
 type Server struct {
@@ -36,10 +26,9 @@ type Server struct {
 	// dispatcher, which must know about replayed entries).
 	DeadLetters DeadLetterService
 
-	store  Store
+	apps   *apps.Service
 	reload func() error // applies app changes to the running server
 	log    *slog.Logger
-	now    func() time.Time
 }
 
 // DeadLetterService lists and replays webhook dead letters;
@@ -51,11 +40,11 @@ type DeadLetterService interface {
 
 // NewServer returns the admin API over store; reload is called after every
 // app change (server.ReloadApps).
-func NewServer(store Store, reload func() error, log *slog.Logger) *Server {
+func NewServer(store apps.Store, reload func() error, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{store: store, reload: reload, log: log, now: time.Now}
+	return &Server{apps: apps.NewService(store, ""), reload: reload, log: log}
 }
 
 // Listen opens the unix socket at path with mode 0600, replacing a stale
@@ -96,16 +85,16 @@ func (s *Server) Handler() http.Handler {
 }
 
 func (s *Server) listApps(w http.ResponseWriter, r *http.Request) {
-	apps, err := s.store.Apps()
+	list, err := s.apps.Apps()
 	if err != nil {
 		writeErr(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, apps)
+	writeJSON(w, http.StatusOK, list)
 }
 
 func (s *Server) getApp(w http.ResponseWriter, r *http.Request) {
-	a, err := s.store.App(r.PathValue("id"))
+	a, err := s.apps.App(r.PathValue("id"))
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -114,45 +103,40 @@ func (s *Server) getApp(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) createApp(w http.ResponseWriter, r *http.Request) {
+	s.storeApp(w, r, "", s.apps.CreateApp)
+}
+
+func (s *Server) putApp(w http.ResponseWriter, r *http.Request) {
+	s.storeApp(w, r, r.PathValue("id"), s.apps.PutApp)
+}
+
+// storeApp reads an app from the body, vets it (and its id against the
+// path's, when pathID is set), stores it with store and answers with the
+// stored app.
+func (s *Server) storeApp(w http.ResponseWriter, r *http.Request, pathID string, store func(storage.App) error) {
 	var a storage.App
 	if !readJSON(w, r, &a) || !s.valid(w, a) {
 		return
 	}
-	if err := s.store.CreateApp(a); err != nil {
-		writeErr(w, err)
-		return
-	}
-	s.changed(w, a.ID, "app_created")
-}
-
-func (s *Server) putApp(w http.ResponseWriter, r *http.Request) {
-	var a storage.App
-	if !readJSON(w, r, &a) {
-		return
-	}
-	if !s.valid(w, a) {
-		return
-	}
-	if a.ID != r.PathValue("id") {
+	if pathID != "" && a.ID != pathID {
 		writeErr(w, fmt.Errorf("%w: id in the body differs from the path", storage.ErrInvalid))
 		return
 	}
-	if err := s.store.PutApp(a); err != nil {
+	if !s.applied(w, store(a)) {
+		return
+	}
+	stored, err := s.apps.App(a.ID)
+	if err != nil {
 		writeErr(w, err)
 		return
 	}
-	s.changed(w, a.ID, "app_updated")
+	writeJSON(w, http.StatusOK, stored)
 }
 
 func (s *Server) deleteApp(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if err := s.store.DeleteApp(id); err != nil {
-		writeErr(w, err)
-		return
+	if s.applied(w, s.apps.DeleteApp(r.PathValue("id"))) {
+		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 	}
-	s.record(id, "app_deleted", "")
-	s.applyReload()
-	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 }
 
 // RotateRequest is the body of POST /apps/{id}/rotate-secret.
@@ -168,25 +152,10 @@ func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request) {
 	if !readJSON(w, r, &req) {
 		return
 	}
-	a, err := s.store.App(r.PathValue("id"))
-	if err != nil {
-		writeErr(w, err)
-		return
+	a, err := s.apps.RotateSecret(r.PathValue("id"), req.Secret, time.Duration(req.GraceSeconds)*time.Second)
+	if s.applied(w, err) {
+		writeJSON(w, http.StatusOK, a)
 	}
-	if req.Secret == "" {
-		if req.Secret, err = storage.NewSecret(); err != nil {
-			writeErr(w, err)
-			return
-		}
-	}
-	a = a.RotateSecret(req.Secret, time.Duration(req.GraceSeconds)*time.Second, s.now())
-	if err := s.store.PutApp(a); err != nil {
-		writeErr(w, err)
-		return
-	}
-	s.record(a.ID, "secret_rotated", "grace "+strconv.FormatInt(req.GraceSeconds, 10)+"s")
-	s.applyReload()
-	writeJSON(w, http.StatusOK, a)
 }
 
 func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
@@ -196,7 +165,7 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	entries, err := s.store.Audit(f)
+	entries, err := s.apps.Audit(f)
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -292,22 +261,24 @@ func (s *Server) valid(w http.ResponseWriter, a storage.App) bool {
 	return true
 }
 
-// changed audits an app change, reloads the server and answers with the
-// stored app.
-func (s *Server) changed(w http.ResponseWriter, id, action string) {
-	s.record(id, action, "")
-	s.applyReload()
-	a, err := s.store.App(id)
-	if err != nil {
+// applied finishes an app change that ended with err: a failed change is
+// answered with its error (false); a stored one is applied to the running
+// server (true), even if its audit entry could not be written, which is
+// only logged: the change stands either way.
+func (s *Server) applied(w http.ResponseWriter, err error) bool {
+	if err != nil && !errors.Is(err, apps.ErrNotAudited) {
 		writeErr(w, err)
-		return
+		return false
 	}
-	writeJSON(w, http.StatusOK, a)
+	if err != nil {
+		s.log.Error("admin: audit write failed", "err", err)
+	}
+	s.applyReload()
+	return true
 }
 
 func (s *Server) record(app, action, reason string) {
-	err := s.store.AppendAudit([]storage.AuditEntry{{Time: s.now().UTC(), App: app, Action: action, Reason: reason}})
-	if err != nil {
+	if err := s.apps.Record(app, action, reason); err != nil {
 		s.log.Error("admin: audit write failed", "err", err)
 	}
 }

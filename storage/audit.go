@@ -46,11 +46,7 @@ func (db *DB) AppendAudit(entries []AuditEntry) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	err := db.update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(bucketAudit)
-		if err != nil {
-			return err
-		}
+	err := db.update(inBucket(bucketAudit, func(b *bolt.Bucket) error {
 		var last uint64
 		for i := range entries {
 			seq, err := b.NextSequence()
@@ -79,7 +75,7 @@ func (db *DB) AppendAudit(entries []AuditEntry) error {
 			}
 		}
 		return nil
-	})
+	}))
 	if err != nil {
 		return fmt.Errorf("storage: append audit: %w", err)
 	}

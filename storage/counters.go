@@ -35,12 +35,7 @@ func (db *DB) AddCounter(key string, start time.Time, delta int64) (int64, error
 	}
 	k := counterKey(key, start)
 	var n int64
-	err := db.update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(bucketCounters)
-		if err != nil {
-			return err
-		}
-
+	err := db.update(inBucket(bucketCounters, func(b *bolt.Bucket) error {
 		// Collect first, delete after: deleting under a cursor while
 		// stepping it can skip entries.
 		prefix := k[:len(k)-8]
@@ -64,7 +59,7 @@ func (db *DB) AddCounter(key string, start time.Time, delta int64) (int64, error
 		}
 		n = cur + delta
 		return b.Put(k, encodeCount(n))
-	})
+	}))
 	if err != nil {
 		return 0, fmt.Errorf("storage: add counter %s: %w", key, err)
 	}

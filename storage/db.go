@@ -165,6 +165,18 @@ func (db *DB) update(fn func(*bolt.Tx) error) error {
 	return closedErr(db.bolt.Update(fn))
 }
 
+// inBucket adapts fn to a transaction over the bucket name, created on first
+// use (the buckets [Open] does not create).
+func inBucket(name []byte, fn func(b *bolt.Bucket) error) func(*bolt.Tx) error {
+	return func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(name)
+		if err != nil {
+			return err
+		}
+		return fn(b)
+	}
+}
+
 func closedErr(err error) error {
 	if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
 		return ErrClosed

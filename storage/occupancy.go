@@ -35,13 +35,10 @@ func (db *DB) ApplyOccupancy(changes []OccupancyChange) error {
 	if len(changes) == 0 {
 		return nil
 	}
-	err := db.batch(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(bucketOccupancy)
-		if err != nil {
-			return err
-		}
+	err := db.batch(inBucket(bucketOccupancy, func(b *bolt.Bucket) error {
 		for _, c := range changes {
 			k := occupancyKey(c)
+			var err error
 			if c.Open {
 				err = b.Put(k, nil)
 			} else {
@@ -52,7 +49,7 @@ func (db *DB) ApplyOccupancy(changes []OccupancyChange) error {
 			}
 		}
 		return nil
-	})
+	}))
 	if err != nil {
 		return fmt.Errorf("storage: record occupancy: %w", err)
 	}

@@ -80,6 +80,20 @@ type DeadLetter struct {
 	DeadAt time.Time `json:"dead_at"`
 }
 
+// appendEntry stores e at the end of its target's bucket b in the queue q:
+// a fresh id from the queue-wide sequence, and b's sequence counting its
+// entries (see doc.go).
+func appendEntry(q, b *bolt.Bucket, e *WebhookEntry) error {
+	id, err := q.NextSequence()
+	if err != nil {
+		return err
+	}
+	if err := b.Put(seqKey(id), encodeEntry(e)); err != nil {
+		return err
+	}
+	return b.SetSequence(b.Sequence() + 1)
+}
+
 // EnqueueWebhooks stores entries in one transaction, assigning each an ID
 // (the IDs in entries are ignored and the slice is not modified). The
 // entries are durable when it returns nil. One call is one fsync: callers
@@ -104,14 +118,7 @@ func (db *DB) EnqueueWebhooks(entries []WebhookEntry) error {
 				}
 				bkey = k
 			}
-			id, err := q.NextSequence()
-			if err != nil {
-				return err
-			}
-			if err := b.Put(seqKey(id), encodeEntry(e)); err != nil {
-				return err
-			}
-			if err := b.SetSequence(b.Sequence() + 1); err != nil {
+			if err := appendEntry(q, b, e); err != nil {
 				return err
 			}
 		}
@@ -397,14 +404,7 @@ func (db *DB) ReplayDeadLetters(app string, ids []uint64, at time.Time, keep fun
 			if err != nil {
 				return err
 			}
-			id, err := q.NextSequence()
-			if err != nil {
-				return err
-			}
-			if err := b.Put(seqKey(id), encodeEntry(e)); err != nil {
-				return err
-			}
-			if err := b.SetSequence(b.Sequence() + 1); err != nil {
+			if err := appendEntry(q, b, e); err != nil {
 				return err
 			}
 			counts[[2]string{e.App, e.URL}]++

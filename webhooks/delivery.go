@@ -13,8 +13,16 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/sockudo/sockudo/internal/backoff"
 	"github.com/sockudo/sockudo/storage"
 )
+
+// ErrForbiddenAddress is the error of a request whose target resolved to an
+// address that webhooks may not reach (loopback, private, link-local,
+// metadata…, see [netguard.Allowed]) while Config.AllowPrivateTargets is
+// false. Such a delivery is not retried: the entries become dead letters. It
+// matches [netguard.ErrForbidden] too.
+var ErrForbiddenAddress = errors.New("webhooks: target address not allowed")
 
 // userAgent identifies sockudo's webhook requests.
 const userAgent = "sockudo-webhooks"
@@ -142,7 +150,7 @@ func (d *Dispatcher) runQueue(ctx context.Context, q *queue) {
 
 		case retry:
 			d.failed.Add(1)
-			delay := backoff(failures+1, d.cfg.InitialBackoff, d.cfg.MaxBackoff, d.jitter)
+			delay := backoff.Exponential(failures+1, d.cfg.InitialBackoff, d.cfg.MaxBackoff, d.jitter)
 			if res.retryAfter > 0 {
 				delay = res.retryAfter
 			}
@@ -275,7 +283,7 @@ func (d *Dispatcher) send(ctx context.Context, t *target, head []storage.Webhook
 	_ = resp.Body.Close()
 	r := result{outcome: classify(resp.StatusCode), reason: "status " + resp.Status}
 	if r.outcome == retry {
-		r.retryAfter = retryAfter(resp.Header.Get("Retry-After"), d.clock.Now())
+		r.retryAfter = backoff.RetryAfter(resp.Header.Get("Retry-After"), d.clock.Now())
 	}
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		r.reason += " (redirects are not followed)"

@@ -47,7 +47,7 @@
 // # Safety
 //
 // Target URLs must be http or https. Unless Config.AllowPrivateTargets is
-// set, the dialer refuses loopback, private, link-local (cloud metadata),
+// set, the dialer (internal/netguard) refuses loopback, private, link-local (cloud metadata),
 // unspecified, multicast and other non-public addresses after DNS
 // resolution, so a name that resolves to such an address is refused too. No
 // proxy from the environment is used. Logs never carry the app secret, the
@@ -56,6 +56,8 @@
 //
 // # Imports
 //
-// webhooks imports storage and nothing else of ours; in particular not
-// server, which reaches it through main's adapter.
+// webhooks imports storage and, for its HTTP client and retry waits, the
+// internal/netguard and internal/backoff helpers it shares with push; nothing
+// else of ours, in particular not server, which reaches it through main's
+// adapter.
 package webhooks

@@ -19,23 +19,69 @@ const (
 	SubscriptionCount = "subscription_count"
 )
 
-// eventNames lists every event name; an event's bit in a mask is 1<<index.
-var eventNames = [...]string{ChannelOccupied, ChannelVacated, MemberAdded, MemberRemoved, ClientEvent, CacheMiss,
-	SubscriptionCount}
+// eventMask is a set of event types, one bit each. The bits are laid out in
+// blocks so that each family of events can grow without renumbering the
+// others (masks are never stored, but a stable layout keeps them readable in
+// tests and logs):
+//
+//	bits  0-15  realtime channel events (shared/spec/pusher-protocol.md §5.2)
+//	bits 16-31  push events, reserved: push_delivered, push_failed,
+//	            push_device_invalidated (not implemented yet)
+//	bits 32-63  free
+type eventMask uint64
 
-// eventMask is a set of event names.
-type eventMask uint8
+const (
+	// realtimeEvents is the block of the channel events.
+	realtimeEvents eventMask = 0xffff
+	// pushEvents is the block reserved for the push notification events.
+	pushEvents eventMask = 0xffff << 16
+)
 
-const allEvents eventMask = 1<<len(eventNames) - 1
+// eventTypes lists every event a target can take, in the order error
+// messages name them, with its bit. Adding an event type is one row here
+// (and its name constant): a push event takes the next free bit of
+// pushEvents, 1 << 16 first.
+var eventTypes = [...]struct {
+	name string
+	bit  eventMask
+}{
+	{ChannelOccupied, 1 << 0},
+	{ChannelVacated, 1 << 1},
+	{MemberAdded, 1 << 2},
+	{MemberRemoved, 1 << 3},
+	{ClientEvent, 1 << 4},
+	{CacheMiss, 1 << 5},
+	{SubscriptionCount, 1 << 6},
+}
+
+// allEvents is every event type: what a target without event_types takes.
+// When push events are added, decide whether such a target takes them too
+// (masking allEvents with realtimeEvents keeps today's meaning).
+var allEvents = func() eventMask {
+	var m eventMask
+	for _, t := range eventTypes {
+		m |= t.bit
+	}
+	return m
+}()
 
 // bit returns the mask of one event name, or 0 for an unknown name.
 func bit(name string) eventMask {
-	for i, n := range eventNames {
-		if n == name {
-			return 1 << i
+	for _, t := range eventTypes {
+		if t.name == name {
+			return t.bit
 		}
 	}
 	return 0
+}
+
+// eventTypeNames lists the names of eventTypes, in order.
+func eventTypeNames() []string {
+	names := make([]string, len(eventTypes))
+	for i, t := range eventTypes {
+		names[i] = t.name
+	}
+	return names
 }
 
 // Event is a channel lifecycle event as the realtime server reports it: a

@@ -1,6 +1,9 @@
 package webhooks
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // TestSignatureVector checks body building and signing against the test
 // vector of shared/spec/pusher-protocol.md §5.3 (from pusher-http-node).
@@ -64,4 +67,35 @@ func FuzzEventEncoding(f *testing.F) {
 			t.Fatalf("decoded %+v", got)
 		}
 	})
+}
+
+// TestEventTypeBits: every event type has its own single bit, inside the
+// block of its family, so adding one (a push event) cannot collide.
+func TestEventTypeBits(t *testing.T) {
+	var seen eventMask
+	for _, et := range eventTypes {
+		if et.bit == 0 || et.bit&(et.bit-1) != 0 {
+			t.Errorf("%s: mask %#x is not one bit", et.name, et.bit)
+		}
+		if seen&et.bit != 0 {
+			t.Errorf("%s: bit %#x taken twice", et.name, et.bit)
+		}
+		seen |= et.bit
+		block := realtimeEvents
+		if strings.HasPrefix(et.name, "push_") {
+			block = pushEvents
+		}
+		if et.bit&block == 0 {
+			t.Errorf("%s: bit %#x outside its block %#x", et.name, et.bit, block)
+		}
+		if bit(et.name) != et.bit {
+			t.Errorf("bit(%q) = %#x, want %#x", et.name, bit(et.name), et.bit)
+		}
+	}
+	if seen != allEvents || realtimeEvents&pushEvents != 0 {
+		t.Errorf("allEvents %#x, rows %#x", allEvents, seen)
+	}
+	if bit("nope") != 0 {
+		t.Error("an unknown name has a bit")
+	}
 }

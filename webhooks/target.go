@@ -1,7 +1,9 @@
 package webhooks
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -125,7 +127,7 @@ func compileTarget(app string, w storage.Webhook, batching Batching) (*target, e
 	for _, name := range w.EventTypes {
 		b := bit(name)
 		if b == 0 {
-			bad("event_types", "unknown event %q (want one of %s)", name, strings.Join(eventNames[:], ", "))
+			bad("event_types", "unknown event %q (want one of %s)", name, strings.Join(eventTypeNames(), ", "))
 		}
 		t.types |= b
 	}
@@ -185,6 +187,29 @@ func compileTarget(app string, w storage.Webhook, batching Batching) (*target, e
 		t.batchSize, t.batchWait = size, wait
 	}
 	return t, errors.Join(problems...)
+}
+
+// ParseTargets reads a JSON array of webhook targets, as in
+// SOCKUDO_DEFAULT_APP_WEBHOOKS and "apps create --webhooks", and validates
+// it. Empty means none. Unknown fields are errors, so a typo such as
+// "event_type" is not silently ignored. Errors never quote header values.
+func ParseTargets(s string) ([]storage.Webhook, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader([]byte(s)))
+	dec.DisallowUnknownFields()
+	var hooks []storage.Webhook
+	if err := dec.Decode(&hooks); err != nil {
+		return nil, fmt.Errorf("must be a JSON array of webhooks: %v", err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("must be one JSON array of webhooks, found more after it")
+	}
+	if err := Validate(hooks); err != nil {
+		return nil, err
+	}
+	return hooks, nil
 }
 
 // Validate checks an app's webhook targets: http(s) URLs, each used once,

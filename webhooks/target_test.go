@@ -147,3 +147,32 @@ func TestNewRejectsBadStoredTarget(t *testing.T) {
 		t.Fatal("New accepted batching size 5000")
 	}
 }
+
+func TestParseTargets(t *testing.T) {
+	tcs := []struct {
+		name, in string
+		n        int
+		err      string
+	}{
+		{name: "empty means none", in: "  "},
+		{name: "one target", in: `[{"url":"https://x.test/hook","event_types":["member_added"]}]`, n: 1},
+		{name: "not an array", in: `{"url":"https://x.test"}`, err: "must be a JSON array of webhooks"},
+		{name: "unknown field", in: `[{"url":"https://x.test","event_type":["member_added"]}]`, err: "event_type"},
+		{name: "two documents", in: `[] []`, err: "found more after it"},
+		{name: "invalid target", in: `[{"url":"ftp://x.test"}]`, err: "webhooks[0].url"},
+	}
+	for _, tc := range tcs {
+		t.Run(tc.name, func(t *testing.T) {
+			hooks, err := ParseTargets(tc.in)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil || len(hooks) != tc.n {
+				t.Fatalf("ParseTargets = %+v, %v", hooks, err)
+			}
+		})
+	}
+}

@@ -1,14 +1,15 @@
-package main
+package cli
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
-	"net"
-	"net/http"
-	"net/http/httptest"
+	"fmt"
+	"io"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,11 +23,40 @@ type cliResult struct {
 	stdout, stderr string
 }
 
+// lockTimeout is the database lock wait of testProgram; shortLockTimeout
+// lowers it for one test.
+var lockTimeout = storage.DefaultTimeout
+
+// testProgram stands in for package main: it reads the settings the way
+// main's cliSettings does (tested there) for the variables these tests set.
+func testProgram() Program {
+	return Program{
+		Version: "dev",
+		Serve: func(_ context.Context, _ map[string]string, stderr io.Writer) int {
+			fmt.Fprint(stderr, "serving")
+			return 0
+		},
+		Settings: func(environ map[string]string) Settings {
+			s := Settings{DBPath: cmp.Or(environ["SOCKUDO_DB_PATH"], "./sockudo.db"),
+				DefaultAppID: cmp.Or(environ["SOCKUDO_DEFAULT_APP_ID"], "app-id")}
+			if environ["SOCKUDO_ADMIN_SOCKET_ENABLED"] != "false" {
+				s.AdminSocket = cmp.Or(environ["SOCKUDO_ADMIN_SOCKET"], s.DBPath+".sock")
+			}
+			s.Host = cmp.Or(environ["HOST"], "0.0.0.0")
+			if s.Port, s.ListenErr = strconv.Atoi(cmp.Or(environ["PORT"], "6001")); s.ListenErr != nil {
+				s.ListenErr = fmt.Errorf("PORT: %q is not an integer", environ["PORT"])
+			}
+			return s
+		},
+		LockTimeout: lockTimeout,
+	}
+}
+
 // runCLI runs the command line args against environ.
 func runCLI(t *testing.T, environ map[string]string, args ...string) cliResult {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code := run(context.Background(), args, environ, &out, &errOut)
+	code := Run(context.Background(), args, environ, &out, &errOut, testProgram())
 	return cliResult{code: code, stdout: out.String(), stderr: errOut.String()}
 }
 
@@ -37,9 +67,9 @@ func testEnv(t *testing.T) map[string]string {
 
 // shortLockTimeout makes database lock waits quick for this test.
 func shortLockTimeout(t *testing.T) {
-	old := dbLockTimeout
-	dbLockTimeout = 50 * time.Millisecond
-	t.Cleanup(func() { dbLockTimeout = old })
+	old := lockTimeout
+	lockTimeout = 50 * time.Millisecond
+	t.Cleanup(func() { lockTimeout = old })
 }
 
 func decodeApp(t *testing.T, s string) storage.App {
@@ -259,6 +289,9 @@ func TestTopLevelCommands(t *testing.T) {
 		{name: "--help", args: []string{"--help"}, stdout: "Commands:"},
 		{name: "unknown command", args: []string{"frobnicate"}, code: 2, stderr: "Usage: sockudo"},
 		{name: "serve with arguments", args: []string{"serve", "now"}, code: 2, stderr: "takes no arguments"},
+		{name: "serve -h", args: []string{"serve", "-h"}, stdout: "Usage: sockudo"},
+		{name: "no command serves", args: nil, stderr: "serving"},
+		{name: "serve", args: []string{"serve"}, stderr: "serving"},
 		{name: "apps help", args: []string{"apps", "help"}, stdout: "Usage: sockudo apps"},
 		{name: "create -h", args: []string{"apps", "create", "-h"}, stderr: "-enable-client-messages"},
 	}
@@ -270,45 +303,5 @@ func TestTopLevelCommands(t *testing.T) {
 					r.code, r.stdout, r.stderr, tc.code, tc.stdout, tc.stderr)
 			}
 		})
-	}
-}
-
-func TestHealthcheck(t *testing.T) {
-	status := http.StatusOK
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/up" {
-			http.NotFound(w, r)
-			return
-		}
-		w.WriteHeader(status)
-	}))
-	defer ts.Close()
-	host, port, err := net.SplitHostPort(strings.TrimPrefix(ts.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	env := map[string]string{"HOST": host, "PORT": port}
-	if r := runCLI(t, env, "healthcheck"); r.code != 0 {
-		t.Errorf("healthy server: exit %d, %s", r.code, r.stderr)
-	}
-	// A wildcard HOST is checked on loopback.
-	if r := runCLI(t, map[string]string{"HOST": "0.0.0.0", "PORT": port}, "healthcheck"); r.code != 0 {
-		t.Errorf("healthy server via 0.0.0.0: exit %d, %s", r.code, r.stderr)
-	}
-	status = http.StatusServiceUnavailable
-	if r := runCLI(t, env, "healthcheck"); r.code != 1 || !strings.Contains(r.stderr, "503") {
-		t.Errorf("unready server: exit %d, %s", r.code, r.stderr)
-	}
-
-	// Nothing listening.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, closedPort, _ := net.SplitHostPort(ln.Addr().String())
-	ln.Close()
-	if r := runCLI(t, map[string]string{"HOST": "127.0.0.1", "PORT": closedPort}, "healthcheck"); r.code != 1 {
-		t.Errorf("no server: exit %d", r.code)
 	}
 }

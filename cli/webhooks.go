@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"encoding/json"
@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/sockudo/sockudo/storage"
@@ -28,38 +27,30 @@ POST /apps/{app_id}/webhooks/dead_letters/replay.
 `
 
 // webhooksCmd runs "sockudo webhooks dead-letters <command>".
-func webhooksCmd(args []string, environ map[string]string, stdout, stderr io.Writer) int {
+func webhooksCmd(args []string, in invocation) int {
 	if len(args) == 0 || isHelp(args[0]) {
-		out := stderr
+		out := in.stderr
 		code := 2
 		if len(args) > 0 {
-			out, code = stdout, 0
+			out, code = in.stdout, 0
 		}
 		fmt.Fprint(out, webhooksUsage)
 		return code
 	}
 	if args[0] != "dead-letters" || len(args) < 2 {
-		fmt.Fprintf(stderr, "sockudo webhooks: unknown command %q\n\n%s", strings.Join(args, " "), webhooksUsage)
+		fmt.Fprintf(in.stderr, "sockudo webhooks: unknown command %q\n\n%s", strings.Join(args, " "), webhooksUsage)
 		return 2
 	}
-	cmd, args := args[1], args[2:]
-	c := &appsCLI{environ: environ, stdout: stdout, stderr: stderr, cmd: "sockudo webhooks dead-letters " + cmd}
-	switch cmd {
-	case "list":
-		return c.deadLettersList(args)
-	case "replay":
-		return c.deadLettersReplay(args)
-	default:
-		if isHelp(cmd) {
-			fmt.Fprint(stdout, webhooksUsage)
-			return 0
-		}
-		fmt.Fprintf(stderr, "sockudo webhooks dead-letters: unknown command %q\n\n%s", cmd, webhooksUsage)
-		return 2
-	}
+	return runGroup("sockudo webhooks dead-letters", webhooksUsage, deadLetterCommands, args[1:], in)
 }
 
-func (c *appsCLI) deadLettersList(args []string) int {
+// deadLetterCommands are the commands of "sockudo webhooks dead-letters".
+var deadLetterCommands = map[string]func(*command, []string) int{
+	"list":   (*command).deadLettersList,
+	"replay": (*command).deadLettersReplay,
+}
+
+func (c *command) deadLettersList(args []string) int {
 	fs := c.flagSet("[--app id] [--json] [--limit n]", "List dead letters (webhook events given up on), oldest first.")
 	app := fs.String("app", "", "only this app's dead letters")
 	asJSON := fs.Bool("json", false, "print a JSON array (full URLs and events)")
@@ -67,35 +58,38 @@ func (c *appsCLI) deadLettersList(args []string) int {
 	if _, code, done := c.parse(fs, args, 0); done {
 		return code
 	}
+	// The running server's admin socket and the database both list them.
 	var dead []storage.DeadLetter
+	read := func(src interface {
+		DeadLetters(app string, limit int) ([]storage.DeadLetter, error)
+	}) int {
+		var err error
+		if dead, err = src.DeadLetters(*app, *limit); err != nil {
+			return c.failf("%v", err)
+		}
+		return 0
+	}
+	var code int
 	if cl := c.adminClient(); cl != nil {
 		defer cl.Close()
-		var err error
-		if dead, err = cl.DeadLetters(*app, *limit); err != nil {
-			return c.failf("%v", err)
-		}
+		code = read(cl)
 	} else {
-		db, code := c.open(true)
-		if db == nil {
-			return code
-		}
-		defer db.Close()
-		var err error
-		if dead, err = db.DeadLetters(*app, *limit); err != nil {
-			return c.failf("%v", err)
-		}
+		code = c.withDB(func(db *storage.DB) int { return read(db) })
+	}
+	if code != 0 {
+		return code
 	}
 	if *asJSON {
 		return c.printJSON(dead)
 	}
-	tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tAPP\tURL\tEVENT\tATTEMPTS\tDEAD AT\tREASON")
-	for _, d := range dead {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", d.ID, d.App, shortURL(d.URL), eventSummary(d.Event),
-			d.Attempts, d.DeadAt.Format(time.RFC3339), d.Reason)
-	}
-	if err := tw.Flush(); err != nil {
-		return c.failf("%v", err)
+	code = c.printTable("ID\tAPP\tURL\tEVENT\tATTEMPTS\tDEAD AT\tREASON", func(w io.Writer) {
+		for _, d := range dead {
+			fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", d.ID, d.App, shortURL(d.URL), eventSummary(d.Event),
+				d.Attempts, d.DeadAt.Format(time.RFC3339), d.Reason)
+		}
+	})
+	if code != 0 {
+		return code
 	}
 	if len(dead) == 0 {
 		fmt.Fprintln(c.stderr, "No dead letters.")
@@ -103,7 +97,7 @@ func (c *appsCLI) deadLettersList(args []string) int {
 	return 0
 }
 
-func (c *appsCLI) deadLettersReplay(args []string) int {
+func (c *command) deadLettersReplay(args []string) int {
 	fs := c.flagSet("[--app id] [--id n ...]", "Move dead letters back into the webhook queue; the server delivers\n"+
 		"them when it starts. Without --id, all of them (of --app, or of every app).\n"+
 		"Those whose target is no longer configured stay.")
@@ -125,28 +119,25 @@ func (c *appsCLI) deadLettersReplay(args []string) int {
 		}
 		return 0
 	}
-	db, code := c.open(true)
-	if db == nil {
-		return code
-	}
-	defer db.Close()
-	apps, err := db.Apps()
-	if err != nil {
-		return c.failf("%v", err)
-	}
-	queues, skipped, err := db.ReplayDeadLetters(*app, ids, time.Now(), webhooks.Configured(apps))
-	if err != nil {
-		return c.failf("%v", err)
-	}
-	n := 0
-	for _, q := range queues {
-		n += q.Len
-	}
-	fmt.Fprintf(c.stdout, "Replayed %d dead letters; the server delivers them when it starts.\n", n)
-	if skipped > 0 {
-		fmt.Fprintf(c.stdout, "Skipped %d whose webhook target is no longer configured.\n", skipped)
-	}
-	return 0
+	return c.withDB(func(db *storage.DB) int {
+		apps, err := db.Apps()
+		if err != nil {
+			return c.failf("%v", err)
+		}
+		queues, skipped, err := db.ReplayDeadLetters(*app, ids, time.Now(), webhooks.Configured(apps))
+		if err != nil {
+			return c.failf("%v", err)
+		}
+		n := 0
+		for _, q := range queues {
+			n += q.Len
+		}
+		fmt.Fprintf(c.stdout, "Replayed %d dead letters; the server delivers them when it starts.\n", n)
+		if skipped > 0 {
+			fmt.Fprintf(c.stdout, "Skipped %d whose webhook target is no longer configured.\n", skipped)
+		}
+		return 0
+	})
 }
 
 // idList is a repeatable flag of dead-letter ids.
@@ -181,7 +172,7 @@ type webhooksFlag struct {
 func (f *webhooksFlag) String() string { return f.raw }
 
 func (f *webhooksFlag) Set(v string) error {
-	hooks, err := parseWebhooks(v)
+	hooks, err := webhooks.ParseTargets(v)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,72 @@
+package cli
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/sockudo/sockudo/storage"
+)
+
+const auditUsage = `Usage: sockudo audit list [--since 1h|2026-01-02T15:04:05Z] [--app id] [--action name] [--limit n] [--json]
+
+Print the audit log, newest first: denied channel auth and signins, refused
+origins, rate-limit trips, API signature failures, app and secret changes.
+Works against a running server (through its admin socket) or a stopped one.
+`
+
+// auditCmd runs "sockudo audit <command>".
+func auditCmd(args []string, c *command) int {
+	if len(args) == 0 || args[0] != "list" {
+		if len(args) > 0 && isHelp(args[0]) {
+			fmt.Fprint(c.stdout, auditUsage)
+			return 0
+		}
+		fmt.Fprint(c.stderr, auditUsage)
+		return 2
+	}
+	fs := flag.NewFlagSet("sockudo audit list", flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), auditUsage) }
+	since := fs.String("since", "", "only entries this recent: a duration (1h) or an RFC 3339 time")
+	app := fs.String("app", "", "only this app")
+	action := fs.String("action", "", "only this action (auth_denied, rate_limited, secret_rotated, ...)")
+	limit := fs.Int("limit", 100, "at most this many entries")
+	asJSON := fs.Bool("json", false, "print a JSON array")
+	if _, code, done := c.parse(fs, args[1:], 0); done {
+		return code
+	}
+	f := storage.AuditFilter{App: *app, Action: *action, Limit: *limit}
+	if *since != "" {
+		if d, err := time.ParseDuration(*since); err == nil {
+			f.Since = time.Now().Add(-d)
+		} else if t, err := time.Parse(time.RFC3339, *since); err == nil {
+			f.Since = t
+		} else {
+			return c.usagef("--since must be a duration (1h) or an RFC 3339 time, got %q", *since)
+		}
+	}
+	return c.withStore(true, func(st appStore) int {
+		entries, err := st.Audit(f)
+		if err != nil {
+			return c.failf("%v", err)
+		}
+		if *asJSON {
+			return c.printJSON(entries)
+		}
+		return c.printTable("TIME\tAPP\tACTION\tIP\tCHANNEL\tREASON", func(w io.Writer) {
+			for _, e := range entries {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339), dash(e.App), e.Action, dash(e.IP),
+					dash(e.Channel), dash(e.Reason))
+			}
+		})
+	})
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,120 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"runtime"
+	"time"
+)
+
+const usage = `Usage: sockudo [command]
+
+sockudo is a Pusher-protocol-compatible realtime server.
+
+Commands:
+  serve                      run the server (the default)
+  apps list [--json]         list apps; secrets are never shown
+  apps show <id>             print an app as JSON, secret hidden
+  apps create [flags]        create an app and print its secret once
+  apps update <id> [flags]   change only the settings given as flags
+  apps delete <id>           delete an app
+  apps rotate-secret <id>    new secret; the old one stays valid for --grace
+  audit list                 print the audit log, newest first
+  webhooks dead-letters list [--app id] [--json]
+                             list webhook events given up on
+  webhooks dead-letters replay [--app id] [--id n ...]
+                             queue dead letters for delivery again
+  version                    print the version
+  help                       print this help
+
+Settings come from environment variables (see README.md). The apps and audit
+commands work on a running server through its admin socket (next to the
+database, SOCKUDO_DB_PATH + ".sock") and changes apply at once; with no
+server running they edit the database at SOCKUDO_DB_PATH (default
+./sockudo.db) directly.
+Run 'sockudo apps <command> -h' for the flags of an apps command.
+`
+
+// Program is what package main gives the command line: the version, the
+// server (serve), and how to read the settings the commands share with it.
+// The variables stay main's, described once in its Config.
+type Program struct {
+	// Version is printed by "sockudo version".
+	Version string
+	// Serve runs the server, for "sockudo serve" and for no command at all,
+	// and returns the exit code.
+	Serve func(ctx context.Context, environ map[string]string, stderr io.Writer) int
+	// Settings reads what the other commands need from environ.
+	Settings func(environ map[string]string) Settings
+	// LockTimeout is how long a command waits for the database lock.
+	LockTimeout time.Duration
+}
+
+// Settings are the configuration the commands read: one command needs only
+// some of it, so a variable that fails to parse only stops the commands
+// that need it.
+type Settings struct {
+	// DBPath is SOCKUDO_DB_PATH; DBPathErr says why it could not be read.
+	DBPath    string
+	DBPathErr error
+	// AdminSocket is the running server's admin socket; empty when the
+	// socket is disabled or its variables could not be read.
+	AdminSocket string
+	// DefaultAppID is SOCKUDO_DEFAULT_APP_ID; empty when the default app's
+	// variables could not be read.
+	DefaultAppID string
+	// Host and Port are where the server listens (HOST, PORT); ListenErr
+	// says why they could not be read.
+	Host      string
+	Port      int
+	ListenErr error
+}
+
+// Run executes the command line args (without the program name) and
+// returns the exit code: 0 success, 1 failure, 2 usage error. environ
+// stands in for the process environment.
+func Run(ctx context.Context, args []string, environ map[string]string, stdout, stderr io.Writer, p Program) int {
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		if len(args) > 0 {
+			if isHelp(args[0]) {
+				fmt.Fprint(stdout, usage)
+				return 0
+			}
+			fmt.Fprintf(stderr, "sockudo serve takes no arguments, got %q\n\n%s", args, usage)
+			return 2
+		}
+		return p.Serve(ctx, environ, stderr)
+	case "apps":
+		return runGroup("sockudo apps", appsUsage, appsCommands, args, p.invocation(environ, stdout, stderr))
+	case "webhooks":
+		return webhooksCmd(args, p.invocation(environ, stdout, stderr))
+	case "audit":
+		return auditCmd(args, p.invocation(environ, stdout, stderr).command("sockudo audit list"))
+	case "version", "--version":
+		fmt.Fprintf(stdout, "sockudo %s (%s)\n", p.Version, runtime.Version())
+		return 0
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	case "healthcheck":
+		// Hidden: the Docker HEALTHCHECK, since the image has no shell or curl.
+		return healthcheck(p.Settings(environ), stderr)
+	default:
+		fmt.Fprintf(stderr, "sockudo: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+}
+
+func isHelp(arg string) bool {
+	switch arg {
+	case "help", "-h", "-help", "--help":
+		return true
+	}
+	return false
+}

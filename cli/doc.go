@@ -1,0 +1,14 @@
+// Package cli is sockudo's command line: "sockudo apps", "audit" and
+// "webhooks dead-letters", help, version, the hidden healthcheck, and the
+// dispatch to the server, which package main gives it in a [Program].
+//
+// The apps and audit commands reach a running server through its admin
+// socket (package admin); with no server running they open the database
+// and change it through the same [apps.Service], so every change is audited
+// either way. Exit codes: 0 success, 1 failure, 2 usage error.
+//
+// It reads no environment itself: main hands it the [Settings] it parsed
+// from the variables its Config describes. It imports admin, apps, storage
+// and webhooks (for ParseTargets and Configured); nothing imports it but
+// main.
+package cli
