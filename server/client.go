@@ -211,9 +211,7 @@ func (s *Server) handleUnsubscribe(c *conn, in protocol.Inbound) {
 		c.sendError(protocol.CodeNone, "Invalid pusher:unsubscribe: "+err.Error(), "")
 		return
 	}
-	c.mu.Lock()
-	cur := c.removeSubLocked(sub.Channel)
-	c.mu.Unlock()
+	cur := c.takeSub(sub.Channel)
 	if cur == nil {
 		c.sendError(protocol.CodeNone, "No current subscription to channel "+sub.Channel+", or subscription in progress", "")
 		return
@@ -338,9 +336,7 @@ func (s *Server) handleClientEvent(c *conn, in protocol.Inbound) {
 		c.sendError(protocol.CodeNone, "Event name too long: at most "+strconv.Itoa(cfg.MaxEventNameLength)+" characters", "")
 		return
 	}
-	c.mu.Lock()
-	sub := c.subLocked(in.Channel)
-	c.mu.Unlock()
+	sub := c.sub(in.Channel)
 	if sub == nil {
 		c.sendError(protocol.CodeNone, "Cannot broadcast client event (connection not subscribed to channel "+in.Channel+")", "")
 		return

@@ -261,6 +261,20 @@ func (c *conn) subLocked(name string) *subscription {
 	return nil
 }
 
+// sub returns the subscription to channel name, nil if none.
+func (c *conn) sub(name string) *subscription {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.subLocked(name)
+}
+
+// takeSub forgets the subscription to name and returns it, nil if none.
+func (c *conn) takeSub(name string) *subscription {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.removeSubLocked(name)
+}
+
 // removeSubLocked forgets the subscription to name and returns it, nil if
 // none. Lock: c.mu.
 func (c *conn) removeSubLocked(name string) *subscription {
