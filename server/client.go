@@ -185,24 +185,30 @@ func (s *Server) leaveLocked(c *conn, sub *subscription) {
 	if !s.hub.remove(sub) {
 		return
 	}
-	a := c.app
-	res, err := s.presence.Leave(s.ctx, a.id, sub.name, c.socketID, sub.userID)
+	res, err := s.presence.Leave(s.ctx, c.app.id, sub.name, c.socketID, sub.userID)
 	if err != nil {
-		s.warnLimited("presence-leave", "presence leave failed", "app_id", a.id, "err", err)
+		s.warnLimited("presence-leave", "presence leave failed", "app_id", c.app.id, "err", err)
 		return
 	}
+	s.leftLocked(c.app, sub.name, sub.userID, res)
+}
+
+// leftLocked answers a leave of channel, here or on a dead node:
+// member_removed and subscription_count to the channel, the transitions to
+// the event sink. Lock: the channel's channelLocks stripe.
+func (s *Server) leftLocked(a *app, channel, userID string, res LeaveResult) {
 	t := transition{vacated: res.Vacated, count: -1}
 	if res.LastForUser {
-		t.memberRemoved = sub.userID
-		s.broadcast(Message{App: a.id, Channel: sub.name, Frame: protocol.MemberRemovedFrame(sub.name, sub.userID)})
+		t.memberRemoved = userID
+		s.broadcast(Message{App: a.id, Channel: channel, Frame: protocol.MemberRemovedFrame(channel, userID)})
 	}
-	if protocol.Classify(sub.name).Type != protocol.Presence {
+	if protocol.Classify(channel).Type != protocol.Presence {
 		if !res.Vacated {
 			t.count = res.Count
 		}
-		s.subscriptionCount(a, sub.name, res.Count, res.Vacated)
+		s.subscriptionCount(a, channel, res.Count, res.Vacated)
 	}
-	s.emit(a.id, sub.name, t)
+	s.emit(a.id, channel, t)
 }
 
 func (s *Server) handleUnsubscribe(c *conn, in protocol.Inbound) {
@@ -309,8 +315,16 @@ func (s *Server) signout(c *conn, user *signedUser) {
 	if err != nil {
 		s.warnLimited("presence-signout", "presence signout failed", "app_id", a.id, "err", err)
 	}
-	if last && a.config().EnableWatchlistEvents {
-		s.command(Command{Kind: CommandOffline, App: a.id, User: user.id})
+	if last {
+		s.signedOut(a, user.id)
+	}
+}
+
+// signedOut answers the last socket of a user going, here or on a dead
+// node: its watchers learn it is offline.
+func (s *Server) signedOut(a *app, userID string) {
+	if a.config().EnableWatchlistEvents {
+		s.command(Command{Kind: CommandOffline, App: a.id, User: userID})
 	}
 }
 

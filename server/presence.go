@@ -78,3 +78,43 @@ type ChannelCounts struct {
 	// Users counts the distinct users of a presence channel.
 	Users int
 }
+
+// PresenceHandler receives the transitions no Join, Leave or SignOut of
+// this node returned: those of a node that died, found by a Presence that
+// expires a dead node's entries. The server implements it and answers them
+// as if the sockets had left here (member_removed, subscription_count,
+// lifecycle events, watchlist offline). A Presence reports each transition
+// once across the cluster.
+type PresenceHandler interface {
+	HandleLeave(app, channel, userID string, res LeaveResult)
+	HandleSignOut(app, userID string)
+}
+
+// PresenceReporter is a Presence that reports other nodes' transitions (an
+// optional capability: the local Presence has none). New registers the
+// server's handler with it.
+type PresenceReporter interface {
+	RegisterHandler(h PresenceHandler) error
+}
+
+// presenceHandler is the server's PresenceHandler.
+type presenceHandler struct{ s *Server }
+
+var _ PresenceHandler = presenceHandler{}
+
+func (h presenceHandler) HandleLeave(app, channel, userID string, res LeaveResult) {
+	a := h.s.apps.byID(app)
+	if a == nil {
+		return // the app is gone, and its sockets with it
+	}
+	mu := h.s.channelLocks.of(app, channel)
+	mu.Lock()
+	defer mu.Unlock()
+	h.s.leftLocked(a, channel, userID, res)
+}
+
+func (h presenceHandler) HandleSignOut(app, userID string) {
+	if a := h.s.apps.byID(app); a != nil {
+		h.s.signedOut(a, userID)
+	}
+}

@@ -105,6 +105,11 @@ func New(cfg Config, store AppStore, log *slog.Logger, opts ...Option) (*Server,
 	if err := s.broker.Register(brokerHandler{s}); err != nil {
 		return nil, fmt.Errorf("server: register with the broker: %w", err)
 	}
+	if r, ok := s.presence.(PresenceReporter); ok {
+		if err := r.RegisterHandler(presenceHandler{s}); err != nil {
+			return nil, fmt.Errorf("server: register with presence: %w", err)
+		}
+	}
 	s.events = nopSink{}
 	s.audit = nopAudit{}
 	s.metrics = newMetrics()
