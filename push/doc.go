@@ -1,0 +1,19 @@
+// Package push is the push-notification subsystem: APNs, FCM and Web Push
+// for devices bound to authenticated users (shared/spec/push-api.md).
+//
+// This package holds what every provider shares: the classification of a
+// provider's answer for one device (Outcome, Result, spec §3.3). Each
+// provider lives in its own package and speaks its wire protocol with the
+// standard library (plus golang.org/x/oauth2 for FCM's access tokens):
+//
+//	push/apns     APNs provider API over HTTP/2 with ES256 provider tokens
+//	push/fcm      FCM HTTP v1 with a service-account access token
+//	push/webpush  Web Push: RFC 8030 delivery, RFC 8291 encryption, RFC 8292 VAPID
+//
+// Provider endpoints are operator settings, never per tenant: a tenant
+// that could set one would have an SSRF vector. Web Push endpoints come
+// from subscriptions and go through internal/netguard.
+//
+// push imports storage and internal packages only; server never imports
+// it (main wires its routes with server.HandleSigned and server.Handle).
+package push

@@ -1,0 +1,29 @@
+package push
+
+import "testing"
+
+func TestOutcomeNamesAndRetry(t *testing.T) {
+	tcs := []struct {
+		o     Outcome
+		name  string
+		retry bool
+	}{
+		{Delivered, "delivered", false},
+		{DeviceGone, "device_gone", false},
+		{DeviceFailing, "device_failing", false},
+		{DeviceRetryLater, "device_retry_later", true},
+		{ProviderTransient, "provider_transient", true},
+		{ProviderQuota, "provider_quota", true},
+		{CredentialProblem, "credential_problem", false},
+		{CallerError, "caller_error", false},
+		{0, "unknown", false},
+		{200, "unknown", false},
+	}
+	for _, tc := range tcs {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.o.String() != tc.name || tc.o.Retry() != tc.retry {
+				t.Fatalf("%d: %q retry %v, want %q retry %v", tc.o, tc.o.String(), tc.o.Retry(), tc.name, tc.retry)
+			}
+		})
+	}
+}
