@@ -14,9 +14,10 @@ import (
 
 // received is what the fake push service accepted from one request.
 type received struct {
-	plaintext              []byte
-	ttl, urgency, topic    string
-	aud, sub, k, bodyBytes string
+	plaintext           []byte
+	ttl, urgency, topic string
+	aud, sub, k         string
+	bodyLen             int
 }
 
 // fakePushService is a push service on 127.0.0.1 that checks a request as
@@ -94,7 +95,7 @@ func (f *fakePushService) serve(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.got = append(f.got, received{
 		plaintext: pt, ttl: ttl, urgency: h.Get("Urgency"), topic: h.Get("Topic"),
-		aud: claims.Aud, sub: claims.Sub, k: k, bodyBytes: strconv.Itoa(len(body)),
+		aud: claims.Aud, sub: claims.Sub, k: k, bodyLen: len(body),
 	})
 	f.mu.Unlock()
 	reply, ok := f.replies[r.PathValue("case")]

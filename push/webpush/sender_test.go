@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -125,10 +124,10 @@ func TestSendHeadersAndPadding(t *testing.T) {
 	s, clock := newTestSender(t, Config{Key: key, AllowLocal: true, PadTo: 256}, nil)
 	f := newFakePushService(t, key.PublicKey(), clock.now, nil)
 	tcs := []struct {
-		name                  string
-		opts                  Options
-		ttl, urgency, topic   string
-		payloadLen, bodyBytes int
+		name                string
+		opts                Options
+		ttl, urgency, topic string
+		payloadLen, bodyLen int
 	}{
 		{"defaults", Options{}, "2419200", "", "", 10, Overhead + 256},
 		{"ttl now", Options{TTL: -1}, "0", "", "", 300, Overhead + 512},
@@ -146,8 +145,8 @@ func TestSendHeadersAndPadding(t *testing.T) {
 				t.Fatalf("%d requests", len(got))
 			}
 			g := got[0]
-			if !bytes.Equal(g.plaintext, payload) || g.ttl != tc.ttl || g.urgency != tc.urgency || g.topic != tc.topic || g.bodyBytes != strconv.Itoa(tc.bodyBytes) {
-				t.Fatalf("received ttl=%s urgency=%s topic=%s body=%s, payload ok %v", g.ttl, g.urgency, g.topic, g.bodyBytes, bytes.Equal(g.plaintext, payload))
+			if !bytes.Equal(g.plaintext, payload) || g.ttl != tc.ttl || g.urgency != tc.urgency || g.topic != tc.topic || g.bodyLen != tc.bodyLen {
+				t.Fatalf("received ttl=%s urgency=%s topic=%s body=%d, payload ok %v", g.ttl, g.urgency, g.topic, g.bodyLen, bytes.Equal(g.plaintext, payload))
 			}
 		})
 	}

@@ -109,3 +109,23 @@ func TestAudience(t *testing.T) {
 		}
 	}
 }
+
+// Parsing never panics and its errors never quote the endpoint.
+func FuzzParseSubscriptionJSON(f *testing.F) {
+	f.Add([]byte(`{"endpoint":"https://fcm.googleapis.com/fcm/send/SECRET","keys":{"p256dh":"` + rfcUAPublic + `","auth":"` + rfcAuth + `"}}`))
+	f.Add([]byte(`{"endpoint":"https://%zzSECRET","keys":{"p256dh":"","auth":""}}`))
+	f.Add([]byte(`{"endpoint":"http://[::1]:80/SECRET","keys":{"p256dh":"BA","auth":"=="}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := ParseSubscriptionJSON(b)
+		if err != nil {
+			if strings.Contains(err.Error(), "SECRET") {
+				t.Fatalf("error quotes the endpoint: %v", err)
+			}
+			return
+		}
+		if _, err := s.uaPublic(); err != nil {
+			t.Fatalf("accepted keys that do not parse: %v", err)
+		}
+		_ = CheckEndpoint(s.Endpoint, false)
+	})
+}

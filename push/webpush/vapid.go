@@ -113,7 +113,7 @@ func CheckSubject(sub string) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("%w: must start with mailto: or https:", ErrBadSubject)
+	return fmt.Errorf("%w: not a mailto or https URI", ErrBadSubject)
 }
 
 // vapidSigner makes the Authorization header for one key and subject and
