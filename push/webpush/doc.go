@@ -17,8 +17,9 @@
 // Endpoints come from subscriptions, that is from whoever runs the browser,
 // so they go through the SSRF rules webhooks use (internal/netguard): https
 // only, no IP literals, no non-public address after DNS, no redirects, no
-// proxy. Only AllowLocal (tests; PUSH_ALLOW_LOCAL_WEB_PUSH_ENDPOINTS) lifts
-// them.
+// proxy. Config.AllowedHosts can also limit them to known push services
+// ([DefaultAllowedHosts]). Only AllowLocal (tests;
+// PUSH_ALLOW_LOCAL_WEB_PUSH_ENDPOINTS) lifts these rules.
 //
 // Caveats:
 //   - An endpoint URL embeds the device's token: it never appears in a

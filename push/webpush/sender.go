@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 
@@ -48,6 +49,11 @@ type Config struct {
 	// PadTo pads plaintexts with zeros to a multiple of PadTo bytes
 	// (within MaxPayload), hiding their exact size; zero means no padding.
 	PadTo int
+	// AllowedHosts, when not empty, limits endpoints to push services whose
+	// host matches one of these patterns (HostAllowed; DefaultAllowedHosts
+	// lists the browsers' services). Empty means any public host. Ignored
+	// with AllowLocal.
+	AllowedHosts []string
 	// AllowLocal accepts http endpoints and IP literal hosts: tests and
 	// development only (PUSH_ALLOW_LOCAL_WEB_PUSH_ENDPOINTS). The
 	// dial-time address check is the HTTP client's (HTTPConfig.AllowLocal).
@@ -66,6 +72,7 @@ type Sender struct {
 	maxPayload int
 	padTo      int
 	allowLocal bool
+	allowHosts []string
 	now        func() time.Time
 }
 
@@ -106,6 +113,7 @@ func New(cfg Config, hc *http.Client) (*Sender, error) {
 		maxPayload: maxPayload,
 		padTo:      cfg.PadTo,
 		allowLocal: cfg.AllowLocal,
+		allowHosts: slices.Clone(cfg.AllowedHosts),
 		now:        now,
 	}, nil
 }
@@ -183,6 +191,9 @@ func (s *Sender) Send(ctx context.Context, sub Subscription, payload []byte, opt
 	}
 	if err := CheckEndpoint(sub.Endpoint, s.allowLocal); err != nil {
 		return callerError(err.Error())
+	}
+	if !s.allowLocal && len(s.allowHosts) > 0 && !HostAllowed(sub.Endpoint, s.allowHosts) {
+		return callerError(ErrEndpointNotAllowed.Error() + ": push service not in the allowed hosts")
 	}
 	u, err := url.Parse(sub.Endpoint)
 	if err != nil { // CheckEndpoint parsed it already

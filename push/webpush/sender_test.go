@@ -291,6 +291,24 @@ func TestSendNetworkFailures(t *testing.T) {
 	}
 }
 
+func TestSendAllowedHosts(t *testing.T) {
+	s, _ := newTestSender(t, Config{AllowedHosts: DefaultAllowedHosts}, nil)
+	ua, auth := newUA(t)
+	sub := Subscription{Endpoint: "https://push.example/wp/tok-SECRET42", P256dh: ua.PublicKey().Bytes(), Auth: auth}
+	r := s.Send(context.Background(), sub, []byte("x"), Options{})
+	if r.Outcome != push.CallerError || r.Reason != "webpush: endpoint not allowed: push service not in the allowed hosts" {
+		t.Fatalf("result %+v", r)
+	}
+	// AllowLocal (tests) ignores the list.
+	key, _ := GenerateVAPIDKey()
+	local, clock := newTestSender(t, Config{Key: key, AllowLocal: true, AllowedHosts: DefaultAllowedHosts}, nil)
+	f := newFakePushService(t, key.PublicKey(), clock.now, nil)
+	if r := local.Send(context.Background(), f.subscription("x"), []byte("x"), Options{}); r.Outcome != push.Delivered {
+		t.Fatalf("local result %+v", r)
+	}
+	f.take()
+}
+
 // Old VAPID keys keep working: a sender per key, one shared client, and
 // each request carries its own key's k= and signature.
 func TestSendersPerVAPIDKeyShareAClient(t *testing.T) {

@@ -133,6 +133,38 @@ func CheckEndpoint(endpoint string, allowLocal bool) error {
 	return nil
 }
 
+// DefaultAllowedHosts are the push services of the major browsers
+// (Chrome/Edge via FCM, Safari, Edge via WNS, Firefox), for
+// Config.AllowedHosts (spec §1.2: Centrifugo's default list).
+var DefaultAllowedHosts = []string{
+	"*.googleapis.com",
+	"*.push.apple.com",
+	"*.notify.windows.com",
+	"*.push.services.mozilla.com",
+}
+
+// HostAllowed reports whether an endpoint's host matches one of patterns:
+// an exact host name, or "*.suffix" for any name below suffix (not suffix
+// itself). Matching ignores case and a trailing dot.
+func HostAllowed(endpoint string, patterns []string) bool {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return false
+	}
+	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+	for _, p := range patterns {
+		p = strings.ToLower(p)
+		if suffix, ok := strings.CutPrefix(p, "*."); ok {
+			if strings.HasSuffix(host, "."+suffix) {
+				return true
+			}
+		} else if host == p {
+			return true
+		}
+	}
+	return false
+}
+
 // parseEndpoint parses an absolute http(s) URL with a host.
 func parseEndpoint(endpoint string) (*url.URL, error) {
 	if len(endpoint) > MaxEndpointLength {

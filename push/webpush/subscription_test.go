@@ -129,3 +129,25 @@ func FuzzParseSubscriptionJSON(f *testing.F) {
 		_ = CheckEndpoint(s.Endpoint, false)
 	})
 }
+
+func TestHostAllowed(t *testing.T) {
+	for ep, ok := range map[string]bool{
+		"https://fcm.googleapis.com/fcm/send/x":                true,
+		"https://web.push.apple.com/QGu":                       true,
+		"https://wns2-par02p.notify.windows.com/w/?token=x":    true,
+		"https://updates.push.services.mozilla.com/wpush/v2/x": true,
+		"https://FCM.GoogleAPIs.com./fcm/send/x":               true,
+		"https://googleapis.com/x":                             false,
+		"https://evilgoogleapis.com/x":                         false,
+		"https://fcm.googleapis.com.evil.example/x":            false,
+		"https://push.example/x":                               false,
+		"https://%zz/":                                         false,
+	} {
+		if got := HostAllowed(ep, DefaultAllowedHosts); got != ok {
+			t.Errorf("HostAllowed(%s) = %v, want %v", ep, got, ok)
+		}
+	}
+	if !HostAllowed("https://push.example/x", []string{"Push.Example"}) {
+		t.Error("exact host not matched")
+	}
+}
