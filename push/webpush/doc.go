@@ -11,8 +11,11 @@
 //
 // [Sender.Send] answers with a push.Result classified as every provider's
 // is (spec §3.3): 201/200/202 Delivered, 404/410 DeviceGone, 401/403
-// CredentialProblem, 400/413 CallerError, 429 ProviderQuota, 5xx and
-// network errors ProviderTransient.
+// CredentialProblem, 400/413 (and other 4xx, and a 3xx since redirects
+// are not followed) CallerError, 429 ProviderQuota with Retry-After, 5xx,
+// 408 and network errors ProviderTransient. An endpoint refused by the
+// SSRF rules, before sending or at dial time, is a CallerError: retrying
+// cannot help, and the device is not known to be gone.
 //
 // Endpoints come from subscriptions, that is from whoever runs the browser,
 // so they go through the SSRF rules webhooks use (internal/netguard): https
