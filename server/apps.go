@@ -100,3 +100,19 @@ func (r *appRegistry) load(apps []storage.App, initApp func(*app)) error {
 	r.index.Store(next)
 	return nil
 }
+
+// AppCredentials returns an app's key and the secrets that verify its
+// signatures now (the current one, and the previous one until it expires),
+// for subsystems that verify Pusher signatures themselves (the push client
+// API). ok is false for an unknown or disabled app.
+func (s *Server) AppCredentials(appID string) (key string, secrets []string, ok bool) {
+	a := s.apps.byID(appID)
+	if a == nil {
+		return "", nil, false
+	}
+	cfg := a.config()
+	if !cfg.Enabled {
+		return "", nil, false
+	}
+	return cfg.Key, cfg.secrets(), true
+}

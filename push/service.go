@@ -1,0 +1,124 @@
+package push
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/sockudo/sockudo/ratelimit"
+	"github.com/sockudo/sockudo/storage"
+)
+
+// Apps gives push what it needs to know of an app to verify the Pusher
+// signatures its client API accepts (server.Server satisfies it).
+type Apps interface {
+	// AppCredentials returns the app's key and the secrets valid now; ok is
+	// false for an unknown or disabled app.
+	AppCredentials(appID string) (key string, secrets []string, ok bool)
+}
+
+// Audit keeps audit records; Record must not block.
+type Audit interface {
+	Record(storage.AuditEntry)
+}
+
+// SignedRoute is a route of the push server API, signed like the Pusher
+// HTTP API: main mounts it with server.HandleSigned, which has checked the
+// app, the body limit and the signature before Handler runs.
+type SignedRoute struct {
+	Pattern string
+	Handler func(w http.ResponseWriter, r *http.Request, appID string, body []byte)
+}
+
+// Route is a route that carries its own authentication (the client API
+// that devices call): main mounts it with server.Handle.
+type Route struct {
+	Pattern string
+	Handler http.Handler
+}
+
+// Config is the push subsystem's configuration; main fills it from the
+// environment (PUSH_*). Zero values mean the documented defaults.
+type Config struct {
+	// CredentialKey encrypts provider credentials at rest (AES-256-GCM, 32
+	// bytes). Nil refuses credential writes with a clear error.
+	CredentialKey []byte
+	// APNsEndpoint is "production", "development" or an http(s) URL
+	// (http:// is HTTP/2 cleartext, for tests). Empty means production.
+	APNsEndpoint string
+	// FCMEndpoint is the FCM API base URL. Empty means
+	// https://fcm.googleapis.com.
+	FCMEndpoint string
+	// AllowLocalWebPush lets Web Push endpoints be http:// and private
+	// addresses (tests only).
+	AllowLocalWebPush bool
+	// Limits are the push rate limiters; nil means unlimited.
+	Limits Limits
+}
+
+// Limits are push's rate limiters, keyed as each says.
+type Limits struct {
+	// Registrations is keyed by app id and client IP and counts client API
+	// device registrations.
+	Registrations ratelimit.Limiter
+}
+
+// Service is the push subsystem: provider credentials, devices and their
+// subscriptions, and (later) the publish pipeline.
+type Service struct {
+	cfg   Config
+	db    *storage.DB
+	apps  Apps
+	audit Audit
+	log   *slog.Logger
+	// clientIP is the client address of a request, behind trusted proxies
+	// (server.ClientIP).
+	clientIP func(*http.Request) string
+}
+
+// Deps are the Service's collaborators.
+type Deps struct {
+	DB       *storage.DB
+	Apps     Apps
+	Audit    Audit
+	Log      *slog.Logger
+	ClientIP func(*http.Request) string
+}
+
+// New validates cfg and returns a Service that has started nothing.
+func New(cfg Config, d Deps) (*Service, error) {
+	if d.DB == nil || d.Apps == nil {
+		return nil, errors.New("push: a database and the apps are required")
+	}
+	if len(cfg.CredentialKey) != 0 && len(cfg.CredentialKey) != 32 {
+		return nil, errors.New("push: the credential encryption key must be 32 bytes")
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	if d.Audit == nil {
+		d.Audit = nopAudit{}
+	}
+	if d.ClientIP == nil {
+		d.ClientIP = func(r *http.Request) string { return r.RemoteAddr }
+	}
+	if cfg.Limits.Registrations == nil {
+		cfg.Limits.Registrations = ratelimit.Disabled{}
+	}
+	return &Service{cfg: cfg, db: d.DB, apps: d.Apps, audit: d.Audit, log: d.Log, clientIP: d.ClientIP}, nil
+}
+
+type nopAudit struct{}
+
+func (nopAudit) Record(storage.AuditEntry) {}
+
+// SignedRoutes are the push server API routes (/apps/{app_id}/push/...).
+func (s *Service) SignedRoutes() []SignedRoute {
+	return append(s.credentialRoutes(), s.deviceRoutes()...)
+}
+
+// Routes are the client API routes (/apps/{app_id}/push/client/...), which
+// devices call with their own credentials.
+func (s *Service) Routes() []Route {
+	return s.clientRoutes()
+}
