@@ -483,7 +483,8 @@ func TestExpiredProviderToken(t *testing.T) {
 	}
 
 	// Every token rejected, the used one old: one retry, then
-	// CredentialProblem; concurrent senders share the one new token.
+	// CredentialProblem; concurrent senders share the one new token. A
+	// sender that starts with that new token gets no retry: it is young.
 	f.setRespond(func(w http.ResponseWriter, _ *http.Request, _ string) {
 		w.WriteHeader(http.StatusForbidden)
 		io.WriteString(w, `{"reason":"ExpiredProviderToken"}`)
@@ -499,8 +500,8 @@ func TestExpiredProviderToken(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if got := f.requests.Load() - before; got != 16 || c.tokens.Signed() != 3 {
-		t.Fatalf("%d requests (want 16), %d signed (want 3)", got, c.tokens.Signed())
+	if got := f.requests.Load() - before; got < 9 || got > 16 || c.tokens.Signed() != 3 {
+		t.Fatalf("%d requests (want 9 to 16), %d signed (want 3)", got, c.tokens.Signed())
 	}
 }
 
