@@ -223,7 +223,9 @@ func (t *tokenCache) invalidate(gen uint64) {
 
 // Send delivers m and classifies the answer. A message that fails local
 // validation is not sent. An HTTP 401 without an FcmError (our access
-// token was rejected) fetches a new token and retries once.
+// token was rejected) fetches a new token and retries once. An access-token
+// fetch is bounded by Config.Timeout rather than ctx: x/oauth2 takes no
+// per-call context, and concurrent senders wait for the one fetch.
 func (c *Client) Send(ctx context.Context, m Message) push.Result {
 	if m.Token == "" {
 		return push.Result{Outcome: push.CallerError, Reason: "missing registration token"}

@@ -519,22 +519,49 @@ func BenchmarkSend(b *testing.B) {
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "sends/s")
 }
 
+// newHTTP2Client serves f's send endpoint over HTTP/2 with TLS and returns
+// a Client on the dedicated transport trusting it.
+func newHTTP2Client(t testing.TB, f *fakeGoogle) *Client {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor != 2 {
+			f.t.Errorf("send over HTTP/%d, want 2", r.ProtoMajor)
+		}
+		f.send(w, r)
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	tr := newTransport(0, 0)
+	tr.TLSClientConfig = &tls.Config{RootCAs: x509.NewCertPool()}
+	tr.TLSClientConfig.RootCAs.AddCert(srv.Certificate())
+	t.Cleanup(tr.CloseIdleConnections)
+	c, err := New(Config{ServiceAccount: serviceAccount(t, f.tokenURL), Endpoint: srv.URL, HTTPClient: &http.Client{Transport: tr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// The dedicated transport speaks HTTP/2 to an https endpoint.
+func TestSendHTTP2(t *testing.T) {
+	f := newFake(t)
+	c := newHTTP2Client(t, f)
+	for i := 0; i < 3; i++ {
+		if r := c.Send(context.Background(), Message{Token: testRegTok, Body: testBody(t)}); r.Outcome != push.Delivered {
+			t.Fatalf("result %+v", r)
+		}
+	}
+	if f.sends.Load() != 3 || f.fetches.Load() != 1 {
+		t.Fatalf("%d sends, %d fetches", f.sends.Load(), f.fetches.Load())
+	}
+}
+
 // BenchmarkSendHTTP2 measures Send through the dedicated transport against
 // a loopback HTTP/2 TLS send endpoint, as FCM is.
 func BenchmarkSendHTTP2(b *testing.B) {
 	f := newFake(b)
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(f.send))
-	srv.EnableHTTP2 = true
-	srv.StartTLS()
-	b.Cleanup(srv.Close)
-	tr := newTransport(0, 0)
-	tr.TLSClientConfig = &tls.Config{RootCAs: x509.NewCertPool()}
-	tr.TLSClientConfig.RootCAs.AddCert(srv.Certificate())
-	b.Cleanup(tr.CloseIdleConnections)
-	c, err := New(Config{ServiceAccount: serviceAccount(b, f.tokenURL), Endpoint: srv.URL, HTTPClient: &http.Client{Transport: tr}})
-	if err != nil {
-		b.Fatal(err)
-	}
+	c := newHTTP2Client(b, f)
 	m := Message{Token: testRegTok, Body: testBody(b)}
 	b.ReportAllocs()
 	b.SetParallelism(16)
