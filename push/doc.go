@@ -2,7 +2,8 @@
 // for devices bound to authenticated users (shared/spec/push-api.md).
 //
 // This package holds what every provider shares: the classification of a
-// provider's answer for one device (Outcome, Result, spec §3.3). Each
+// provider's answer for one device (Outcome, Result, spec §3.3) and the
+// spike guard that pauses mass invalidation (InvalidationGuard). Each
 // provider lives in its own package and speaks its wire protocol with the
 // standard library (plus golang.org/x/oauth2 for FCM's access tokens):
 //
