@@ -101,6 +101,7 @@ func serve(ctx context.Context, environ map[string]string, stderr io.Writer) int
 	defer func() { stopBg(); bg.Wait() }()
 
 	lims := cfg.buildLimiters()
+	pushCfg := cfg.PushConfig(&lims.memory)
 	for _, m := range lims.memory {
 		bg.Add(1)
 		go func() { defer bg.Done(); m.Run(bgCtx) }()
@@ -125,6 +126,10 @@ func serve(ctx context.Context, environ map[string]string, stderr io.Writer) int
 	}
 	srv.SetEventSink(webhookSink{hooks})
 	routeWebhooks(srv, hooks)
+	if err := routePush(srv, pushCfg, db, audit, log); err != nil {
+		log.Error("invalid push configuration", "err", err)
+		return 1
+	}
 	srv.Registry().MustRegister(newWebhookCollector(hooks))
 	if err := hooks.Start(context.Background()); err != nil {
 		log.Error("cannot start webhooks", "err", err)

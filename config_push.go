@@ -1,0 +1,112 @@
+package main
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/sockudo/sockudo/push"
+	"github.com/sockudo/sockudo/ratelimit"
+	"github.com/sockudo/sockudo/server"
+	"github.com/sockudo/sockudo/storage"
+)
+
+// pushConfig is the push subsystem (package push). Provider endpoints are
+// operator settings only, never per tenant.
+type pushConfig struct {
+	// CredentialKey encrypts provider credentials at rest: 32 bytes in
+	// base64. Without it (or CredentialKeyFile) credential writes are
+	// refused. A secret: never logged.
+	CredentialKey string `env:"PUSH_CREDENTIAL_ENCRYPTION_KEY"`
+	// CredentialKeyFile is a file holding the key instead (a mounted
+	// secret); it wins over CredentialKey.
+	CredentialKeyFile string `env:"PUSH_CREDENTIAL_ENCRYPTION_KEY_FILE"`
+	// APNsEndpoint is production, development, or an http(s) URL (http://
+	// is HTTP/2 cleartext, for tests).
+	APNsEndpoint string `env:"PUSH_APNS_ENDPOINT" envDefault:"production"`
+	// FCMEndpoint is the FCM API base URL.
+	FCMEndpoint string `env:"PUSH_FCM_ENDPOINT" envDefault:"https://fcm.googleapis.com"`
+	// AllowLocalWebPush lets Web Push endpoints be http:// and private
+	// addresses. Tests only.
+	AllowLocalWebPush bool `env:"PUSH_ALLOW_LOCAL_WEB_PUSH_ENDPOINTS" envDefault:"false"`
+	// RegistrationsPerMinute bounds device registrations through the client
+	// API per client IP and app, per minute; 0 means no limit.
+	RegistrationsPerMinute int `env:"PUSH_REGISTRATIONS_PER_IP_PER_MINUTE" envDefault:"60"`
+}
+
+// credentialKey reads the credential encryption key: nil when none is set.
+func (p pushConfig) credentialKey() ([]byte, error) {
+	raw, name := p.CredentialKey, "PUSH_CREDENTIAL_ENCRYPTION_KEY"
+	if p.CredentialKeyFile != "" {
+		b, err := os.ReadFile(p.CredentialKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("PUSH_CREDENTIAL_ENCRYPTION_KEY_FILE: %w", err)
+		}
+		raw, name = string(b), "PUSH_CREDENTIAL_ENCRYPTION_KEY_FILE"
+	}
+	raw = strings.TrimSpace(raw)
+	if raw == "" {
+		return nil, nil
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if k, err := enc.DecodeString(raw); err == nil && len(k) == 32 {
+			return k, nil
+		}
+	}
+	// Never quote the value: it is a secret.
+	return nil, errors.New(name + ": must be 32 bytes in base64 (openssl rand -base64 32)")
+}
+
+// pushProblems checks the push settings.
+func (c Config) pushProblems(ch *checks) {
+	p := c.Push
+	if _, err := p.credentialKey(); err != nil {
+		name, msg, _ := strings.Cut(err.Error(), ": ")
+		ch.bad(name, "%s", msg)
+	}
+	switch e := p.APNsEndpoint; {
+	case e == "production", e == "development", strings.HasPrefix(e, "https://"), strings.HasPrefix(e, "http://"):
+	default:
+		ch.bad("PUSH_APNS_ENDPOINT", "must be production, development or an http(s) URL, got %q", e)
+	}
+	if !strings.HasPrefix(p.FCMEndpoint, "https://") && !strings.HasPrefix(p.FCMEndpoint, "http://") {
+		ch.bad("PUSH_FCM_ENDPOINT", "must be an http(s) URL, got %q", p.FCMEndpoint)
+	}
+	ch.intIn("PUSH_REGISTRATIONS_PER_IP_PER_MINUTE", p.RegistrationsPerMinute, 0, 1_000_000)
+}
+
+// PushConfig is push.Config from the environment; the limiter it builds is
+// appended to memory so main runs its sweeps. It is called after
+// validation, so the key reads.
+func (c Config) PushConfig(memory *[]*ratelimit.Memory) push.Config {
+	p := c.Push
+	key, _ := p.credentialKey()
+	pc := push.Config{CredentialKey: key, APNsEndpoint: p.APNsEndpoint, FCMEndpoint: p.FCMEndpoint,
+		AllowLocalWebPush: p.AllowLocalWebPush}
+	if c.RateLimit.Enabled && p.RegistrationsPerMinute > 0 {
+		m := ratelimit.NewMemory(ratelimit.MemoryConfig{Limit: p.RegistrationsPerMinute, Window: time.Minute})
+		*memory = append(*memory, m)
+		pc.Limits.Registrations = m
+	}
+	return pc
+}
+
+// routePush builds the push subsystem and mounts its routes: the server API
+// signed like the Pusher API, the client API with its own authentication.
+func routePush(srv *server.Server, cfg push.Config, db *storage.DB, audit push.Audit, log *slog.Logger) error {
+	svc, err := push.New(cfg, push.Deps{DB: db, Apps: srv, Audit: audit, Log: log, ClientIP: srv.ClientIP})
+	if err != nil {
+		return err
+	}
+	for _, r := range svc.SignedRoutes() {
+		srv.HandleSigned(r.Pattern, r.Handler)
+	}
+	for _, r := range svc.Routes() {
+		srv.Handle(r.Pattern, r.Handler)
+	}
+	return nil
+}
