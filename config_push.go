@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sockudo/sockudo/push"
+	"github.com/sockudo/sockudo/push/webpush"
 	"github.com/sockudo/sockudo/ratelimit"
 	"github.com/sockudo/sockudo/server"
 	"github.com/sockudo/sockudo/storage"
@@ -98,7 +99,8 @@ func (c Config) PushConfig(memory *[]*ratelimit.Memory) push.Config {
 // routePush builds the push subsystem and mounts its routes: the server API
 // signed like the Pusher API, the client API with its own authentication.
 func routePush(srv *server.Server, cfg push.Config, db *storage.DB, audit push.Audit, log *slog.Logger) error {
-	svc, err := push.New(cfg, push.Deps{DB: db, Apps: srv, Audit: audit, Log: log, ClientIP: srv.ClientIP})
+	svc, err := push.New(cfg, push.Deps{DB: db, Apps: srv, Audit: audit, Log: log, ClientIP: srv.ClientIP,
+		WebSubscription: webSubscription(cfg.AllowLocalWebPush)})
 	if err != nil {
 		return err
 	}
@@ -109,4 +111,16 @@ func routePush(srv *server.Server, cfg push.Config, db *storage.DB, audit push.A
 		srv.Handle(r.Pattern, r.Handler)
 	}
 	return nil
+}
+
+// webSubscription is push.Deps.WebSubscription: a browser subscription's
+// keys checked and its endpoint held to the SSRF rules.
+func webSubscription(allowLocal bool) func(endpoint, p256dh, auth string) ([]byte, []byte, error) {
+	return func(endpoint, p256dh, auth string) ([]byte, []byte, error) {
+		sub, err := webpush.ParseSubscription(endpoint, p256dh, auth)
+		if err == nil {
+			err = webpush.CheckEndpoint(endpoint, allowLocal)
+		}
+		return sub.P256dh, sub.Auth, err
+	}
 }

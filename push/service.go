@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/sockudo/sockudo/ratelimit"
 	"github.com/sockudo/sockudo/storage"
@@ -54,6 +55,9 @@ type Config struct {
 	AllowLocalWebPush bool
 	// Limits are the push rate limiters; nil means unlimited.
 	Limits Limits
+
+	// Devices bounds devices and their subscriptions.
+	Devices DeviceConfig
 }
 
 // Limits are push's rate limiters, keyed as each says.
@@ -74,6 +78,9 @@ type Service struct {
 	// clientIP is the client address of a request, behind trusted proxies
 	// (server.ClientIP).
 	clientIP func(*http.Request) string
+
+	now             func() time.Time // the clock of device records and challenges
+	webSubscription func(endpoint, p256dh, auth string) (key, secret []byte, err error)
 }
 
 // Deps are the Service's collaborators.
@@ -83,6 +90,14 @@ type Deps struct {
 	Audit    Audit
 	Log      *slog.Logger
 	ClientIP func(*http.Request) string
+
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// WebSubscription validates a browser subscription and returns its
+	// decoded keys (main: webpush.ParseSubscription, then CheckEndpoint
+	// with Config.AllowLocalWebPush; webpush imports push, so push cannot
+	// call it). nil refuses web devices.
+	WebSubscription func(endpoint, p256dh, auth string) (key, secret []byte, err error)
 }
 
 // New validates cfg and returns a Service that has started nothing.
@@ -105,7 +120,13 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if cfg.Limits.Registrations == nil {
 		cfg.Limits.Registrations = ratelimit.Disabled{}
 	}
-	return &Service{cfg: cfg, db: d.DB, apps: d.Apps, audit: d.Audit, log: d.Log, clientIP: d.ClientIP}, nil
+	svc := &Service{cfg: cfg, db: d.DB, apps: d.Apps, audit: d.Audit, log: d.Log, clientIP: d.ClientIP}
+
+	svc.cfg.Devices, svc.now, svc.webSubscription = cfg.Devices.withDefaults(), d.Now, d.WebSubscription
+	if svc.now == nil {
+		svc.now = time.Now
+	}
+	return svc, nil
 }
 
 type nopAudit struct{}

@@ -182,10 +182,10 @@ func join(parts ...string) []byte { return []byte(strings.Join(parts, "\x00")) }
 
 // PutDevice registers d, or replaces the whole state of the device it
 // names (by ID, else by the app's device with the same platform and token).
-// The replaced device keeps its id, creation time and, when d.SecretHash is
-// empty, its secret. created reports a new device. d.Token moving to a
-// device whose token another device holds fails with ErrTokenInUse.
-func (db *DB) PutDevice(d Device, lim DeviceLimits, now time.Time) (saved Device, created bool, err error) {
+// The replaced device keeps its id and creation time, and its secret unless
+// rotate is true and d.SecretHash is set. created reports a new device.
+// Giving d.ID a token another device holds fails with ErrTokenInUse.
+func (db *DB) PutDevice(d Device, lim DeviceLimits, now time.Time, rotate bool) (saved Device, created bool, err error) {
 	if err := checkDevice(&d); err != nil {
 		return Device{}, false, fmt.Errorf("storage: put device: %w", err)
 	}
@@ -215,7 +215,7 @@ func (db *DB) PutDevice(d Device, lim DeviceLimits, now time.Time) (saved Device
 			d.CreatedAt, created = now, true
 		} else {
 			d.CreatedAt = old.CreatedAt
-			if d.SecretHash == "" {
+			if d.SecretHash == "" || !rotate {
 				d.SecretHash = old.SecretHash
 			}
 		}

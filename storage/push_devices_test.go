@@ -30,7 +30,7 @@ func TestPutDeviceRoundTripAndUpsert(t *testing.T) {
 	db := openTestDB(t)
 	d := webDevice("a1", "x")
 	d.UserID, d.Interests, d.SecretHash = "u1", []string{"news"}, "h1"
-	saved, created, err := db.PutDevice(d, DeviceLimits{}, devT0)
+	saved, created, err := db.PutDevice(d, DeviceLimits{}, devT0, false)
 	if err != nil || !created || saved.ID == "" || saved.TokenHash != TokenHash(d.Token) {
 		t.Fatalf("PutDevice = %+v, %v, %v", saved, created, err)
 	}
@@ -41,7 +41,7 @@ func TestPutDeviceRoundTripAndUpsert(t *testing.T) {
 	// Same platform and token: the same device, full state replaced, the
 	// secret kept.
 	d2 := webDevice("a1", "x")
-	again, created, err := db.PutDevice(d2, DeviceLimits{}, devT0.Add(time.Minute))
+	again, created, err := db.PutDevice(d2, DeviceLimits{}, devT0.Add(time.Minute), false)
 	if err != nil || created || again.ID != saved.ID || again.UserID != "" || again.SecretHash != "h1" ||
 		!again.CreatedAt.Equal(devT0) {
 		t.Fatalf("upsert = %+v, %v, %v", again, created, err)
@@ -53,14 +53,14 @@ func TestPutDeviceRoundTripAndUpsert(t *testing.T) {
 		t.Fatalf("interest index kept a replaced interest: %v", ids(page))
 	}
 	// Another app with the same token is another device.
-	other, created, err := db.PutDevice(webDevice("a2", "x"), DeviceLimits{}, devT0)
+	other, created, err := db.PutDevice(webDevice("a2", "x"), DeviceLimits{}, devT0, false)
 	if err != nil || !created || other.ID == saved.ID {
 		t.Fatalf("other app = %+v, %v, %v", other, created, err)
 	}
 	// An explicit id cannot take a token another device has.
 	d3 := webDevice("a1", "x")
 	d3.ID = "mine"
-	if _, _, err := db.PutDevice(d3, DeviceLimits{}, devT0); !errors.Is(err, ErrTokenInUse) {
+	if _, _, err := db.PutDevice(d3, DeviceLimits{}, devT0, false); !errors.Is(err, ErrTokenInUse) {
 		t.Fatalf("token of another device: %v", err)
 	}
 	byTok, err := db.DeviceByToken("a1", PlatformWeb, TokenHash(d.Token))
@@ -72,14 +72,14 @@ func TestPutDeviceRoundTripAndUpsert(t *testing.T) {
 	}
 	bad := webDevice("a1", "y")
 	bad.UserID = "u\x00"
-	if _, _, err := db.PutDevice(bad, DeviceLimits{}, devT0); !errors.Is(err, ErrInvalid) {
+	if _, _, err := db.PutDevice(bad, DeviceLimits{}, devT0, false); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("NUL in user id: %v", err)
 	}
 }
 
 func TestUpdateDeviceIndexes(t *testing.T) {
 	db := openTestDB(t)
-	d, _, err := db.PutDevice(webDevice("a", "1"), DeviceLimits{}, devT0)
+	d, _, err := db.PutDevice(webDevice("a", "1"), DeviceLimits{}, devT0, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func TestListDevicesPagination(t *testing.T) {
 		if i%2 == 0 {
 			d.Interests = []string{"even"}
 		}
-		saved, _, err := db.PutDevice(d, DeviceLimits{}, devT0)
+		saved, _, err := db.PutDevice(d, DeviceLimits{}, devT0, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -149,7 +149,7 @@ func TestListDevicesPagination(t *testing.T) {
 			want = append(want, saved.ID)
 		}
 	}
-	if _, _, err := db.PutDevice(webDevice("b", "other-app"), DeviceLimits{}, devT0); err != nil {
+	if _, _, err := db.PutDevice(webDevice("b", "other-app"), DeviceLimits{}, devT0, false); err != nil {
 		t.Fatal(err)
 	}
 	slices.Sort(want)
@@ -189,17 +189,17 @@ func TestDeviceLimits(t *testing.T) {
 	for i := range 3 {
 		d := webDevice("a", fmt.Sprint(i))
 		d.UserID = "u"
-		if _, _, err := db.PutDevice(d, lim, devT0); err != nil {
+		if _, _, err := db.PutDevice(d, lim, devT0, false); err != nil {
 			t.Fatal(err)
 		}
 	}
 	d := webDevice("a", "4th")
 	d.UserID = "u"
-	if _, _, err := db.PutDevice(d, lim, devT0); !errors.Is(err, ErrDeviceLimit) {
+	if _, _, err := db.PutDevice(d, lim, devT0, false); !errors.Is(err, ErrDeviceLimit) {
 		t.Fatalf("4th device of a user: %v", err)
 	}
 	d.UserID = ""
-	saved, _, err := db.PutDevice(d, lim, devT0)
+	saved, _, err := db.PutDevice(d, lim, devT0, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +222,7 @@ func TestUserInterestsAndDeleteUser(t *testing.T) {
 	for i := range 2 {
 		d := webDevice("a", fmt.Sprint(i))
 		d.UserID, d.Interests = "u", []string{"own"}
-		saved, _, err := db.PutDevice(d, DeviceLimits{}, devT0)
+		saved, _, err := db.PutDevice(d, DeviceLimits{}, devT0, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -259,7 +259,7 @@ func TestUserInterestsAndDeleteUser(t *testing.T) {
 
 func TestRemoveInvalidDevice(t *testing.T) {
 	db := openTestDB(t)
-	d, _, err := db.PutDevice(Device{App: "a", Platform: PlatformFCM, Token: "tok"}, DeviceLimits{}, devT0)
+	d, _, err := db.PutDevice(Device{App: "a", Platform: PlatformFCM, Token: "tok"}, DeviceLimits{}, devT0, false)
 	if err != nil {
 		t.Fatal(err)
 	}
