@@ -25,6 +25,8 @@ Commands:
                              list webhook events given up on
   webhooks dead-letters replay [--app id] [--id n ...]
                              queue dead letters for delivery again
+  push devices list|show|delete
+                             list, show or delete push devices (offline)
   version                    print the version
   help                       print this help
 
@@ -94,6 +96,8 @@ func Run(ctx context.Context, args []string, environ map[string]string, stdout, 
 		return runGroup("sockudo apps", appsUsage, appsCommands, args, p.invocation(environ, stdout, stderr))
 	case "webhooks":
 		return webhooksCmd(args, p.invocation(environ, stdout, stderr))
+	case "push":
+		return pushCmd(args, p.invocation(environ, stdout, stderr))
 	case "audit":
 		return auditCmd(args, p.invocation(environ, stdout, stderr).command("sockudo audit list"))
 	case "version", "--version":

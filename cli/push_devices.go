@@ -1,0 +1,198 @@
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/sockudo/sockudo/storage"
+)
+
+const pushDevicesUsage = `Usage: sockudo push devices <command> [flags]
+
+Commands:
+  list [--app id] [--user id] [--platform apns|fcm|web] [--interest name]
+       [--channel name] [--limit n] [--cursor c] [--json]
+                             list an app's push devices, by device id
+  show [--app id] <device>   print a device as JSON
+  delete [--app id] <device> delete a device (audited)
+
+They open the database at SOCKUDO_DB_PATH, so they need the server stopped;
+on a running server use the signed HTTP API (GET/DELETE
+/apps/{app_id}/push/devices...). Tokens are shown only as their SHA-256 and
+last 6 characters; device secrets never.
+`
+
+// pushCmd runs "sockudo push devices <command>".
+func pushCmd(args []string, in invocation) int {
+	if len(args) == 0 || isHelp(args[0]) {
+		out, code := in.stderr, 2
+		if len(args) > 0 {
+			out, code = in.stdout, 0
+		}
+		fmt.Fprint(out, pushDevicesUsage)
+		return code
+	}
+	if args[0] != "devices" || len(args) < 2 {
+		fmt.Fprintf(in.stderr, "sockudo push: unknown command %q\n\n%s", strings.Join(args, " "), pushDevicesUsage)
+		return 2
+	}
+	return runGroup("sockudo push devices", pushDevicesUsage, pushDeviceCommands, args[1:], in)
+}
+
+var pushDeviceCommands = map[string]func(*command, []string) int{
+	"list":   (*command).pushDevicesList,
+	"show":   (*command).pushDevicesShow,
+	"delete": (*command).pushDevicesDelete,
+}
+
+// deviceLine is a device as the CLI prints it: no token, no secret, no
+// challenges.
+type deviceLine struct {
+	ID              string               `json:"id"`
+	App             string               `json:"app_id"`
+	Platform        string               `json:"platform"`
+	TokenHash       string               `json:"token_hash"`
+	TokenLast6      string               `json:"token_last6"`
+	Environment     string               `json:"environment,omitempty"`
+	Topic           string               `json:"topic,omitempty"`
+	VAPIDKeyVersion int                  `json:"vapid_key_version,omitempty"`
+	UserID          string               `json:"user_id,omitempty"`
+	Interests       []string             `json:"interests,omitempty"`
+	UserInterests   []string             `json:"user_interests,omitempty"`
+	Channels        []storage.ChannelSub `json:"channels,omitempty"`
+	CreatedAt       time.Time            `json:"created_at"`
+	UpdatedAt       time.Time            `json:"updated_at"`
+	LastSeen        time.Time            `json:"last_seen,omitzero"`
+}
+
+func lineOf(d storage.Device) deviceLine {
+	last := d.Token
+	if len(last) > 6 {
+		last = last[len(last)-6:]
+	}
+	return deviceLine{ID: d.ID, App: d.App, Platform: d.Platform, TokenHash: d.TokenHash, TokenLast6: last,
+		Environment: d.Environment, Topic: d.Topic, VAPIDKeyVersion: d.VAPIDKeyVersion, UserID: d.UserID,
+		Interests: d.Interests, UserInterests: d.UserInterests, Channels: d.Channels,
+		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt, LastSeen: d.LastSeen}
+}
+
+// appFlag adds --app, defaulting to the default app.
+func (c *command) appFlag(fs *flag.FlagSet) *string {
+	return fs.String("app", c.settings.DefaultAppID, "the app (default: SOCKUDO_DEFAULT_APP_ID)")
+}
+
+func (c *command) pushDevicesList(args []string) int {
+	fs := c.flagSet("[--app id] [--user id] [--platform p] [--interest name] [--channel name] [--limit n] [--cursor c] [--json]",
+		"List an app's push devices in device id order; --cursor continues after a page.")
+	app := c.appFlag(fs)
+	var f storage.DeviceFilter
+	fs.StringVar(&f.UserID, "user", "", "only this user's devices")
+	fs.StringVar(&f.Platform, "platform", "", "only apns, fcm or web devices")
+	fs.StringVar(&f.Interest, "interest", "", "only devices with this interest")
+	fs.StringVar(&f.Channel, "channel", "", "only devices subscribed to this channel")
+	limit := fs.Int("limit", 100, "at most this many devices")
+	cursor := fs.String("cursor", "", "the next_cursor a previous page printed")
+	asJSON := fs.Bool("json", false, "print {items, next_cursor} as JSON")
+	if _, code, done := c.parse(fs, args, 0); done {
+		return code
+	}
+	if *app == "" {
+		return c.usagef("--app is required (no SOCKUDO_DEFAULT_APP_ID)")
+	}
+	return c.withDB(func(db *storage.DB) int {
+		page, next, err := db.ListDevices(*app, f, *cursor, *limit)
+		if err != nil {
+			return c.failf("%v", err)
+		}
+		lines := make([]deviceLine, 0, len(page))
+		for _, d := range page {
+			lines = append(lines, lineOf(d))
+		}
+		if *asJSON {
+			return c.printJSON(struct {
+				Items      []deviceLine `json:"items"`
+				NextCursor string       `json:"next_cursor,omitempty"`
+			}{lines, next})
+		}
+		code := c.printTable("ID\tPLATFORM\tUSER\tTOKEN\tINTERESTS\tCHANNELS\tUPDATED", func(w io.Writer) {
+			for _, l := range lines {
+				fmt.Fprintf(w, "%s\t%s\t%s\t…%s\t%d\t%d\t%s\n", l.ID, l.Platform, dash(l.UserID), l.TokenLast6,
+					len(l.Interests)+len(l.UserInterests), len(l.Channels), l.UpdatedAt.Format(time.RFC3339))
+			}
+		})
+		if code == 0 && next != "" {
+			fmt.Fprintf(c.stdout, "more: --cursor %s\n", next)
+		}
+		return code
+	})
+}
+
+// deviceArg parses flags and exactly one device id.
+func (c *command) deviceArg(fs *flag.FlagSet, args []string) (id string, code int, done bool) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return "", 0, true
+			}
+			return "", 2, true
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos, args = append(pos, fs.Arg(0)), fs.Args()[1:]
+	}
+	if len(pos) != 1 {
+		return "", c.usagef("want one device id, got %q", pos), true
+	}
+	return pos[0], 0, false
+}
+
+func (c *command) pushDevicesShow(args []string) int {
+	fs := c.flagSet("[--app id] <device>", "Print a push device as JSON (token as hash and last 6 characters).")
+	app := c.appFlag(fs)
+	id, code, done := c.deviceArg(fs, args)
+	if done {
+		return code
+	}
+	return c.withDB(func(db *storage.DB) int {
+		d, err := db.Device(*app, id)
+		if err != nil {
+			return c.failDevice(*app, id, err)
+		}
+		return c.printJSON(lineOf(d))
+	})
+}
+
+func (c *command) pushDevicesDelete(args []string) int {
+	fs := c.flagSet("[--app id] <device>", "Delete a push device; the audit log records it (reason cli).")
+	app := c.appFlag(fs)
+	id, code, done := c.deviceArg(fs, args)
+	if done {
+		return code
+	}
+	return c.withDB(func(db *storage.DB) int {
+		d, err := db.DeleteDevice(*app, id)
+		if err != nil {
+			return c.failDevice(*app, id, err)
+		}
+		err = db.AppendAudit([]storage.AuditEntry{{Time: time.Now().UTC(), App: *app, Action: "push_device_deleted",
+			UserID: d.UserID, Reason: "device=" + d.ID + " platform=" + d.Platform + " via=cli"}})
+		if err != nil {
+			return c.failf("deleted, but the audit entry failed: %v", err)
+		}
+		fmt.Fprintf(c.stdout, "deleted device %s of app %s\n", d.ID, *app)
+		return 0
+	})
+}
+
+func (c *command) failDevice(app, id string, err error) int {
+	if errors.Is(err, storage.ErrNotFound) {
+		return c.failf("no device %q in app %q", id, app)
+	}
+	return c.failf("%v", err)
+}
