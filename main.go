@@ -102,6 +102,7 @@ func serve(ctx context.Context, environ map[string]string, stderr io.Writer) int
 
 	lims := cfg.buildLimiters()
 	pushCfg := cfg.PushConfig(&lims.memory)
+	pushCfg.Limits.AuthFailures = lims.AuthFailures // push's refused signatures count with the sockets'
 	for _, m := range lims.memory {
 		bg.Add(1)
 		go func() { defer bg.Done(); m.Run(bgCtx) }()

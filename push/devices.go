@@ -87,6 +87,8 @@ const (
 type apiError struct {
 	status      int
 	code, descr string
+	// retryAfter is the Retry-After of a 429, in whole seconds.
+	retryAfter int
 }
 
 func (e *apiError) Error() string { return e.code + ": " + e.descr }

@@ -399,6 +399,21 @@ func TestLimits(t *testing.T) {
 		// Another app has its own budget.
 		e.register("other", 4)
 	})
+	t.Run("auth failures per IP", func(t *testing.T) {
+		lim := ratelimit.NewMemory(ratelimit.MemoryConfig{Limit: 2, Window: time.Minute})
+		e := newEnv(t, push.Config{Limits: push.Limits{AuthFailures: lim}})
+		d := e.register("app", 1)
+		bad := userAuth("app-key", "wrong", d.socketID, `{"id":"u"}`)
+		e.expect(e.do("PUT", "/apps/app/push/client/devices/"+d.id+"/user", d.secret, bad), 401, "invalid_signature")
+		e.expect(e.do("GET", "/apps/app/push/client/devices/"+d.id, "wrong", nil), 401, "unauthorized")
+		r := e.do("PUT", "/apps/app/push/client/devices/"+d.id+"/user", d.secret, bad)
+		e.expect(r, 429, "rate_limited")
+		if r.header.Get("Retry-After") == "" {
+			t.Fatalf("no Retry-After: %v", r.header)
+		}
+		// Successes are not counted.
+		e.expect(e.do("GET", "/apps/app/push/client/devices/"+d.id, d.secret, nil), 200, "")
+	})
 	t.Run("body size", func(t *testing.T) {
 		e := newEnv(t, push.Config{})
 		big := `{"platform":"fcm","token":"t","metadata":{"x":"` + strings.Repeat("a", 17<<10) + `"}}`

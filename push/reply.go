@@ -27,6 +27,9 @@ func replyJSON(w http.ResponseWriter, status int, v any) {
 // replyError writes the push API's error shape (spec §4 conventions):
 // {"error":"<code>","description":"…"}.
 func replyError(w http.ResponseWriter, e *apiError) {
+	if e.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(e.retryAfter))
+	}
 	b, _ := json.Marshal(struct {
 		Error       string `json:"error"`
 		Description string `json:"description"`

@@ -677,7 +677,19 @@ var errDenied = errors.New("device secret refused")
 func (s *Service) deviceDenied(r *http.Request, appID string) *apiError {
 	s.audit.Record(storage.AuditEntry{Time: s.now().UTC(), App: appID, Action: ActionDeviceAuthDenied, IP: s.clientIP(r),
 		Reason: "device_secret"})
-	return errorf(401, "unauthorized", "unknown device or wrong "+DeviceSecretHeader)
+	return s.authFailure(r, errorf(401, "unauthorized", "unknown device or wrong "+DeviceSecretHeader))
+}
+
+// authFailure counts a refusal against the client IP's auth-failure
+// budget: e while some is left, a 429 after.
+func (s *Service) authFailure(r *http.Request, e *apiError) *apiError {
+	d := s.cfg.Limits.AuthFailures.Allow(s.clientIP(r))
+	if d.Allowed {
+		return e
+	}
+	secs := int((max(d.RetryAfter, time.Second) + time.Second - 1) / time.Second)
+	return &apiError{status: 429, code: "rate_limited", descr: "too many failed authentications from this address, retry later",
+		retryAfter: secs}
 }
 
 func (s *Service) clientGet(r *http.Request, appID string, _ []byte) (int, any, *apiError) {
@@ -774,7 +786,7 @@ func (s *Service) clientBindUser(r *http.Request, appID string, body []byte) (in
 func (s *Service) signatureDenied(r *http.Request, appID, channel string, e *apiError) *apiError {
 	s.audit.Record(storage.AuditEntry{Time: s.now().UTC(), App: appID, Action: ActionDeviceAuthDenied, IP: s.clientIP(r),
 		Channel: channel, Reason: "device=" + r.PathValue("device_id") + " " + e.code})
-	return e
+	return s.authFailure(r, e)
 }
 
 func (s *Service) clientUnbindUser(r *http.Request, appID string, _ []byte) (int, any, *apiError) {
@@ -928,7 +940,7 @@ func (s *Service) clientSubscribe(r *http.Request, appID string, body []byte) (i
 	})
 	if e != nil {
 		if e.status == 403 {
-			s.signatureDenied(r, appID, ch, e)
+			e = s.signatureDenied(r, appID, ch, e)
 		}
 		return 0, nil, e
 	}

@@ -65,6 +65,11 @@ type Limits struct {
 	// Registrations is keyed by app id and client IP and counts client API
 	// device registrations.
 	Registrations ratelimit.Limiter
+
+	// AuthFailures is keyed by client IP and counts refused device secrets
+	// and signatures on the client API (main shares the WebSocket path's
+	// limiter); once spent, refusals answer 429.
+	AuthFailures ratelimit.Limiter
 }
 
 // Service is the push subsystem: provider credentials, devices and their
@@ -119,6 +124,9 @@ func New(cfg Config, d Deps) (*Service, error) {
 	}
 	if cfg.Limits.Registrations == nil {
 		cfg.Limits.Registrations = ratelimit.Disabled{}
+	}
+	if cfg.Limits.AuthFailures == nil {
+		cfg.Limits.AuthFailures = ratelimit.Disabled{}
 	}
 	svc := &Service{cfg: cfg, db: d.DB, apps: d.Apps, audit: d.Audit, log: d.Log, clientIP: d.ClientIP}
 
