@@ -37,6 +37,14 @@ type pushConfig struct {
 	// RegistrationsPerMinute bounds device registrations through the client
 	// API per client IP and app, per minute; 0 means no limit.
 	RegistrationsPerMinute int `env:"PUSH_REGISTRATIONS_PER_IP_PER_MINUTE" envDefault:"60"`
+	// MaxDevicesPerUser is the most push devices one user of an app may have.
+	MaxDevicesPerUser int `env:"PUSH_MAX_DEVICES_PER_USER" envDefault:"100"`
+	// MaxInterestsPerDevice is the most interests one device may have (its
+	// own and its user's).
+	MaxInterestsPerDevice int `env:"PUSH_MAX_INTERESTS_PER_DEVICE" envDefault:"5000"`
+	// ChannelAuthTTLSeconds is how long a channel subscription authorised by
+	// a device's signature lasts, in seconds; 0 means until revoked.
+	ChannelAuthTTLSeconds int `env:"PUSH_CHANNEL_AUTH_TTL_SECONDS" envDefault:"0"`
 }
 
 // credentialKey reads the credential encryption key: nil when none is set.
@@ -78,6 +86,9 @@ func (c Config) pushProblems(ch *checks) {
 		ch.bad("PUSH_FCM_ENDPOINT", "must be an http(s) URL, got %q", p.FCMEndpoint)
 	}
 	ch.intIn("PUSH_REGISTRATIONS_PER_IP_PER_MINUTE", p.RegistrationsPerMinute, 0, 1_000_000)
+	ch.intIn("PUSH_MAX_DEVICES_PER_USER", p.MaxDevicesPerUser, 1, 100_000)
+	ch.intIn("PUSH_MAX_INTERESTS_PER_DEVICE", p.MaxInterestsPerDevice, 1, 100_000)
+	ch.intIn("PUSH_CHANNEL_AUTH_TTL_SECONDS", p.ChannelAuthTTLSeconds, 0, 10*365*24*3600)
 }
 
 // PushConfig is push.Config from the environment; the limiter it builds is
@@ -87,7 +98,9 @@ func (c Config) PushConfig(memory *[]*ratelimit.Memory) push.Config {
 	p := c.Push
 	key, _ := p.credentialKey()
 	pc := push.Config{CredentialKey: key, APNsEndpoint: p.APNsEndpoint, FCMEndpoint: p.FCMEndpoint,
-		AllowLocalWebPush: p.AllowLocalWebPush}
+		AllowLocalWebPush: p.AllowLocalWebPush,
+		Devices: push.DeviceConfig{MaxDevicesPerUser: p.MaxDevicesPerUser, MaxInterestsPerDevice: p.MaxInterestsPerDevice,
+			ChannelAuthTTL: time.Duration(p.ChannelAuthTTLSeconds) * time.Second}}
 	if c.RateLimit.Enabled && p.RegistrationsPerMinute > 0 {
 		m := ratelimit.NewMemory(ratelimit.MemoryConfig{Limit: p.RegistrationsPerMinute, Window: time.Minute})
 		*memory = append(*memory, m)

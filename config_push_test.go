@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sockudo/sockudo/ratelimit"
 )
@@ -29,6 +30,8 @@ func TestPushCredentialKey(t *testing.T) {
 		{name: "missing file", env: map[string]string{"PUSH_CREDENTIAL_ENCRYPTION_KEY_FILE": file + ".nope"}, wantBad: "PUSH_CREDENTIAL_ENCRYPTION_KEY_FILE"},
 		{name: "bad APNs endpoint", env: map[string]string{"PUSH_APNS_ENDPOINT": "staging"}, wantBad: "PUSH_APNS_ENDPOINT"},
 		{name: "bad FCM endpoint", env: map[string]string{"PUSH_FCM_ENDPOINT": "fcm.example"}, wantBad: "PUSH_FCM_ENDPOINT"},
+		{name: "no devices per user", env: map[string]string{"PUSH_MAX_DEVICES_PER_USER": "0"}, wantBad: "PUSH_MAX_DEVICES_PER_USER"},
+		{name: "negative channel auth TTL", env: map[string]string{"PUSH_CHANNEL_AUTH_TTL_SECONDS": "-1"}, wantBad: "PUSH_CHANNEL_AUTH_TTL_SECONDS"},
 	}
 	for _, tc := range tcs {
 		t.Run(tc.name, func(t *testing.T) {
@@ -51,5 +54,18 @@ func TestPushCredentialKey(t *testing.T) {
 				t.Fatalf("key of %d bytes", len(pc.CredentialKey))
 			}
 		})
+	}
+}
+
+func TestPushDeviceSettings(t *testing.T) {
+	c, err := loadConfig(map[string]string{"PUSH_MAX_DEVICES_PER_USER": "3", "PUSH_MAX_INTERESTS_PER_DEVICE": "7",
+		"PUSH_CHANNEL_AUTH_TTL_SECONDS": "3600"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var memory []*ratelimit.Memory
+	d := c.PushConfig(&memory).Devices
+	if d.MaxDevicesPerUser != 3 || d.MaxInterestsPerDevice != 7 || d.ChannelAuthTTL != time.Hour {
+		t.Fatalf("Devices = %+v", d)
 	}
 }

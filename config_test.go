@@ -50,7 +50,8 @@ func defaultConfig() Config {
 		Webhooks: webhookConfig{BatchingEnabled: true, BatchingDuration: 50, BatchingSize: 100,
 			Timeout: 10 * time.Second, RetryMax: 300 * time.Second, GracePeriodMs: 3000, MaxConcurrency: 64,
 			DeadLetterMax: 10000, CommitIntervalMs: 10},
-		Push: pushConfig{APNsEndpoint: "production", FCMEndpoint: "https://fcm.googleapis.com", RegistrationsPerMinute: 60},
+		Push: pushConfig{APNsEndpoint: "production", FCMEndpoint: "https://fcm.googleapis.com", RegistrationsPerMinute: 60,
+			MaxDevicesPerUser: 100, MaxInterestsPerDevice: 5000},
 	}
 }
 
