@@ -1,6 +1,6 @@
 // Package storage is sockudo's durable state, kept in one bbolt file: the
 // apps (tenants), the webhook queue and dead letters, the audit log and
-// rate-limit counters (push devices later). It imports nothing of ours; main, server, webhooks and push
+// rate-limit counters and push devices. It imports nothing of ours; main, server, webhooks and push
 // import it.
 //
 // # Layout
@@ -16,6 +16,15 @@
 // Created on first use: audit (sequence -> JSON of [AuditEntry]), counters
 // (rate-limit windows), webhook_occupancy (open channels and members of
 // apps with vacated/removed webhooks, reported after a crash).
+//
+// Push devices (push_devices.go, also created on first use): push_devices
+// (app \0 device -> JSON of [Device]) and its indexes push_device_tokens
+// (app \0 platform \0 token hash -> device id), push_device_users,
+// push_device_interests, push_device_channels (app \0 user|interest|channel
+// \0 device -> empty) and push_user_interests (app \0 user \0 interest).
+// Index keys end with the device id, so a list is a prefix scan and its
+// cursor the last id; every write updates only the index entries that
+// changed, in the device's transaction.
 //
 // The webhook queue is bounded by the dispatcher's retry window; the dead
 // letters by a per-app maximum, oldest dropped first. A nested bucket's
