@@ -85,7 +85,7 @@ func (c *testClock) Add(d time.Duration) {
 }
 
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	svc   *push.Service
 	mux   *http.ServeMux
 	clock *testClock
@@ -94,7 +94,7 @@ type env struct {
 	seen bytes.Buffer
 }
 
-func newEnv(t *testing.T, cfg push.Config) *env {
+func newEnv(t testing.TB, cfg push.Config) *env {
 	t.Helper()
 	db, err := storage.Open(filepath.Join(t.TempDir(), "sockudo.db"), nil)
 	if err != nil {
@@ -181,7 +181,7 @@ func (e *env) expect(r resp, status int, errCode string) {
 }
 
 // webSubscription is a valid browser subscription at a loopback endpoint.
-func webSubscription(t *testing.T, n int) map[string]any {
+func webSubscription(t testing.TB, n int) map[string]any {
 	t.Helper()
 	k, err := ecdh.P256().GenerateKey(rand.Reader)
 	if err != nil {
@@ -540,4 +540,38 @@ func TestServerAPI(t *testing.T) {
 	if strings.Contains(e.seen.String()[strings.Index(e.seen.String(), secret)+len(secret):], secret) {
 		t.Fatal("the device secret came back after registration")
 	}
+}
+
+// FuzzClientBodies sends arbitrary bodies to the client routes that parse
+// one: never a 5xx, always the JSON error shape.
+func FuzzClientBodies(f *testing.F) {
+	for _, seed := range []string{
+		`{"platform":"web","subscription":{"endpoint":"http://127.0.0.1:9/x","keys":{"p256dh":"","auth":""}}}`,
+		`{"platform":"fcm","token":"t","metadata":{"a":1}}`, `{"platform":"apns","token":"00ff","environment":"sandbox"}`,
+		`{"socket_id":"1.2","auth":"app-key:00","user_data":"{\"id\":\"u\"}"}`, `{"socket_id":"1.2","auth":":","channel_data":"{}"}`,
+		`{"interests":["a","private-b"]}`, `[]`, `null`, ``, `{"token":` + strings.Repeat(`"x`, 10),
+	} {
+		f.Add(seed)
+	}
+	e := newEnv(f, push.Config{})
+	d := e.register("app", 0)
+	base := "/apps/app/push/client/devices/" + d.id
+	f.Fuzz(func(t *testing.T, body string) {
+		for _, rt := range [][2]string{{"POST", "/apps/app/push/client/devices"}, {"PUT", base + "/user"}, {"PUT", base + "/token"},
+			{"PUT", base + "/channels/private-x"}, {"PUT", base + "/channels/presence-x"}, {"PUT", base + "/interests"}} {
+			req := httptest.NewRequest(rt[0], rt[1], strings.NewReader(body))
+			req.Header.Set(push.DeviceSecretHeader, d.secret)
+			w := httptest.NewRecorder()
+			e.mux.ServeHTTP(w, req)
+			if w.Code >= 500 {
+				t.Fatalf("%s %s %q: %d %s", rt[0], rt[1], body, w.Code, w.Body)
+			}
+			if w.Code >= 400 {
+				var eb struct{ Error, Description string }
+				if json.Unmarshal(w.Body.Bytes(), &eb) != nil || eb.Error == "" || eb.Description == "" {
+					t.Fatalf("%s %s %q: error body %s", rt[0], rt[1], body, w.Body)
+				}
+			}
+		}
+	})
 }
