@@ -98,6 +98,7 @@ func startAdmin(c Config, db *storage.DB, reload func() error, validate func(sto
 	as := admin.NewServer(db, reload, log)
 	as.Validate = validate
 	as.DeadLetters = dead
+	as.PushDevices = db
 	return startBackground("admin", ln, as.Handler(), log), nil
 }
 

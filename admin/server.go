@@ -25,6 +25,8 @@ type Server struct {
 	// DeadLetters, if set, serves the webhook dead letters (the running
 	// dispatcher, which must know about replayed entries).
 	DeadLetters DeadLetterService
+	// PushDevices, if set, serves the push devices (the database).
+	PushDevices PushDeviceService
 
 	apps   *apps.Service
 	reload func() error // applies app changes to the running server
@@ -81,6 +83,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /audit", s.listAudit)
 	mux.HandleFunc("GET /webhooks/dead-letters", s.listDeadLetters)
 	mux.HandleFunc("POST /webhooks/dead-letters/replay", s.replayDeadLetters)
+	mux.HandleFunc("GET /push/devices", s.listPushDevices)
+	mux.HandleFunc("GET /push/devices/{app}/{id}", s.getPushDevice)
+	mux.HandleFunc("DELETE /push/devices/{app}/{id}", s.deletePushDevice)
 	return mux
 }
 

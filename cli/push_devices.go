@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sockudo/sockudo/admin"
 	"github.com/sockudo/sockudo/storage"
 )
 
@@ -20,10 +21,10 @@ Commands:
   show [--app id] <device>   print a device as JSON
   delete [--app id] <device> delete a device (audited)
 
-They open the database at SOCKUDO_DB_PATH, so they need the server stopped;
-on a running server use the signed HTTP API (GET/DELETE
-/apps/{app_id}/push/devices...). Tokens are shown only as their SHA-256 and
-last 6 characters; device secrets never.
+They go through the running server's admin socket, or open the database at
+SOCKUDO_DB_PATH when no server runs. The signed HTTP API offers the same
+(GET/DELETE /apps/{app_id}/push/devices...). Tokens are shown only as their
+SHA-256 and last 6 characters; device secrets never.
 `
 
 // pushCmd runs "sockudo push devices <command>".
@@ -80,6 +81,29 @@ func lineOf(d storage.Device) deviceLine {
 		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt, LastSeen: d.LastSeen}
 }
 
+// deviceStore is where the push devices commands read and delete: the
+// running server's admin socket, or the database when no server runs.
+type deviceStore interface {
+	ListDevices(app string, f storage.DeviceFilter, cursor string, limit int) ([]storage.Device, string, error)
+	Device(app, id string) (storage.Device, error)
+	DeleteDevice(app, id string) (storage.Device, error)
+}
+
+var (
+	_ deviceStore = (*admin.Client)(nil)
+	_ deviceStore = (*storage.DB)(nil)
+)
+
+// withDevices runs fn on the admin socket, else on the database (offline
+// true: fn audits its changes itself).
+func (c *command) withDevices(fn func(st deviceStore, offline bool) int) int {
+	if cl := c.adminClient(); cl != nil {
+		defer cl.Close()
+		return fn(cl, false)
+	}
+	return c.withDB(func(db *storage.DB) int { return fn(db, true) })
+}
+
 // appFlag adds --app, defaulting to the default app.
 func (c *command) appFlag(fs *flag.FlagSet) *string {
 	return fs.String("app", c.settings.DefaultAppID, "the app (default: SOCKUDO_DEFAULT_APP_ID)")
@@ -103,7 +127,7 @@ func (c *command) pushDevicesList(args []string) int {
 	if *app == "" {
 		return c.usagef("--app is required (no SOCKUDO_DEFAULT_APP_ID)")
 	}
-	return c.withDB(func(db *storage.DB) int {
+	return c.withDevices(func(db deviceStore, _ bool) int {
 		page, next, err := db.ListDevices(*app, f, *cursor, *limit)
 		if err != nil {
 			return c.failf("%v", err)
@@ -159,7 +183,7 @@ func (c *command) pushDevicesShow(args []string) int {
 	if done {
 		return code
 	}
-	return c.withDB(func(db *storage.DB) int {
+	return c.withDevices(func(db deviceStore, _ bool) int {
 		d, err := db.Device(*app, id)
 		if err != nil {
 			return c.failDevice(*app, id, err)
@@ -175,12 +199,16 @@ func (c *command) pushDevicesDelete(args []string) int {
 	if done {
 		return code
 	}
-	return c.withDB(func(db *storage.DB) int {
-		d, err := db.DeleteDevice(*app, id)
+	return c.withDevices(func(st deviceStore, offline bool) int {
+		d, err := st.DeleteDevice(*app, id)
 		if err != nil {
 			return c.failDevice(*app, id, err)
 		}
-		err = db.AppendAudit([]storage.AuditEntry{{Time: time.Now().UTC(), App: *app, Action: "push_device_deleted",
+		if !offline {
+			fmt.Fprintf(c.stdout, "deleted device %s of app %s\n", d.ID, *app)
+			return 0
+		}
+		err = st.(*storage.DB).AppendAudit([]storage.AuditEntry{{Time: time.Now().UTC(), App: *app, Action: "push_device_deleted",
 			UserID: d.UserID, Reason: "device=" + d.ID + " platform=" + d.Platform + " via=cli"}})
 		if err != nil {
 			return c.failf("deleted, but the audit entry failed: %v", err)
