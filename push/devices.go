@@ -374,7 +374,7 @@ func (s *Service) InvalidateDevice(appID, platform, token, reason string) (ok bo
 	s.audit.Record(storage.AuditEntry{Time: s.now().UTC(), App: appID, Action: ActionDeviceInvalidated, UserID: d.UserID,
 		Reason: deviceReason(&d, reason)})
 	s.log.Info("push device invalidated", "app_id", appID, "device_id", d.ID, "platform", d.Platform,
-		"token_hash", d.TokenHash, "reason", reason)
+		"token_hash", d.TokenHash[:12], "reason", reason)
 	return true, nil
 }
 
