@@ -362,19 +362,24 @@ func (s *Service) verifySignature(appID, auth, toSign string) *apiError {
 	return errorf(401, "invalid_signature", "invalid signature")
 }
 
-// InvalidateDevice removes the device a provider reported gone (APNs 410
-// Unregistered, FCM UNREGISTERED, Web Push 404/410) and audits it with
-// reason (the provider's). ok is false when no device has that token any
-// more.
-func (s *Service) InvalidateDevice(appID, platform, token, reason string) (ok bool, err error) {
-	d, ok, err := s.db.RemoveInvalidDevice(appID, platform, storage.TokenHash(token))
+// InvalidateDevice acts on a provider's answer r for the app's device with
+// platform and token: a DeviceGone result (APNs 410 Unregistered, FCM
+// UNREGISTERED, Web Push 404/410) removes the device and audits it with the
+// provider's reason, unless the device registered that token again after
+// r.InvalidSince. Other outcomes change nothing. ok reports a removal. The
+// caller applies the spike guard (InvalidationGuard) first.
+func (s *Service) InvalidateDevice(appID, platform, token string, r Result) (ok bool, err error) {
+	if r.Outcome != DeviceGone {
+		return false, nil
+	}
+	d, ok, err := s.db.RemoveInvalidDevice(appID, platform, storage.TokenHash(token), r.InvalidSince)
 	if err != nil || !ok {
 		return false, err
 	}
 	s.audit.Record(storage.AuditEntry{Time: s.now().UTC(), App: appID, Action: ActionDeviceInvalidated, UserID: d.UserID,
-		Reason: deviceReason(&d, reason)})
+		Reason: deviceReason(&d, "reason="+r.Reason)})
 	s.log.Info("push device invalidated", "app_id", appID, "device_id", d.ID, "platform", d.Platform,
-		"token_hash", d.TokenHash[:12], "reason", reason)
+		"token_hash", d.TokenHash[:12], "reason", r.Reason)
 	return true, nil
 }
 

@@ -526,7 +526,15 @@ func TestServerAPI(t *testing.T) {
 	e.expect(e.do("GET", "/apps/app/push/devices/nope", "", nil), 404, "not_found")
 
 	// The provider says the token is gone: removed and audited.
-	if ok, err := e.svc.InvalidateDevice("app", storage.PlatformAPNs, apnsTok, "Unregistered"); err != nil || !ok {
+	if ok, err := e.svc.InvalidateDevice("app", storage.PlatformAPNs, apnsTok, push.Result{Outcome: push.ProviderTransient}); err != nil || ok {
+		t.Fatalf("a transient failure removed the device: %v, %v", ok, err)
+	}
+	gone := push.Result{Outcome: push.DeviceGone, Status: 410, Reason: "Unregistered", InvalidSince: e.clock.Now().Add(-time.Hour)}
+	if ok, err := e.svc.InvalidateDevice("app", storage.PlatformAPNs, apnsTok, gone); err != nil || ok {
+		t.Fatalf("a token registered after its 410 timestamp was removed: %v, %v", ok, err)
+	}
+	gone.InvalidSince = e.clock.Now().Add(time.Second)
+	if ok, err := e.svc.InvalidateDevice("app", storage.PlatformAPNs, apnsTok, gone); err != nil || !ok {
 		t.Fatalf("InvalidateDevice = %v, %v", ok, err)
 	}
 	e.expect(e.do("GET", "/apps/app/push/devices/"+id, "", nil), 404, "not_found")

@@ -97,6 +97,9 @@ type Device struct {
 	CreatedAt  time.Time   `json:"created_at"`
 	UpdatedAt  time.Time   `json:"updated_at"`
 	LastSeen   time.Time   `json:"last_seen,omitzero"`
+	// TokenAt is when the device last registered or changed its token;
+	// set by the methods here.
+	TokenAt time.Time `json:"token_at,omitzero"`
 }
 
 // ChannelSub is a device's push subscription to a channel.
@@ -219,7 +222,7 @@ func (db *DB) PutDevice(d Device, lim DeviceLimits, now time.Time, rotate bool) 
 				d.SecretHash = old.SecretHash
 			}
 		}
-		d.UpdatedAt = now
+		d.UpdatedAt, d.TokenAt = now, now
 		if err := bs.write(old, &d, lim); err != nil {
 			return err
 		}
@@ -257,6 +260,11 @@ func (db *DB) UpdateDevice(app, id string, lim DeviceLimits, now time.Time, fn f
 		d.ID, d.App, d.CreatedAt, d.UpdatedAt = old.ID, old.App, old.CreatedAt, now
 		if err := checkDevice(d); err != nil {
 			return err
+		}
+		if d.TokenHash != old.TokenHash || d.Platform != old.Platform {
+			d.TokenAt = now
+		} else {
+			d.TokenAt = old.TokenAt
 		}
 		if owner := string(bs.tokens.Get(join(d.App, d.Platform, d.TokenHash))); owner != "" && owner != d.ID {
 			return ErrTokenInUse
@@ -337,8 +345,10 @@ func (db *DB) DeleteDevice(app, id string) (Device, error) {
 // RemoveInvalidDevice removes the device a provider reported gone (APNs
 // 410, FCM UNREGISTERED, Web Push 404/410), found by platform and token
 // hash, and returns it. It is a no-op with ok false when no device has that
-// token any more: the report raced a token refresh or another removal.
-func (db *DB) RemoveInvalidDevice(app, platform, tokenHash string) (gone Device, ok bool, err error) {
+// token any more (the report raced a token refresh or another removal), or
+// when the device registered the token after invalidSince (APNs' 410
+// timestamp; zero means unknown).
+func (db *DB) RemoveInvalidDevice(app, platform, tokenHash string, invalidSince time.Time) (gone Device, ok bool, err error) {
 	err = db.update(func(tx *bolt.Tx) error {
 		bs, err := pushBuckets(tx)
 		if err != nil {
@@ -351,6 +361,9 @@ func (db *DB) RemoveInvalidDevice(app, platform, tokenHash string) (gone Device,
 		d, err := bs.get(app, string(id))
 		if err != nil {
 			return err
+		}
+		if !invalidSince.IsZero() && d.TokenAt.After(invalidSince) {
+			return nil
 		}
 		gone, ok = *d, true
 		return bs.write(d, nil, DeviceLimits{})

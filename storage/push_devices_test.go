@@ -263,11 +263,15 @@ func TestRemoveInvalidDevice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gone, ok, err := db.RemoveInvalidDevice("a", PlatformFCM, TokenHash("tok"))
+	// APNs says the token died before the device registered it: kept.
+	if _, ok, err := db.RemoveInvalidDevice("a", PlatformFCM, TokenHash("tok"), devT0.Add(-time.Second)); err != nil || ok {
+		t.Fatalf("removal of a token registered after it died = %v, %v", ok, err)
+	}
+	gone, ok, err := db.RemoveInvalidDevice("a", PlatformFCM, TokenHash("tok"), devT0.Add(time.Second))
 	if err != nil || !ok || gone.ID != d.ID {
 		t.Fatalf("RemoveInvalidDevice = %+v, %v, %v", gone, ok, err)
 	}
-	if _, ok, err := db.RemoveInvalidDevice("a", PlatformFCM, TokenHash("tok")); err != nil || ok {
+	if _, ok, err := db.RemoveInvalidDevice("a", PlatformFCM, TokenHash("tok"), time.Time{}); err != nil || ok {
 		t.Fatalf("second removal = %v, %v", ok, err)
 	}
 }
