@@ -134,6 +134,15 @@ func (d *Device) Channel(channel string) (ChannelSub, bool) {
 	return d.Channels[i], true
 }
 
+// Subscribed reports whether the device has a subscription to channel
+// whose authorization has not lapsed at now: what a publish to the channel
+// must check, since lapsed subscriptions stay listed until renewed or
+// removed.
+func (d *Device) Subscribed(channel string, now time.Time) bool {
+	c, ok := d.Channel(channel)
+	return ok && (c.ExpiresAt.IsZero() || now.Before(c.ExpiresAt))
+}
+
 // SetChannel adds or replaces a channel subscription, keeping the order.
 func (d *Device) SetChannel(c ChannelSub) {
 	i, ok := slices.BinarySearchFunc(d.Channels, c.Channel, func(c ChannelSub, ch string) int { return strings.Compare(c.Channel, ch) })

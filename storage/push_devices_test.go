@@ -336,3 +336,13 @@ func BenchmarkDeviceFileSize(b *testing.B) {
 		b.ReportMetric(float64(inUse)/(1<<20), "inuse-MiB/10k-devices")
 	}
 }
+
+func TestDeviceSubscribed(t *testing.T) {
+	var d Device
+	d.SetChannel(ChannelSub{Channel: "b", AuthorizedAt: devT0, ExpiresAt: devT0.Add(time.Hour)})
+	d.SetChannel(ChannelSub{Channel: "a", AuthorizedAt: devT0})
+	if d.Channels[0].Channel != "a" || !d.Subscribed("a", devT0.Add(1000*time.Hour)) || !d.Subscribed("b", devT0) ||
+		d.Subscribed("b", devT0.Add(time.Hour)) || d.Subscribed("c", devT0) {
+		t.Fatalf("Subscribed wrong for %+v", d.Channels)
+	}
+}
