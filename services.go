@@ -96,9 +96,9 @@ func startAdmin(c Config, db *storage.DB, reload func() error, validate func(sto
 	}
 	log.Info("admin socket listening", "path", c.adminSocket())
 	as := admin.NewServer(db, reload, log)
+	as.PushDevices = db
 	as.Validate = validate
 	as.DeadLetters = dead
-	as.PushDevices = db
 	return startBackground("admin", ln, as.Handler(), log), nil
 }
 

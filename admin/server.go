@@ -22,11 +22,11 @@ type Server struct {
 	// Validate, if set, vets an app before it is stored (for example its
 	// webhook targets); its error is reported as invalid input.
 	Validate func(storage.App) error
+	// PushDevices, if set, serves the push devices (the database).
+	PushDevices PushDeviceService
 	// DeadLetters, if set, serves the webhook dead letters (the running
 	// dispatcher, which must know about replayed entries).
 	DeadLetters DeadLetterService
-	// PushDevices, if set, serves the push devices (the database).
-	PushDevices PushDeviceService
 
 	apps   *apps.Service
 	reload func() error // applies app changes to the running server
@@ -80,12 +80,12 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("PUT /apps/{id}", s.putApp)
 	mux.HandleFunc("DELETE /apps/{id}", s.deleteApp)
 	mux.HandleFunc("POST /apps/{id}/rotate-secret", s.rotateSecret)
-	mux.HandleFunc("GET /audit", s.listAudit)
-	mux.HandleFunc("GET /webhooks/dead-letters", s.listDeadLetters)
-	mux.HandleFunc("POST /webhooks/dead-letters/replay", s.replayDeadLetters)
 	mux.HandleFunc("GET /push/devices", s.listPushDevices)
 	mux.HandleFunc("GET /push/devices/{app}/{id}", s.getPushDevice)
 	mux.HandleFunc("DELETE /push/devices/{app}/{id}", s.deletePushDevice)
+	mux.HandleFunc("GET /audit", s.listAudit)
+	mux.HandleFunc("GET /webhooks/dead-letters", s.listDeadLetters)
+	mux.HandleFunc("POST /webhooks/dead-letters/replay", s.replayDeadLetters)
 	return mux
 }
 

@@ -97,7 +97,11 @@ func Run(ctx context.Context, args []string, environ map[string]string, stdout, 
 	case "webhooks":
 		return webhooksCmd(args, p.invocation(environ, stdout, stderr))
 	case "push":
-		return pushCmd(args, p.invocation(environ, stdout, stderr))
+		if len(args) == 0 || args[0] != "devices" {
+			fmt.Fprintf(stderr, "sockudo push: unknown command %q\n\n%s", args, pushDevicesUsage)
+			return 2
+		}
+		return pushDevicesCmd(args[1:], p.invocation(environ, stdout, stderr))
 	case "audit":
 		return auditCmd(args, p.invocation(environ, stdout, stderr).command("sockudo audit list"))
 	case "version", "--version":

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/sockudo/sockudo/admin"
@@ -27,21 +26,10 @@ SOCKUDO_DB_PATH when no server runs. The signed HTTP API offers the same
 SHA-256 and last 6 characters; device secrets never.
 `
 
-// pushCmd runs "sockudo push devices <command>".
-func pushCmd(args []string, in invocation) int {
-	if len(args) == 0 || isHelp(args[0]) {
-		out, code := in.stderr, 2
-		if len(args) > 0 {
-			out, code = in.stdout, 0
-		}
-		fmt.Fprint(out, pushDevicesUsage)
-		return code
-	}
-	if args[0] != "devices" || len(args) < 2 {
-		fmt.Fprintf(in.stderr, "sockudo push: unknown command %q\n\n%s", strings.Join(args, " "), pushDevicesUsage)
-		return 2
-	}
-	return runGroup("sockudo push devices", pushDevicesUsage, pushDeviceCommands, args[1:], in)
+// pushDevicesCmd runs "sockudo push devices <command>"; args follow
+// "devices".
+func pushDevicesCmd(args []string, in invocation) int {
+	return runGroup("sockudo push devices", pushDevicesUsage, pushDeviceCommands, args, in)
 }
 
 var pushDeviceCommands = map[string]func(*command, []string) int{

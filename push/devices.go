@@ -50,9 +50,18 @@ type DeviceConfig struct {
 	// signature lasts before the device must sign again; zero means it
 	// does not lapse.
 	ChannelAuthTTL time.Duration
+
+	// From Deps, set by New.
+	now             func() time.Time
+	webSubscription func(endpoint, p256dh, auth string) ([]byte, []byte, error)
 }
 
-func (c DeviceConfig) withDefaults() DeviceConfig {
+// withDefaults fills the zero fields and takes the collaborators of d.
+func (c DeviceConfig) withDefaults(d Deps) DeviceConfig {
+	c.now, c.webSubscription = d.Now, d.WebSubscription
+	if c.now == nil {
+		c.now = time.Now
+	}
 	if c.MaxDevicesPerUser <= 0 {
 		c.MaxDevicesPerUser = DefaultMaxDevicesPerUser
 	}
@@ -64,6 +73,9 @@ func (c DeviceConfig) withDefaults() DeviceConfig {
 	}
 	return c
 }
+
+// now is the devices' clock (Deps.Now).
+func (s *Service) now() time.Time { return s.cfg.Devices.now() }
 
 func (s *Service) limits() storage.DeviceLimits {
 	return storage.DeviceLimits{MaxPerUser: s.cfg.Devices.MaxDevicesPerUser, MaxInterests: s.cfg.Devices.MaxInterestsPerDevice}

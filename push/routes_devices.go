@@ -209,7 +209,7 @@ func (s *Service) serverRegister(r *http.Request, appID string, body []byte) (in
 	if in.ID != "" && (len(in.ID) > 64 || !protocol.ValidChannelName(in.ID, 64)) {
 		return 0, nil, errorf(400, "bad_request", "id is 1-64 characters of [A-Za-z0-9_-=@,.;]")
 	}
-	if e := in.tokenBody.apply(&d, s.webSubscription); e != nil {
+	if e := in.tokenBody.apply(&d, s.cfg.Devices.webSubscription); e != nil {
 		return 0, nil, e
 	}
 	if e := checkInterests(in.Interests); e != nil {
@@ -295,7 +295,7 @@ func (s *Service) serverPatch(r *http.Request, appID string, body []byte) (int, 
 	d, err := s.db.UpdateDevice(appID, r.PathValue("device_id"), s.limits(), s.now().UTC(), func(d *storage.Device) error {
 		prev = d.UserID
 		if in.Token != "" || in.Subscription != nil {
-			if e := in.tokenBody.apply(d, s.webSubscription); e != nil {
+			if e := in.tokenBody.apply(d, s.cfg.Devices.webSubscription); e != nil {
 				return e
 			}
 		}
@@ -595,7 +595,7 @@ func (s *Service) clientRegister(r *http.Request, appID string, body []byte) (in
 	}
 	now := s.now().UTC()
 	d := storage.Device{App: appID, Platform: in.Platform, LastSeen: now}
-	if e := in.tokenBody.apply(&d, s.webSubscription); e != nil {
+	if e := in.tokenBody.apply(&d, s.cfg.Devices.webSubscription); e != nil {
 		return 0, nil, e
 	}
 	var e *apiError
@@ -811,7 +811,7 @@ func (s *Service) clientToken(r *http.Request, appID string, body []byte) (int, 
 		return 0, nil, e
 	}
 	d, e := s.updateAsDevice(r, appID, func(d *storage.Device) *apiError {
-		return in.apply(d, s.webSubscription)
+		return in.apply(d, s.cfg.Devices.webSubscription)
 	})
 	if e != nil {
 		return 0, nil, e

@@ -83,26 +83,23 @@ type Service struct {
 	// clientIP is the client address of a request, behind trusted proxies
 	// (server.ClientIP).
 	clientIP func(*http.Request) string
-
-	now             func() time.Time // the clock of device records and challenges
-	webSubscription func(endpoint, p256dh, auth string) (key, secret []byte, err error)
 }
 
 // Deps are the Service's collaborators.
 type Deps struct {
-	DB       *storage.DB
-	Apps     Apps
-	Audit    Audit
-	Log      *slog.Logger
-	ClientIP func(*http.Request) string
-
-	// Now is the clock; nil means time.Now.
+	// Now is the clock of devices and challenges; nil means time.Now.
 	Now func() time.Time
 	// WebSubscription validates a browser subscription and returns its
 	// decoded keys (main: webpush.ParseSubscription, then CheckEndpoint
 	// with Config.AllowLocalWebPush; webpush imports push, so push cannot
 	// call it). nil refuses web devices.
 	WebSubscription func(endpoint, p256dh, auth string) (key, secret []byte, err error)
+
+	DB       *storage.DB
+	Apps     Apps
+	Audit    Audit
+	Log      *slog.Logger
+	ClientIP func(*http.Request) string
 }
 
 // New validates cfg and returns a Service that has started nothing.
@@ -122,19 +119,15 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if d.ClientIP == nil {
 		d.ClientIP = func(r *http.Request) string { return r.RemoteAddr }
 	}
-	if cfg.Limits.Registrations == nil {
-		cfg.Limits.Registrations = ratelimit.Disabled{}
-	}
+	// Devices: defaults, and the collaborators they use (kept in cfg.Devices).
+	cfg.Devices = cfg.Devices.withDefaults(d)
 	if cfg.Limits.AuthFailures == nil {
 		cfg.Limits.AuthFailures = ratelimit.Disabled{}
 	}
-	svc := &Service{cfg: cfg, db: d.DB, apps: d.Apps, audit: d.Audit, log: d.Log, clientIP: d.ClientIP}
-
-	svc.cfg.Devices, svc.now, svc.webSubscription = cfg.Devices.withDefaults(), d.Now, d.WebSubscription
-	if svc.now == nil {
-		svc.now = time.Now
+	if cfg.Limits.Registrations == nil {
+		cfg.Limits.Registrations = ratelimit.Disabled{}
 	}
-	return svc, nil
+	return &Service{cfg: cfg, db: d.DB, apps: d.Apps, audit: d.Audit, log: d.Log, clientIP: d.ClientIP}, nil
 }
 
 type nopAudit struct{}
