@@ -11,6 +11,10 @@
 //	push/fcm      FCM HTTP v1 with a service-account access token
 //	push/webpush  Web Push: RFC 8030 delivery, RFC 8291 encryption, RFC 8292 VAPID
 //
+// Provider endpoints are operator settings, never per tenant: a tenant
+// that could set one would have an SSRF vector. Web Push endpoints come
+// from subscriptions and go through internal/netguard.
+//
 // Devices (devices.go, routes_devices.go) are registered by the customer's
 // backend through the signed server API, or by the device itself through
 // the client API: a device secret (stored as its SHA-256) plus, to bind a
@@ -21,10 +25,6 @@
 // after DeviceConfig.ChallengeTTL and is used up by the request it
 // authorizes, so signatures do not replay. webpush imports this package,
 // so web subscriptions are checked through Deps.WebSubscription.
-//
-// Provider endpoints are operator settings, never per tenant: a tenant
-// that could set one would have an SSRF vector. Web Push endpoints come
-// from subscriptions and go through internal/netguard.
 //
 // push imports storage and internal packages only; server never imports
 // it (main wires its routes with server.HandleSigned and server.Handle).
