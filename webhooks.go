@@ -106,11 +106,15 @@ func newWebhookCollector(d *webhooks.Dispatcher) *webhookCollector {
 		"failed_total":        "Failed webhook requests (network errors and non-2xx statuses).",
 		"retried_total":       "Webhook events scheduled for another attempt.",
 		"dead_lettered_total": "Webhook events given up on.",
-		"dropped_total":       "Webhook events lost before reaching the queue.",
+		"coalesced_total":     "Webhook events never sent because a later one made them moot (occupied then vacated, a newer subscription_count).",
 		"queue_depth":         "Webhook events waiting in the durable queue.",
 	} {
 		c.descs[name] = prometheus.NewDesc("sockudo_webhook_"+name, help, nil, nil)
 	}
+	c.descs["dropped_total"] = prometheus.NewDesc("sockudo_webhook_dropped_total",
+		"Webhook events dropped, by reason: not_persisted (lost before reaching the queue: buffer full, "+
+			"shutdown, failed final write) or queue_full (the oldest of a full queue, moved to the dead letters).",
+		[]string{"reason"}, nil)
 	return c
 }
 
@@ -130,6 +134,10 @@ func (c *webhookCollector) Collect(ch chan<- prometheus.Metric) {
 	counter("failed_total", s.Failed)
 	counter("retried_total", s.Retried)
 	counter("dead_lettered_total", s.DeadLettered)
-	counter("dropped_total", s.Dropped)
+	counter("coalesced_total", s.Coalesced)
+	ch <- prometheus.MustNewConstMetric(c.descs["dropped_total"], prometheus.CounterValue, float64(s.Dropped),
+		"not_persisted")
+	ch <- prometheus.MustNewConstMetric(c.descs["dropped_total"], prometheus.CounterValue, float64(s.QueueFull),
+		"queue_full")
 	ch <- prometheus.MustNewConstMetric(c.descs["queue_depth"], prometheus.GaugeValue, float64(s.QueueDepth))
 }

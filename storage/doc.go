@@ -17,7 +17,8 @@
 // (rate-limit windows), webhook_occupancy (open channels and members of
 // apps with vacated/removed webhooks, reported after a crash).
 //
-// The webhook queue is bounded by the dispatcher's retry window; the dead
+// The webhook queue is bounded by the dispatcher's retry window and by a
+// per-target maximum depth (the oldest entries become dead letters); the dead
 // letters by a per-app maximum, oldest dropped first. A nested bucket's
 // sequence holds its entry count, so sizes are known without a scan.
 //
