@@ -120,7 +120,7 @@ it('TLS: pusher-js with forceTLS connects over wss, the SDK publishes over https
   fs.rmSync(GENCERT, { force: true });
 });
 
-it('rate limits: sockets per IP (4100), auth failures (429), API publishes per app (429 with headers)', async () => {
+it('rate limits: sockets per IP (4100), auth failures (429 then close 4009), API publishes per app (429 with headers)', async () => {
   const s = await server({
     name: 'limits',
     env: {
@@ -144,6 +144,10 @@ it('rate limits: sockets per IP (4100), auth failures (429), API publishes per a
     statuses.push(f.json.data.status);
   }
   assert.deepEqual(statuses, [401, 401, 429]);
+  // Over the limit the socket is closed too, with 4009: pusher-js does not
+  // reconnect into the same failing auth.
+  const close = await sock.closed(5000);
+  assert.equal(close.code, 4009);
 
   const backend = newBackend(s);
   await backend.trigger('c', 'e', 1);
