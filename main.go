@@ -112,7 +112,9 @@ func serve(ctx context.Context, environ map[string]string, stderr io.Writer) int
 		log.Error("invalid server configuration", "err", err)
 		return 1
 	}
-	audit := storage.NewAuditWriter(db, 0, func(err error) { log.Error("writing the audit log", "err", err) })
+	audit := storage.NewAuditWriter(db, cfg.AuditWriterConfig(), func(err error) {
+		log.Error("writing the audit log", "err", err)
+	})
 	bg.Add(1)
 	go func() { defer bg.Done(); audit.Run(bgCtx) }()
 	srv.SetAuditLog(auditLog{audit})
