@@ -119,23 +119,40 @@ func (d *Dispatcher) persist() error {
 			EnqueuedAt: now}
 		annulQueued(p, &entries[i])
 	}
-	res, err := d.db.EnqueueWebhooksBounded(entries, storage.QueueBounds{MaxQueued: d.cfg.MaxQueueDepth,
-		MaxDeadLetters: d.cfg.MaxDeadLetters, At: now})
-	if err == nil {
-		for i, p := range kept {
-			indexChurn(p, res.IDs[i], d.cfg.MaxQueueDepth)
+	// A burst is committed in transactions of at most maxCommitEntries:
+	// bbolt reuses a transaction's freed pages only in the next one, so one
+	// huge transaction that also pushes a full queue's oldest entries out
+	// (a flood of vacated decided together) would grow the file by its
+	// whole size.
+	bounds := storage.QueueBounds{MaxQueued: d.cfg.MaxQueueDepth, MaxDeadLetters: d.cfg.MaxDeadLetters, At: now}
+	var (
+		res  storage.Enqueued
+		err  error
+		done int // entries of kept committed
+		txs  uint64
+	)
+	for done < len(kept) {
+		end := min(done+maxCommitEntries, len(kept))
+		var r storage.Enqueued
+		if r, err = d.db.EnqueueWebhooksBounded(entries[done:end], bounds); err != nil {
+			break
 		}
+		for i, p := range kept[done:end] {
+			indexChurn(p, r.IDs[i], d.cfg.MaxQueueDepth)
+		}
+		res.IDs = append(res.IDs, r.IDs...)
+		res.Queues = append(res.Queues, r.Queues...)
+		done, txs = end, txs+1
 	}
 	for _, q := range queues {
 		q.claimMu.Unlock()
 	}
 	if err != nil {
-		// The churn index is untouched: the retry recomputes the same
-		// coalescing.
+		// What was not committed goes back, to be coalesced and
+		// committed again (the churn index holds only what committed).
 		d.mu.Lock()
-		d.buf = append(batch, d.buf...)
+		d.buf = append(slices.Clip(kept[done:]), d.buf...)
 		d.mu.Unlock()
-		return err
 	}
 
 	stored := 0
@@ -144,10 +161,10 @@ func (d *Dispatcher) persist() error {
 			stored++
 		}
 	}
-	// Coalesced: the events of batch not stored (pairs cancelled within
-	// the batch, vacated that annulled a queued occupied) plus the queued
+	// Coalesced: the events of batch dropped within it, the committed ones
+	// not stored (a vacated that annulled a queued occupied), and the queued
 	// entries annulled or superseded, which are stored − Σ(Delta+Overflow).
-	coalesced := len(batch)
+	coalesced := len(batch) - len(kept) + done
 	for _, qc := range res.Queues {
 		t := targetOf(kept, qc.App, qc.URL)
 		q := t.q
@@ -165,10 +182,13 @@ func (d *Dispatcher) persist() error {
 	}
 	d.coalesced.Add(uint64(coalesced))
 	// Last, so that a reader who sees Queued move sees the rest too.
-	d.commits.Add(1)
+	d.commits.Add(txs)
 	d.queued.Add(uint64(stored))
-	return nil
+	return err
 }
+
+// maxCommitEntries bounds the entries of one write-behind transaction.
+const maxCommitEntries = 1000
 
 // targetOf finds the target of app and url among those of batch.
 func targetOf(batch []pendingEntry, app, url string) *target {
