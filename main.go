@@ -21,6 +21,7 @@ import (
 
 	"github.com/caarlos0/env/v11"
 
+	"github.com/sockudo/sockudo/apps"
 	"github.com/sockudo/sockudo/cli"
 	"github.com/sockudo/sockudo/server"
 	"github.com/sockudo/sockudo/storage"
@@ -126,7 +127,12 @@ func serve(ctx context.Context, environ map[string]string, stderr io.Writer) int
 		return 1
 	}
 	srv.SetEventSink(webhookSink{hooks})
-	routeWebhooks(srv, hooks)
+	routeWebhooks(srv, hooks, func(app, action, reason string) {
+		// A change, kept apart from the refusals (storage.AppendAudit).
+		if err := apps.NewService(db, "").Record(app, action, reason); err != nil {
+			log.Error("writing the audit log", "err", err)
+		}
+	})
 	srv.Registry().MustRegister(newWebhookCollector(hooks))
 	if err := hooks.Start(context.Background()); err != nil {
 		log.Error("cannot start webhooks", "err", err)

@@ -40,7 +40,9 @@ const maxDeadLetterList = 10_000
 //	GET  /apps/{app_id}/webhooks                      the targets and their queues
 //	GET  /apps/{app_id}/webhooks/dead_letters?limit=N the dead letters, oldest first
 //	POST /apps/{app_id}/webhooks/dead_letters/replay  {"ids":[…]} or {} for all
-func routeWebhooks(srv *server.Server, d *webhooks.Dispatcher) {
+//
+// A replay is audited through record, like one through the admin socket.
+func routeWebhooks(srv *server.Server, d *webhooks.Dispatcher, record func(app, action, reason string)) {
 	srv.HandleSigned("GET /apps/{app_id}/webhooks", func(w http.ResponseWriter, r *http.Request, appID string, _ []byte) {
 		writeJSONValue(w, map[string]any{"targets": d.Queues(appID)})
 	})
@@ -78,6 +80,7 @@ func routeWebhooks(srv *server.Server, d *webhooks.Dispatcher) {
 			server.WriteError(w, http.StatusInternalServerError, "replaying the dead letters failed")
 			return
 		}
+		record(appID, "dead_letters_replayed", strconv.Itoa(replayed)+" replayed (HTTP API)")
 		writeJSONValue(w, map[string]int{"replayed": replayed, "skipped": skipped})
 	})
 }

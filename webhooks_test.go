@@ -42,7 +42,9 @@ func TestWebhookRoutesRejectBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	routeWebhooks(srv, d)
+	routeWebhooks(srv, d, func(app, action, reason string) {
+		_ = db.AppendAudit([]storage.AuditEntry{{Time: time.Now(), App: app, Action: action, Reason: reason}})
+	})
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() {
 		hs.Close()
@@ -95,6 +97,11 @@ func TestWebhookRoutesRejectBadInput(t *testing.T) {
 				t.Fatalf("got %d %s, want %d with %s", code, body, tc.status, tc.want)
 			}
 		})
+	}
+	// The replay that went through is audited, as a change.
+	if entries, _ := db.Audit(storage.AuditFilter{Action: "dead_letters_replayed"}); len(entries) != 1 ||
+		entries[0].App != "a1" || entries[0].Reason != "0 replayed (HTTP API)" {
+		t.Fatalf("audit %+v", entries)
 	}
 }
 

@@ -87,9 +87,10 @@ type queue struct {
 	// claimMu orders the delivery loop's read of the head against the
 	// persister's coalescing: an entry up to claimed may be on the wire,
 	// so annulling it would leave the receiver with a channel_occupied and
-	// no channel_vacated. Held around a read (the loop) or one commit (the
-	// persister), never both; the persister takes several in targetKey
-	// order. Taken before any bbolt transaction.
+	// no channel_vacated. Held around a read of the head (the loop) or one
+	// persist round (the persister), which takes the claimMu of every queue
+	// of its batch in targetKey order; the loop holds only its own. Taken
+	// before any bbolt transaction.
 	claimMu sync.Mutex
 	claimed uint64 // guarded by claimMu: the last entry id the loop read
 	// churn maps a channel to its queued channel_occupied and
@@ -107,7 +108,7 @@ func newQueue(app, url string, recoveryRate float64) *queue {
 		limiter: rate.NewLimiter(rate.Limit(recoveryRate), 1), churn: map[string]churnIDs{}}
 }
 
-// claim records that the delivery loop read the head up to id.
+// claimLocked records that the delivery loop read the head up to id.
 // q.claimMu must be held.
 func (q *queue) claimLocked(id uint64) { q.claimed = max(q.claimed, id) }
 
