@@ -56,6 +56,8 @@ type Config struct {
 	Admin adminConfig
 	// Webhooks is webhook delivery (config_webhooks.go).
 	Webhooks webhookConfig
+	// Audit is the audit log of refusals (config_security.go).
+	Audit auditConfig
 	// Push is the push subsystem (config_push.go).
 	Push pushConfig
 }
@@ -229,7 +231,7 @@ func sortByVar(problems []error) {
 // parse error's Go field name (all env reports) maps back to one variable.
 func (c *Config) sections() []any {
 	return []any{&c.Listen, &c.Socket, &c.Log, &c.Storage, &c.DefaultAppEnv, &c.RateLimit, &c.TLS, &c.Metrics, &c.Admin,
-		&c.Webhooks, &c.Push}
+		&c.Webhooks, &c.Audit, &c.Push}
 }
 
 // envVars lists every variable Config reads, in declaration order.
@@ -388,6 +390,7 @@ func (c Config) problems() []error {
 	}
 	c.securityProblems(&ch)
 	c.webhookProblems(&ch)
+	c.auditProblems(&ch)
 	c.pushProblems(&ch)
 	return ch.problems
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/sockudo/sockudo/ratelimit"
 	"github.com/sockudo/sockudo/server"
+	"github.com/sockudo/sockudo/storage"
 )
 
 // rateLimitConfig is the rate limiters (Sockudo's names where it has them).
@@ -133,4 +134,33 @@ func (c Config) adminSocket() string {
 		return c.Admin.Socket
 	}
 	return c.Storage.DBPath + ".sock"
+}
+
+// auditConfig is the audit log's record of refusals (our names: Sockudo has
+// no audit log). Changes (apps, secrets, replays, credentials) are kept
+// apart, the newest storage.MaxAuditEntries, and refusals never evict them.
+type auditConfig struct {
+	// AggregationWindow: refusals of the same app, action, client IP and
+	// reason within this many seconds of the first are one entry with a
+	// count and first and last seen (0-3600; 0 writes one entry each).
+	AggregationWindow time.Duration `env:"AUDIT_AGGREGATION_WINDOW_SECONDS" envDefault:"60"`
+	// MaxRefusals is how many refusal entries are kept (1000-10000000),
+	// oldest dropped first.
+	MaxRefusals int `env:"AUDIT_MAX_REFUSALS" envDefault:"100000"`
+}
+
+// auditProblems checks auditConfig.
+func (c Config) auditProblems(ch *checks) {
+	ch.secondsIn("AUDIT_AGGREGATION_WINDOW_SECONDS", c.Audit.AggregationWindow, 0,
+		int(storage.MaxAuditWindow/time.Second))
+	ch.intIn("AUDIT_MAX_REFUSALS", c.Audit.MaxRefusals, 1000, 10_000_000)
+}
+
+// AuditWriterConfig is the part of c the audit writer takes.
+func (c Config) AuditWriterConfig() storage.AuditWriterConfig {
+	window := c.Audit.AggregationWindow
+	if window == 0 {
+		window = -1 // storage: zero is the default, negative is none
+	}
+	return storage.AuditWriterConfig{Window: window, MaxEntries: c.Audit.MaxRefusals}
 }

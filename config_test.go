@@ -49,7 +49,8 @@ func defaultConfig() Config {
 		Admin:   adminConfig{Enabled: true},
 		Webhooks: webhookConfig{BatchingEnabled: true, BatchingDuration: 50, BatchingSize: 100,
 			Timeout: 10 * time.Second, RetryMax: 300 * time.Second, GracePeriodMs: 3000, MaxConcurrency: 64,
-			DeadLetterMax: 10000, CommitIntervalMs: 10},
+			DeadLetterMax: 10000, CommitIntervalMs: 10, QueueMax: 10000},
+		Audit: auditConfig{AggregationWindow: time.Minute, MaxRefusals: 100_000},
 		Push: pushConfig{APNsEndpoint: "production", FCMEndpoint: "https://fcm.googleapis.com", RegistrationsPerMinute: 60},
 	}
 }

@@ -102,6 +102,9 @@ func startAdmin(c Config, db *storage.DB, reload func() error, validate func(sto
 }
 
 // auditLog adapts storage's buffered audit writer to the server's AuditLog.
+// Everything the server records is a refusal: the writer aggregates the
+// repeats per app, action, IP and reason and keeps them apart from the
+// changes (apps.Service), which a flood therefore cannot evict.
 type auditLog struct{ w *storage.AuditWriter }
 
 func (a auditLog) Record(r server.AuditRecord) {

@@ -40,7 +40,9 @@ const maxDeadLetterList = 10_000
 //	GET  /apps/{app_id}/webhooks                      the targets and their queues
 //	GET  /apps/{app_id}/webhooks/dead_letters?limit=N the dead letters, oldest first
 //	POST /apps/{app_id}/webhooks/dead_letters/replay  {"ids":[…]} or {} for all
-func routeWebhooks(srv *server.Server, d *webhooks.Dispatcher) {
+//
+// A replay is audited through record, like one through the admin socket.
+func routeWebhooks(srv *server.Server, d *webhooks.Dispatcher, record func(app, action, reason string)) {
 	srv.HandleSigned("GET /apps/{app_id}/webhooks", func(w http.ResponseWriter, r *http.Request, appID string, _ []byte) {
 		writeJSONValue(w, map[string]any{"targets": d.Queues(appID)})
 	})
@@ -78,6 +80,7 @@ func routeWebhooks(srv *server.Server, d *webhooks.Dispatcher) {
 			server.WriteError(w, http.StatusInternalServerError, "replaying the dead letters failed")
 			return
 		}
+		record(appID, "dead_letters_replayed", strconv.Itoa(replayed)+" replayed (HTTP API)")
 		writeJSONValue(w, map[string]int{"replayed": replayed, "skipped": skipped})
 	})
 }
@@ -106,11 +109,15 @@ func newWebhookCollector(d *webhooks.Dispatcher) *webhookCollector {
 		"failed_total":        "Failed webhook requests (network errors and non-2xx statuses).",
 		"retried_total":       "Webhook events scheduled for another attempt.",
 		"dead_lettered_total": "Webhook events given up on.",
-		"dropped_total":       "Webhook events lost before reaching the queue.",
+		"coalesced_total":     "Webhook events never sent because a later one made them moot (occupied then vacated, a newer subscription_count).",
 		"queue_depth":         "Webhook events waiting in the durable queue.",
 	} {
 		c.descs[name] = prometheus.NewDesc("sockudo_webhook_"+name, help, nil, nil)
 	}
+	c.descs["dropped_total"] = prometheus.NewDesc("sockudo_webhook_dropped_total",
+		"Webhook events dropped, by reason: not_persisted (lost before reaching the queue: buffer full, "+
+			"shutdown, failed final write) or queue_full (the oldest of a full queue, moved to the dead letters).",
+		[]string{"reason"}, nil)
 	return c
 }
 
@@ -130,6 +137,10 @@ func (c *webhookCollector) Collect(ch chan<- prometheus.Metric) {
 	counter("failed_total", s.Failed)
 	counter("retried_total", s.Retried)
 	counter("dead_lettered_total", s.DeadLettered)
-	counter("dropped_total", s.Dropped)
+	counter("coalesced_total", s.Coalesced)
+	ch <- prometheus.MustNewConstMetric(c.descs["dropped_total"], prometheus.CounterValue, float64(s.Dropped),
+		"not_persisted")
+	ch <- prometheus.MustNewConstMetric(c.descs["dropped_total"], prometheus.CounterValue, float64(s.QueueFull),
+		"queue_full")
 	ch <- prometheus.MustNewConstMetric(c.descs["queue_depth"], prometheus.GaugeValue, float64(s.QueueDepth))
 }

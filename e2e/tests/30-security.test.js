@@ -120,7 +120,7 @@ it('TLS: pusher-js with forceTLS connects over wss, the SDK publishes over https
   fs.rmSync(GENCERT, { force: true });
 });
 
-it('rate limits: sockets per IP (4100), auth failures (429), API publishes per app (429 with headers)', async () => {
+it('rate limits: sockets per IP (4100), auth failures (429 then close 4009), API publishes per app (429 with headers)', async () => {
   const s = await server({
     name: 'limits',
     env: {
@@ -144,6 +144,10 @@ it('rate limits: sockets per IP (4100), auth failures (429), API publishes per a
     statuses.push(f.json.data.status);
   }
   assert.deepEqual(statuses, [401, 401, 429]);
+  // Over the limit the socket is closed too, with 4009: pusher-js does not
+  // reconnect into the same failing auth.
+  const close = await sock.closed(5000);
+  assert.equal(close.code, 4009);
 
   const backend = newBackend(s);
   await backend.trigger('c', 'e', 1);
@@ -188,6 +192,21 @@ it('metrics and the audit log record refusals without secrets or channel names i
   assert.ok(actions.includes('auth_denied private-audited'), JSON.stringify(entries));
   assert.ok(actions.includes('api_signature_denied'), JSON.stringify(entries));
   assert.ok(!JSON.stringify(entries).includes(s.app.secret));
+
+  // A flood of badly signed requests from one IP is one entry counting on,
+  // not one entry per request (issue 8: 3,000 requests wrote 3,005).
+  for (let i = 0; i < 300; i++) {
+    await signedRequest(s, { method: 'GET', path: `/apps/${s.app.id}/channels`, secret: 'wrong' });
+  }
+  let denied = [];
+  await poll(async () => {
+    const r = await signedRequest(s, { method: 'GET', path: `/apps/${s.app.id}/audit` });
+    entries = (r.json && r.json.entries) || [];
+    denied = entries.filter((e) => e.action === 'api_signature_denied');
+    return denied.reduce((n, e) => n + (e.count || 1), 0) >= 301 || entries.some((e) => e.action === 'rate_limited');
+  }, 5000, 'the flood counted');
+  assert.ok(entries.length <= 6, `${entries.length} entries after 301 refusals: ${JSON.stringify(entries)}`);
+  assert.ok(denied[0].count > 1 && denied[0].last_seen >= denied[0].time, JSON.stringify(denied));
 });
 
 it('apps created and secrets rotated with the CLI apply to the running server at once', async () => {
