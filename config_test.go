@@ -44,7 +44,8 @@ func defaultConfig() Config {
 		},
 		RateLimit: rateLimitConfig{Enabled: true, WSMaxRequests: 120, WSWindow: time.Minute,
 			APIMaxRequests: 6000, APIReadMaxRequests: 6000, APIWindow: time.Minute,
-			AuthMaxFailures: 30, AuthWindow: time.Minute, SigninMaxAttempts: 60, SigninWindow: time.Minute},
+			AuthMaxFailures: 30, AuthWindow: time.Minute, SigninMaxAttempts: 60, SigninWindow: time.Minute,
+			IPv6PrefixLength: 64, ReplayCacheMaxEntries: 100_000},
 		Metrics: metricsConfig{Enabled: true, Host: "127.0.0.1", Port: 9601},
 		Admin:   adminConfig{Enabled: true},
 		Webhooks: webhookConfig{BatchingEnabled: true, BatchingDuration: 50, BatchingSize: 100,
@@ -311,7 +312,7 @@ func TestConfigConversions(t *testing.T) {
 		WriteTimeout:    10 * time.Second,
 		DebugAuthErrors: true,
 	}
-	if got := c.ServerConfig(); got != wantServer {
+	if got := c.ServerConfig(); !reflect.DeepEqual(got, wantServer) {
 		t.Errorf("ServerConfig = %+v, want %+v", got, wantServer)
 	}
 

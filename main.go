@@ -109,6 +109,7 @@ func serve(ctx context.Context, environ map[string]string, stderr io.Writer) int
 	}
 	sc := cfg.ServerConfig()
 	sc.Limits = lims.Limits
+	cfg.clientSettings(&sc, log)
 	srv, err := server.New(sc, db, log)
 	if err != nil {
 		log.Error("invalid server configuration", "err", err)

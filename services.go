@@ -94,6 +94,7 @@ func startAdmin(c Config, db *storage.DB, reload func() error, validate func(sto
 	if err != nil {
 		return nil, err
 	}
+	admin.SetLog(ln, log)
 	log.Info("admin socket listening", "path", c.adminSocket())
 	as := admin.NewServer(db, reload, log)
 	as.Validate = validate

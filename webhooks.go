@@ -35,7 +35,9 @@ func (s webhookSink) Emit(e server.Event) {
 const maxDeadLetterList = 10_000
 
 // routeWebhooks adds the signed webhook API routes (signed like the REST
-// API, shared/spec/pusher-protocol.md §4.2):
+// API, shared/spec/pusher-protocol.md §4.2). They answer an app's backend,
+// not the operator, so target URLs lose their userinfo and query (where
+// receivers' tokens live); the admin socket and the CLI show them whole.
 //
 //	GET  /apps/{app_id}/webhooks                      the targets and their queues
 //	GET  /apps/{app_id}/webhooks/dead_letters?limit=N the dead letters, oldest first
@@ -44,7 +46,11 @@ const maxDeadLetterList = 10_000
 // A replay is audited through record, like one through the admin socket.
 func routeWebhooks(srv *server.Server, d *webhooks.Dispatcher, record func(app, action, reason string)) {
 	srv.HandleSigned("GET /apps/{app_id}/webhooks", func(w http.ResponseWriter, r *http.Request, appID string, _ []byte) {
-		writeJSONValue(w, map[string]any{"targets": d.Queues(appID)})
+		targets := d.Queues(appID)
+		for i := range targets {
+			targets[i].URL = webhooks.RedactURL(targets[i].URL)
+		}
+		writeJSONValue(w, map[string]any{"targets": targets})
 	})
 	srv.HandleSigned("GET /apps/{app_id}/webhooks/dead_letters", func(w http.ResponseWriter, r *http.Request, appID string, _ []byte) {
 		limit := 1000
@@ -60,6 +66,9 @@ func routeWebhooks(srv *server.Server, d *webhooks.Dispatcher, record func(app, 
 		if err != nil {
 			server.WriteError(w, http.StatusInternalServerError, "reading the dead letters failed")
 			return
+		}
+		for i := range dead {
+			dead[i].URL = webhooks.RedactURL(dead[i].URL)
 		}
 		writeJSONValue(w, map[string]any{"dead_letters": dead})
 	})

@@ -57,7 +57,7 @@ func (s *Server) checkChannelAuth(c *conn, cfg *appConfig, token, toSign string)
 	}
 	s.metrics.authFailures.WithLabelValues(reason).Inc()
 	s.audit.Record(AuditRecord{App: c.app.id, Action: AuditAuthDenied, IP: c.ip, Channel: channelOf(toSign), Reason: reason})
-	if !s.cfg.Limits.AuthFailures.Allow(c.ip).Allowed {
+	if !s.cfg.Limits.AuthFailures.Allow(s.limitKey(c.ip)).Allowed {
 		s.rateLimited("auth_failures", c.app.id, c.ip)
 		// Over the limit the socket goes too: kept open, it could go on
 		// asking (and being refused and audited) for free. The error is
@@ -105,7 +105,7 @@ func (s *Server) verifySignin(c *conn, cfg *appConfig, in protocol.Inbound) (u p
 func (s *Server) signinRefused(c *conn, msg string) {
 	s.metrics.authFailures.WithLabelValues("signin").Inc()
 	s.audit.Record(AuditRecord{App: c.app.id, Action: AuditSigninDenied, IP: c.ip, Reason: msg})
-	if !s.cfg.Limits.AuthFailures.Allow(c.ip).Allowed {
+	if !s.cfg.Limits.AuthFailures.Allow(s.limitKey(c.ip)).Allowed {
 		s.rateLimited("auth_failures", c.app.id, c.ip)
 	}
 	s.warnLimited("signin", "signin refused", "app_id", c.app.id, "reason", msg)

@@ -44,7 +44,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "expected a WebSocket upgrade")
 		return
 	}
-	ip := clientIP(r, s.cfg.TrustHops)
+	ip := s.clientIP(r)
 	a, refusal := s.admit(r, ip)
 	socket, err := s.upgrader.Upgrade(w, r)
 	if err != nil {
@@ -94,12 +94,12 @@ func (s *Server) admit(r *http.Request, ip string) (*app, *protocol.Error) {
 		return nil, protocol.ErrPathNotFound
 	}
 	a := s.apps.byKey(key)
-	limitKey, override, appID := ip, 0, ""
+	limitKey, override, appID := s.limitKey(ip), 0, ""
 	if a != nil {
 		appID = a.id
 		if o := a.config().RateLimits.WSMaxRequests; o > 0 {
 			// A per-app budget gets its own buckets.
-			limitKey, override = a.id+"\x00"+ip, o
+			limitKey, override = a.id+"\x00"+limitKey, o
 		}
 	}
 	if !allow(s.cfg.Limits.WSConnect, limitKey, override).Allowed {

@@ -217,8 +217,9 @@ type ownRoute struct {
 }
 
 // ClientIP is the address of the client behind r, with the server's
-// trusted proxy hops (TrustHops) applied.
-func (s *Server) ClientIP(r *http.Request) string { return clientIP(r, s.cfg.TrustHops) }
+// trusted proxies (TrustedProxies, TrustHops) applied; key per-client
+// limits with ClientKey.
+func (s *Server) ClientIP(r *http.Request) string { return s.clientIP(r) }
 
 var okBody = []byte(`{"ok":true}`)
 

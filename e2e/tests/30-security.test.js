@@ -165,6 +165,53 @@ it('rate limits: sockets per IP (4100), auth failures (429 then close 4009), API
   assert.equal(read.status, 200);
 });
 
+it('behind a trusted proxy: a budget per forwarded client, one per IPv6 /64; other peers\' headers are ignored', async () => {
+  // The first frame tells: connection_established, or pusher:error 4100 when over the budget.
+  const firstEvent = async (s, xff) => {
+    const sock = await rawConnect(s, { headers: { 'X-Forwarded-For': xff } });
+    return sock.first.event === 'pusher:connection_established' ? 'ok' : `${sock.first.event} ${sock.first.text}`;
+  };
+  const proxied = await server({ name: 'proxied', env: { RATE_LIMITER_ENABLED: 'true', TRUSTED_PROXIES: '127.0.0.1', RATE_LIMITER_WS_MAX_REQUESTS: '2' } });
+  const got = [];
+  for (const xff of ['2001:db8:1:2::1', '2001:db8:1:2::2', '2001:db8:1:2:ffff::3', '2001:db8:1:3::1', '203.0.113.1', '203.0.113.2']) {
+    got.push(await firstEvent(proxied, xff));
+  }
+  assert.deepEqual(got.map((g) => (g === 'ok' ? 'ok' : 'refused')), ['ok', 'ok', 'refused', 'ok', 'ok', 'ok'], got.join('\n'));
+  // Without TRUSTED_PROXIES the header is nobody's word: every socket counts against the peer.
+  const direct = await server({ name: 'direct', env: { RATE_LIMITER_ENABLED: 'true', RATE_LIMITER_WS_MAX_REQUESTS: '2' } });
+  const d = [];
+  for (const xff of ['203.0.113.1', '203.0.113.2', '203.0.113.3']) d.push(await firstEvent(direct, xff));
+  assert.deepEqual(d.map((g) => (g === 'ok' ? 'ok' : 'refused')), ['ok', 'ok', 'refused'], d.join('\n'));
+});
+
+it('HTTP API: a copy of a signed write gets 409 with the replay cache; refusals past the failure budget get 429 unaudited', async () => {
+  const s = await server({ name: 'replay', env: { RATE_LIMITER_ENABLED: 'true', HTTP_API_REPLAY_CACHE_ENABLED: 'true', RATE_LIMITER_AUTH_MAX_FAILURES: '3' } });
+  const publish = { method: 'POST', path: `/apps/${s.app.id}/events`, body: { name: 'e', channel: 'c', data: 'once' } };
+  const timestamp = Math.floor(Date.now() / 1000);
+  const first = await signedRequest(s, { ...publish, timestamp });
+  assert.equal(first.status, 200, first.text);
+  const copy = await signedRequest(s, { ...publish, timestamp });
+  assert.equal(copy.status, 409, copy.text);
+  assert.ok(copy.json && copy.json.error, copy.text);
+  // Re-signed (a later timestamp), the same event is a new request.
+  assert.equal((await signedRequest(s, { ...publish, timestamp: timestamp + 1 })).status, 200);
+
+  // The copy counted as one refusal; two more are answered 401, the rest 429.
+  const statuses = [];
+  for (let i = 0; i < 6; i++) {
+    const path = i % 2 ? '/apps/no-such-app/channels' : `/apps/${s.app.id}/channels`;
+    statuses.push((await signedRequest(s, { method: 'GET', path, secret: 'wrong' })).status);
+  }
+  assert.deepEqual(statuses, [401, 401, 429, 429, 429, 429]);
+  let denied = [];
+  await poll(async () => {
+    const r = await runCli(['audit', 'list', '--action', 'api_signature_denied', '--json'], { dbPath: s.dbPath });
+    denied = JSON.parse(r.stdout);
+    return denied.length >= 3;
+  }, 5000, 'audit entries');
+  assert.equal(denied.length, 3, JSON.stringify(denied));
+});
+
 it('metrics and the audit log record refusals without secrets or channel names in labels', async () => {
   const metricsPort = await freePort();
   const s = await server({ name: 'metrics', env: { METRICS_ENABLED: 'true', METRICS_HOST: '127.0.0.1', METRICS_PORT: String(metricsPort) } });
