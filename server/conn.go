@@ -283,7 +283,7 @@ func (c *conn) onTimer() {
 // subsIndexed is the number of subscriptions above which subIdx indexes
 // them: a linear scan of a few names is faster than hashing and costs no
 // map (BenchmarkSubscribeMany).
-const subsIndexed = 16
+const subsIndexed = 64
 
 // addSubLocked records a subscription on the conn. Lock: c.mu.
 func (c *conn) addSubLocked(s *subscription) {

@@ -106,3 +106,26 @@ func BenchmarkSubscribeMany(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkConnSubs is the socket's own bookkeeping of one subscribe
+// (duplicate check, add) and unsubscribe (take) while it holds N channels:
+// the part that was linear in N.
+func BenchmarkConnSubs(b *testing.B) {
+	for _, n := range []int{1, 10, 64, 65, 100, 1000, 10000} {
+		b.Run("held="+strconv.Itoa(n), func(b *testing.B) {
+			c := &conn{}
+			for i := range n {
+				c.addSubLocked(&subscription{name: "held-" + strconv.Itoa(i)})
+			}
+			extra := &subscription{name: "extra"}
+			b.ReportAllocs()
+			for b.Loop() {
+				if c.subLocked(extra.name) != nil {
+					b.Fatal("duplicate")
+				}
+				c.addSubLocked(extra)
+				c.removeSubLocked(extra.name)
+			}
+		})
+	}
+}

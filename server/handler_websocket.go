@@ -105,6 +105,7 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, c *conn) (*gws.
 		return nil, fmt.Errorf("server: hijack: %w", err)
 	}
 	c.nc = nc
+	c.wire.useRaw(nc)
 	// net/http's buffered reader is dropped, as gws's own Upgrade does: a
 	// client sends nothing before the 101 (RFC 6455 §4.1). gws returns this
 	// reader to its pool when the socket ends.
