@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -333,4 +334,53 @@ func TestConnectionsPerIPCap(t *testing.T) {
 	_ = a.ws.NetConn().Close()
 	waitFor(t, "the slot to free", func() bool { return ts.perIP.count("127.0.0.1") == 1 })
 	ts.dial(t)
+}
+
+// TestFrameStateChunking runs the frame guard's parser over streams cut
+// into every chunk size: a message counts as unfinished exactly until its
+// last byte is read, whatever the cut.
+func TestFrameStateChunking(t *testing.T) {
+	big := make([]byte, 70000) // 8-byte extended length
+	mid := make([]byte, 300)   // 2-byte extended length
+	cat := func(frames ...[]byte) []byte {
+		var b []byte
+		for _, f := range frames {
+			b = append(b, f...)
+		}
+		return b
+	}
+	tcs := []struct {
+		name     string
+		messages [][]byte // each a whole message, control frames inside included
+	}{
+		{"small text", [][]byte{clientFrame(true, 1, []byte(`{"event":"pusher:ping"}`))}},
+		{"empty frame", [][]byte{clientFrame(true, 1, nil)}},
+		{"16-bit length", [][]byte{clientFrame(true, 1, mid)}},
+		{"64-bit length", [][]byte{clientFrame(true, 2, big)}},
+		{"ping", [][]byte{clientFrame(true, 9, []byte("x"))}},
+		{"fragments with a ping between", [][]byte{cat(
+			clientFrame(false, 1, []byte("ab")), clientFrame(true, 9, nil),
+			clientFrame(false, 0, mid), clientFrame(true, 0, []byte("z")),
+		)}},
+		{"two messages", [][]byte{clientFrame(true, 1, mid), clientFrame(true, 1, []byte("{}"))}},
+	}
+	s := &Server{cfg: Config{MessageTimeout: time.Minute, MaxMessagesPerSecond: 1 << 20, MaxChannelsPerConnection: 1 << 20}}
+	for _, tc := range tcs {
+		stream, ends := cat(tc.messages...), map[int]bool{}
+		for i := range tc.messages {
+			ends[len(cat(tc.messages[:i+1]...))] = true
+		}
+		for _, chunk := range []int{1, 2, 3, 7, 13, 64, 1000, len(stream)} {
+			t.Run(tc.name+"/chunk="+strconv.Itoa(chunk), func(t *testing.T) {
+				c := &conn{srv: s}
+				for off := 0; off < len(stream); off += chunk {
+					end := min(off+chunk, len(stream))
+					c.observe(stream[off:end])
+					if got, want := c.midMessage(), !ends[end]; got != want {
+						t.Fatalf("after %d of %d bytes: mid-message %v, want %v", end, len(stream), got, want)
+					}
+				}
+			})
+		}
+	}
 }
