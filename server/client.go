@@ -67,10 +67,10 @@ func (s *Server) handleSubscribe(c *conn, in protocol.Inbound) {
 	}
 	// The socket's messages are handled one at a time, so n cannot grow
 	// before this subscription is recorded.
-	if max := s.cfg.MaxChannelsPerConnection; n >= max {
+	if limit := s.cfg.MaxChannelsPerConnection; n >= limit {
 		s.metrics.rateLimited.WithLabelValues("ws_channels").Inc()
 		c.send((&protocol.SubscriptionError{Status: 4100,
-			Message: "Too many channels on this connection: at most " + strconv.Itoa(max)}).Frame(name))
+			Message: "Too many channels on this connection: at most " + strconv.Itoa(limit)}).Frame(name))
 		return
 	}
 	// Authorisation runs without locks: with Redis it may wait on the
