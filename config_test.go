@@ -22,6 +22,10 @@ func defaultConfig() Config {
 			ActivityTimeout: 120 * time.Second,
 			MaxPayloadKB:    64,
 			MaxPendingBytes: 1 << 20,
+
+			MessageTimeout:           10 * time.Second,
+			MaxChannelsPerConnection: 100,
+			MaxInboundPerSecond:      100,
 		},
 		Log:     logConfig{Level: "info", Format: "human"},
 		Storage: storageConfig{DBPath: "./sockudo.db"},
@@ -76,11 +80,15 @@ func TestLoadConfig(t *testing.T) {
 				"HOST": "127.0.0.1", "PORT": "7000", "SHUTDOWN_GRACE_PERIOD": "0",
 				"ACTIVITY_TIMEOUT": "30", "SOCKUDO_MAX_CONNECTIONS": "5000",
 				"WEBSOCKET_MAX_PAYLOAD_KB": "128", "WEBSOCKET_MAX_BYTES": "4096", "DEBUG": "true",
+				"WEBSOCKET_MESSAGE_TIMEOUT": "3", "WEBSOCKET_MAX_CONNECTIONS_PER_IP": "50",
+				"WEBSOCKET_MAX_CHANNELS_PER_CONNECTION": "20", "WEBSOCKET_MAX_INBOUND_MESSAGES_PER_SECOND": "7",
 			},
 			edit: func(c *Config) {
 				c.Listen = listenConfig{Host: "127.0.0.1", Port: 7000, ShutdownGracePeriod: 0}
 				c.Socket = socketConfig{ActivityTimeout: 30 * time.Second, MaxConnections: 5000,
-					MaxPayloadKB: 128, MaxPendingBytes: 4096, DebugAuthErrors: true}
+					MaxPayloadKB: 128, MaxPendingBytes: 4096, DebugAuthErrors: true,
+					MessageTimeout: 3 * time.Second, MaxConnectionsPerIP: 50, MaxChannelsPerConnection: 20,
+					MaxInboundPerSecond: 7}
 			},
 		},
 		{
@@ -194,6 +202,10 @@ func TestLoadConfigInvalid(t *testing.T) {
 		{name: "payload zero", env: map[string]string{"WEBSOCKET_MAX_PAYLOAD_KB": "0"}, vars: []string{"WEBSOCKET_MAX_PAYLOAD_KB"}},
 		{name: "payload over gws cap", env: map[string]string{"WEBSOCKET_MAX_PAYLOAD_KB": "16385"}, vars: []string{"WEBSOCKET_MAX_PAYLOAD_KB"}},
 		{name: "pending bytes tiny", env: map[string]string{"WEBSOCKET_MAX_BYTES": "10"}, vars: []string{"WEBSOCKET_MAX_BYTES"}},
+		{name: "message timeout zero", env: map[string]string{"WEBSOCKET_MESSAGE_TIMEOUT": "0"}, vars: []string{"WEBSOCKET_MESSAGE_TIMEOUT"}},
+		{name: "connections per IP negative", env: map[string]string{"WEBSOCKET_MAX_CONNECTIONS_PER_IP": "-1"}, vars: []string{"WEBSOCKET_MAX_CONNECTIONS_PER_IP"}},
+		{name: "channels per connection zero", env: map[string]string{"WEBSOCKET_MAX_CHANNELS_PER_CONNECTION": "0"}, vars: []string{"WEBSOCKET_MAX_CHANNELS_PER_CONNECTION"}},
+		{name: "inbound rate zero", env: map[string]string{"WEBSOCKET_MAX_INBOUND_MESSAGES_PER_SECOND": "0"}, vars: []string{"WEBSOCKET_MAX_INBOUND_MESSAGES_PER_SECOND"}},
 		{
 			name:     "debug not a bool",
 			env:      map[string]string{"DEBUG": "yes"},
@@ -311,6 +323,10 @@ func TestConfigConversions(t *testing.T) {
 		MaxPendingBytes: 1 << 20,
 		WriteTimeout:    10 * time.Second,
 		DebugAuthErrors: true,
+
+		MessageTimeout:           10 * time.Second,
+		MaxChannelsPerConnection: 100,
+		MaxMessagesPerSecond:     100,
 	}
 	if got := c.ServerConfig(); !reflect.DeepEqual(got, wantServer) {
 		t.Errorf("ServerConfig = %+v, want %+v", got, wantServer)

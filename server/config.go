@@ -19,14 +19,37 @@ type Config struct {
 	PongTimeout time.Duration
 	// MaxConnections caps sockets on this node (close 4100 beyond); 0 = no cap.
 	MaxConnections int
-	// MaxPayloadBytes is the largest client frame answered normally; larger
-	// frames get a pusher:error. Zero means 64 KiB.
+	// MaxPayloadBytes is the largest client message answered normally;
+	// slightly larger ones (frameSlack) get a pusher:error, and beyond that
+	// the socket is closed with 1009 before the payload is read. Zero means
+	// 64 KiB.
 	MaxPayloadBytes int
 	// MaxPendingBytes bounds each socket's outbound queue; a socket over it is
 	// closed with 4100. Zero means 1 MiB.
 	MaxPendingBytes int
 	// WriteTimeout bounds one flush to a socket. Zero means 10s.
 	WriteTimeout time.Duration
+	// MessageTimeout bounds how long one inbound message may take to
+	// arrive, from its first byte to its last (every frame of a fragmented
+	// one). A socket over it is closed with 4100: gws holds memory for the
+	// declared length meanwhile, and pings inside an unfinished message do
+	// not count as activity. Zero means 10s.
+	MessageTimeout time.Duration
+	// MaxConnectionsPerIP caps the open sockets of one client IP (as
+	// TrustHops resolves it); beyond it a new socket is closed with 4100.
+	// 0 = no cap: behind a proxy that is not trusted, every client has the
+	// proxy's address.
+	MaxConnectionsPerIP int
+	// MaxChannelsPerConnection caps the channels one socket may be
+	// subscribed to; a subscribe beyond it gets pusher:subscription_error
+	// with status 4100. Zero means 100.
+	MaxChannelsPerConnection int
+	// MaxMessagesPerSecond is the average rate of inbound frames (every
+	// kind, pings included) one socket may send; bursts of this plus
+	// MaxChannelsPerConnection are allowed, so a reconnecting client can
+	// resubscribe everything at once. Over it the socket is closed with
+	// 4100. Zero means 100.
+	MaxMessagesPerSecond int
 	// DebugAuthErrors includes the string-to-sign in auth error messages.
 	DebugAuthErrors bool
 	// TrustHops is how many reverse proxies in front of the server append
