@@ -56,6 +56,8 @@ type Config struct {
 	Admin adminConfig
 	// Webhooks is webhook delivery (config_webhooks.go).
 	Webhooks webhookConfig
+	// Audit is the audit log of refusals (config_security.go).
+	Audit auditConfig
 	// Push is the push subsystem (config_push.go).
 	Push pushConfig
 }
@@ -80,9 +82,23 @@ type socketConfig struct {
 	// MaxConnections caps sockets on this node; beyond it a new socket is
 	// closed with 4100. Zero means no cap.
 	MaxConnections int `env:"SOCKUDO_MAX_CONNECTIONS" envDefault:"0"`
-	// MaxPayloadKB is the largest client frame, in KiB, that is answered
-	// normally; larger frames get a pusher:error. Must be 1-16384.
+	// MaxPayloadKB is the largest client message, in KiB, that is answered
+	// normally; slightly larger ones get a pusher:error, and the socket is
+	// closed with 1009 beyond 4 KiB over it. Must be 1-16384.
 	MaxPayloadKB int `env:"WEBSOCKET_MAX_PAYLOAD_KB" envDefault:"64"`
+	// MessageTimeout is how long one client message may take to arrive,
+	// from its first byte to its last (whole seconds in the environment,
+	// 1-300); a socket over it is closed with 4100.
+	MessageTimeout time.Duration `env:"WEBSOCKET_MESSAGE_TIMEOUT" envDefault:"10"`
+	// MaxConnectionsPerIP caps the open sockets of one client IP; beyond it
+	// a new socket is closed with 4100. Zero means no cap.
+	MaxConnectionsPerIP int `env:"WEBSOCKET_MAX_CONNECTIONS_PER_IP" envDefault:"0"`
+	// MaxChannelsPerConnection caps the channels one socket may subscribe
+	// to (1-100000).
+	MaxChannelsPerConnection int `env:"WEBSOCKET_MAX_CHANNELS_PER_CONNECTION" envDefault:"100"`
+	// MaxInboundPerSecond is the average rate of messages one socket may
+	// send (1-100000); over it the socket is closed with 4100.
+	MaxInboundPerSecond int `env:"WEBSOCKET_MAX_INBOUND_MESSAGES_PER_SECOND" envDefault:"100"`
 	// MaxPendingBytes is how many outbound bytes may queue for one socket
 	// before it is closed with 4100 (a slow consumer). Must be at least 1024.
 	MaxPendingBytes int `env:"WEBSOCKET_MAX_BYTES" envDefault:"1048576"`
@@ -229,7 +245,7 @@ func sortByVar(problems []error) {
 // parse error's Go field name (all env reports) maps back to one variable.
 func (c *Config) sections() []any {
 	return []any{&c.Listen, &c.Socket, &c.Log, &c.Storage, &c.DefaultAppEnv, &c.RateLimit, &c.TLS, &c.Metrics, &c.Admin,
-		&c.Webhooks, &c.Push}
+		&c.Webhooks, &c.Audit, &c.Push}
 }
 
 // envVars lists every variable Config reads, in declaration order.
@@ -360,6 +376,10 @@ func (c Config) problems() []error {
 	ch.atLeast("SOCKUDO_MAX_CONNECTIONS", c.Socket.MaxConnections, 0)
 	ch.intIn("WEBSOCKET_MAX_PAYLOAD_KB", c.Socket.MaxPayloadKB, 1, maxPayloadKBLimit)
 	ch.atLeast("WEBSOCKET_MAX_BYTES", c.Socket.MaxPendingBytes, 1024)
+	ch.secondsIn("WEBSOCKET_MESSAGE_TIMEOUT", c.Socket.MessageTimeout, 1, 300)
+	ch.atLeast("WEBSOCKET_MAX_CONNECTIONS_PER_IP", c.Socket.MaxConnectionsPerIP, 0)
+	ch.intIn("WEBSOCKET_MAX_CHANNELS_PER_CONNECTION", c.Socket.MaxChannelsPerConnection, 1, 100000)
+	ch.intIn("WEBSOCKET_MAX_INBOUND_MESSAGES_PER_SECOND", c.Socket.MaxInboundPerSecond, 1, 100000)
 
 	if _, ok := logLevels[strings.ToLower(c.Log.Level)]; !ok {
 		ch.bad("LOG_LEVEL", "must be debug, info, warn or error, got %q", c.Log.Level)
@@ -388,6 +408,7 @@ func (c Config) problems() []error {
 	}
 	c.securityProblems(&ch)
 	c.webhookProblems(&ch)
+	c.auditProblems(&ch)
 	c.pushProblems(&ch)
 	return ch.problems
 }
@@ -443,6 +464,11 @@ func (c Config) ServerConfig() server.Config {
 		WriteTimeout:    writeTimeout,
 		DebugAuthErrors: c.Socket.DebugAuthErrors,
 		TrustHops:       c.RateLimit.TrustHops,
+
+		MessageTimeout:           c.Socket.MessageTimeout,
+		MaxConnectionsPerIP:      c.Socket.MaxConnectionsPerIP,
+		MaxChannelsPerConnection: c.Socket.MaxChannelsPerConnection,
+		MaxMessagesPerSecond:     c.Socket.MaxInboundPerSecond,
 	}
 }
 

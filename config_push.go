@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -12,8 +11,6 @@ import (
 	"github.com/sockudo/sockudo/push"
 	"github.com/sockudo/sockudo/push/webpush"
 	"github.com/sockudo/sockudo/ratelimit"
-	"github.com/sockudo/sockudo/server"
-	"github.com/sockudo/sockudo/storage"
 )
 
 // pushConfig is the push subsystem (package push). Provider endpoints are
@@ -107,23 +104,6 @@ func (c Config) PushConfig(memory *[]*ratelimit.Memory) push.Config {
 		pc.Limits.Registrations = m
 	}
 	return pc
-}
-
-// routePush builds the push subsystem and mounts its routes: the server API
-// signed like the Pusher API, the client API with its own authentication.
-func routePush(srv *server.Server, cfg push.Config, db *storage.DB, audit push.Audit, log *slog.Logger) error {
-	svc, err := push.New(cfg, push.Deps{DB: db, Apps: srv, Audit: audit, Log: log, ClientIP: srv.ClientIP,
-		WebSubscription: webSubscription(cfg.AllowLocalWebPush)})
-	if err != nil {
-		return err
-	}
-	for _, r := range svc.SignedRoutes() {
-		srv.HandleSigned(r.Pattern, r.Handler)
-	}
-	for _, r := range svc.Routes() {
-		srv.Handle(r.Pattern, r.Handler)
-	}
-	return nil
 }
 
 // webSubscription is push.Deps.WebSubscription: a browser subscription's

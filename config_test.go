@@ -22,6 +22,10 @@ func defaultConfig() Config {
 			ActivityTimeout: 120 * time.Second,
 			MaxPayloadKB:    64,
 			MaxPendingBytes: 1 << 20,
+
+			MessageTimeout:           10 * time.Second,
+			MaxChannelsPerConnection: 100,
+			MaxInboundPerSecond:      100,
 		},
 		Log:     logConfig{Level: "info", Format: "human"},
 		Storage: storageConfig{DBPath: "./sockudo.db"},
@@ -44,12 +48,14 @@ func defaultConfig() Config {
 		},
 		RateLimit: rateLimitConfig{Enabled: true, WSMaxRequests: 120, WSWindow: time.Minute,
 			APIMaxRequests: 6000, APIReadMaxRequests: 6000, APIWindow: time.Minute,
-			AuthMaxFailures: 30, AuthWindow: time.Minute, SigninMaxAttempts: 60, SigninWindow: time.Minute},
+			AuthMaxFailures: 30, AuthWindow: time.Minute, SigninMaxAttempts: 60, SigninWindow: time.Minute,
+			IPv6PrefixLength: 64, ReplayCacheMaxEntries: 100_000},
 		Metrics: metricsConfig{Enabled: true, Host: "127.0.0.1", Port: 9601},
 		Admin:   adminConfig{Enabled: true},
 		Webhooks: webhookConfig{BatchingEnabled: true, BatchingDuration: 50, BatchingSize: 100,
 			Timeout: 10 * time.Second, RetryMax: 300 * time.Second, GracePeriodMs: 3000, MaxConcurrency: 64,
-			DeadLetterMax: 10000, CommitIntervalMs: 10},
+			DeadLetterMax: 10000, CommitIntervalMs: 10, QueueMax: 10000},
+		Audit: auditConfig{AggregationWindow: time.Minute, MaxRefusals: 100_000},
 		Push: pushConfig{APNsEndpoint: "production", FCMEndpoint: "https://fcm.googleapis.com", RegistrationsPerMinute: 60,
 			MaxDevicesPerUser: 100, MaxInterestsPerDevice: 5000},
 	}
@@ -75,11 +81,15 @@ func TestLoadConfig(t *testing.T) {
 				"HOST": "127.0.0.1", "PORT": "7000", "SHUTDOWN_GRACE_PERIOD": "0",
 				"ACTIVITY_TIMEOUT": "30", "SOCKUDO_MAX_CONNECTIONS": "5000",
 				"WEBSOCKET_MAX_PAYLOAD_KB": "128", "WEBSOCKET_MAX_BYTES": "4096", "DEBUG": "true",
+				"WEBSOCKET_MESSAGE_TIMEOUT": "3", "WEBSOCKET_MAX_CONNECTIONS_PER_IP": "50",
+				"WEBSOCKET_MAX_CHANNELS_PER_CONNECTION": "20", "WEBSOCKET_MAX_INBOUND_MESSAGES_PER_SECOND": "7",
 			},
 			edit: func(c *Config) {
 				c.Listen = listenConfig{Host: "127.0.0.1", Port: 7000, ShutdownGracePeriod: 0}
 				c.Socket = socketConfig{ActivityTimeout: 30 * time.Second, MaxConnections: 5000,
-					MaxPayloadKB: 128, MaxPendingBytes: 4096, DebugAuthErrors: true}
+					MaxPayloadKB: 128, MaxPendingBytes: 4096, DebugAuthErrors: true,
+					MessageTimeout: 3 * time.Second, MaxConnectionsPerIP: 50, MaxChannelsPerConnection: 20,
+					MaxInboundPerSecond: 7}
 			},
 		},
 		{
@@ -193,6 +203,10 @@ func TestLoadConfigInvalid(t *testing.T) {
 		{name: "payload zero", env: map[string]string{"WEBSOCKET_MAX_PAYLOAD_KB": "0"}, vars: []string{"WEBSOCKET_MAX_PAYLOAD_KB"}},
 		{name: "payload over gws cap", env: map[string]string{"WEBSOCKET_MAX_PAYLOAD_KB": "16385"}, vars: []string{"WEBSOCKET_MAX_PAYLOAD_KB"}},
 		{name: "pending bytes tiny", env: map[string]string{"WEBSOCKET_MAX_BYTES": "10"}, vars: []string{"WEBSOCKET_MAX_BYTES"}},
+		{name: "message timeout zero", env: map[string]string{"WEBSOCKET_MESSAGE_TIMEOUT": "0"}, vars: []string{"WEBSOCKET_MESSAGE_TIMEOUT"}},
+		{name: "connections per IP negative", env: map[string]string{"WEBSOCKET_MAX_CONNECTIONS_PER_IP": "-1"}, vars: []string{"WEBSOCKET_MAX_CONNECTIONS_PER_IP"}},
+		{name: "channels per connection zero", env: map[string]string{"WEBSOCKET_MAX_CHANNELS_PER_CONNECTION": "0"}, vars: []string{"WEBSOCKET_MAX_CHANNELS_PER_CONNECTION"}},
+		{name: "inbound rate zero", env: map[string]string{"WEBSOCKET_MAX_INBOUND_MESSAGES_PER_SECOND": "0"}, vars: []string{"WEBSOCKET_MAX_INBOUND_MESSAGES_PER_SECOND"}},
 		{
 			name:     "debug not a bool",
 			env:      map[string]string{"DEBUG": "yes"},
@@ -310,8 +324,12 @@ func TestConfigConversions(t *testing.T) {
 		MaxPendingBytes: 1 << 20,
 		WriteTimeout:    10 * time.Second,
 		DebugAuthErrors: true,
+
+		MessageTimeout:           10 * time.Second,
+		MaxChannelsPerConnection: 100,
+		MaxMessagesPerSecond:     100,
 	}
-	if got := c.ServerConfig(); got != wantServer {
+	if got := c.ServerConfig(); !reflect.DeepEqual(got, wantServer) {
 		t.Errorf("ServerConfig = %+v, want %+v", got, wantServer)
 	}
 

@@ -42,6 +42,10 @@ type webhookConfig struct {
 	// most one commit (fsync) of new webhook events per interval. It bounds
 	// what a kill -9 or power loss can lose.
 	CommitIntervalMs int `env:"WEBHOOK_COMMIT_INTERVAL_MS" envDefault:"10"`
+	// QueueMax is the most events one target keeps queued (100-10000000);
+	// beyond it the oldest become dead letters, so a receiver that is down
+	// bounds the file instead of letting anonymous traffic grow it.
+	QueueMax int `env:"WEBHOOK_QUEUE_MAX" envDefault:"10000"`
 }
 
 // webhookProblems checks the webhook settings and
@@ -57,6 +61,7 @@ func (c Config) webhookProblems(ch *checks) {
 	ch.intIn("WEBHOOK_MAX_CONCURRENCY", w.MaxConcurrency, 1, 10_000)
 	ch.intIn("WEBHOOK_DEAD_LETTER_MAX", w.DeadLetterMax, 1, 1_000_000)
 	ch.intIn("WEBHOOK_COMMIT_INTERVAL_MS", w.CommitIntervalMs, 1, 1000)
+	ch.intIn("WEBHOOK_QUEUE_MAX", w.QueueMax, 100, 10_000_000)
 
 	if _, err := webhooks.ParseTargets(c.DefaultAppEnv.Webhooks); err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {
@@ -90,6 +95,7 @@ func (c Config) WebhooksConfig() webhooks.Config {
 		MaxConcurrency:      w.MaxConcurrency,
 		MaxDeadLetters:      w.DeadLetterMax,
 		CommitInterval:      time.Duration(w.CommitIntervalMs) * time.Millisecond,
+		MaxQueueDepth:       w.QueueMax,
 	}
 }
 

@@ -24,6 +24,7 @@ func TestWebhookConfig(t *testing.T) {
 		"WEBHOOK_MAX_CONCURRENCY":       "8",
 		"WEBHOOK_DEAD_LETTER_MAX":       "50",
 		"WEBHOOK_COMMIT_INTERVAL_MS":    "25",
+		"WEBHOOK_QUEUE_MAX":             "500",
 		"SOCKUDO_DEFAULT_APP_WEBHOOKS": `[{"url":"http://127.0.0.1:3001/webhook","event_types":["channel_occupied","member_added"],
 			"filter":{"channel_prefix":"presence-"},"headers":{"Authorization":"Bearer t"},"batching":{"enabled":true,"size":5}}]`,
 	})
@@ -42,6 +43,7 @@ func TestWebhookConfig(t *testing.T) {
 		MaxConcurrency:      8,
 		MaxDeadLetters:      50,
 		CommitInterval:      25 * time.Millisecond,
+		MaxQueueDepth:       500,
 	}
 	if got := c.WebhooksConfig(); got != want {
 		t.Errorf("WebhooksConfig = %+v\nwant %+v", got, want)

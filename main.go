@@ -21,6 +21,7 @@ import (
 
 	"github.com/caarlos0/env/v11"
 
+	"github.com/sockudo/sockudo/apps"
 	"github.com/sockudo/sockudo/cli"
 	"github.com/sockudo/sockudo/server"
 	"github.com/sockudo/sockudo/storage"
@@ -109,12 +110,15 @@ func serve(ctx context.Context, environ map[string]string, stderr io.Writer) int
 	}
 	sc := cfg.ServerConfig()
 	sc.Limits = lims.Limits
+	cfg.clientSettings(&sc, log)
 	srv, err := server.New(sc, db, log)
 	if err != nil {
 		log.Error("invalid server configuration", "err", err)
 		return 1
 	}
-	audit := storage.NewAuditWriter(db, 0, func(err error) { log.Error("writing the audit log", "err", err) })
+	audit := storage.NewAuditWriter(db, cfg.AuditWriterConfig(), func(err error) {
+		log.Error("writing the audit log", "err", err)
+	})
 	bg.Add(1)
 	go func() { defer bg.Done(); audit.Run(bgCtx) }()
 	srv.SetAuditLog(auditLog{audit})
@@ -126,7 +130,12 @@ func serve(ctx context.Context, environ map[string]string, stderr io.Writer) int
 		return 1
 	}
 	srv.SetEventSink(webhookSink{hooks})
-	routeWebhooks(srv, hooks)
+	routeWebhooks(srv, hooks, func(app, action, reason string) {
+		// A change, kept apart from the refusals (storage.AppendAudit).
+		if err := apps.NewService(db, "").Record(app, action, reason); err != nil {
+			log.Error("writing the audit log", "err", err)
+		}
+	})
 	if err := routePush(srv, pushCfg, db, audit, log); err != nil {
 		log.Error("invalid push configuration", "err", err)
 		return 1

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sockudo/sockudo/server"
 	"github.com/sockudo/sockudo/server/protocol"
 	"github.com/sockudo/sockudo/storage"
@@ -40,7 +42,9 @@ func TestWebhookRoutesRejectBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	routeWebhooks(srv, d)
+	routeWebhooks(srv, d, func(app, action, reason string) {
+		_ = db.AppendAudit([]storage.AuditEntry{{Time: time.Now(), App: app, Action: action, Reason: reason}})
+	})
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() {
 		hs.Close()
@@ -93,5 +97,64 @@ func TestWebhookRoutesRejectBadInput(t *testing.T) {
 				t.Fatalf("got %d %s, want %d with %s", code, body, tc.status, tc.want)
 			}
 		})
+	}
+	// The replay that went through is audited, as a change.
+	if entries, _ := db.Audit(storage.AuditFilter{Action: "dead_letters_replayed"}); len(entries) != 1 ||
+		entries[0].App != "a1" || entries[0].Reason != "0 replayed (HTTP API)" {
+		t.Fatalf("audit %+v", entries)
+	}
+}
+
+// TestWebhookMetricsCountQueueFull: events pushed out of a full queue are
+// exported as sockudo_webhook_dropped_total{reason="queue_full"}.
+func TestWebhookMetricsCountQueueFull(t *testing.T) {
+	db, err := storage.Open(filepath.Join(t.TempDir(), "s.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A receiver that is down: nothing listens on port 1 of loopback.
+	app := storage.App{ID: "a1", Key: "k1", Secret: "s1", Enabled: true,
+		Webhooks: []storage.Webhook{{URL: "http://127.0.0.1:1/down", EventTypes: []string{webhooks.ChannelOccupied}}}}
+	if err := db.PutApp(app); err != nil {
+		t.Fatal(err)
+	}
+	d, err := webhooks.New(webhooks.Config{AllowPrivateTargets: true, MaxQueueDepth: 100}, db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = d.Close(context.Background())
+		_ = db.Close()
+	})
+	for i := range 150 {
+		d.Emit(webhooks.Event{App: "a1", Name: webhooks.ChannelOccupied, Channel: "anon-" + strconv.Itoa(i)})
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for d.Stats().QueueFull < 50 {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v", d.Stats())
+		}
+		time.Sleep(time.Millisecond) // polling a counter
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newWebhookCollector(d))
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != "sockudo_webhook_dropped_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			got[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+		}
+	}
+	if got["queue_full"] != 50 || got["not_persisted"] != 0 {
+		t.Fatalf("sockudo_webhook_dropped_total = %v, want queue_full 50", got)
 	}
 }

@@ -84,13 +84,14 @@ func (c *Client) do(method, path string, in, out any) error {
 	return nil
 }
 
-// Apps lists every app.
+// Apps lists every app, without secrets (Secret and PreviousSecret are
+// empty).
 func (c *Client) Apps() ([]storage.App, error) {
 	var apps []storage.App
 	return apps, c.do("GET", "/apps", nil, &apps)
 }
 
-// App returns one app.
+// App returns one app, without secrets.
 func (c *Client) App(id string) (storage.App, error) {
 	var a storage.App
 	return a, c.do("GET", "/apps/"+url.PathEscape(id), nil, &a)
@@ -99,7 +100,8 @@ func (c *Client) App(id string) (storage.App, error) {
 // CreateApp creates a.
 func (c *Client) CreateApp(a storage.App) error { return c.do("POST", "/apps", a, nil) }
 
-// PutApp creates or replaces a.
+// PutApp creates or replaces a; an empty a.Secret keeps the stored app's
+// secrets, so an app read with App can be changed and written back.
 func (c *Client) PutApp(a storage.App) error {
 	return c.do("PUT", "/apps/"+url.PathEscape(a.ID), a, nil)
 }

@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"time"
 
@@ -49,27 +47,6 @@ func NewServer(store apps.Store, reload func() error, log *slog.Logger) *Server 
 	return &Server{apps: apps.NewService(store, ""), reload: reload, log: log}
 }
 
-// Listen opens the unix socket at path with mode 0600, replacing a stale
-// socket file left by a crashed process.
-func Listen(path string) (net.Listener, error) {
-	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
-		if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("admin: %s is in use by another process", path)
-		}
-		_ = os.Remove(path)
-	}
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("admin: listen %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
-		return nil, fmt.Errorf("admin: chmod %s: %w", path, err)
-	}
-	return ln, nil
-}
-
 // Handler returns the admin API routes.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -89,11 +66,27 @@ func (s *Server) Handler() http.Handler {
 	return mux
 }
 
+// Secrets leave the admin API only in the answers of create and
+// rotate-secret, the two moments the CLI prints them; every other answer
+// carries an app without Secret and PreviousSecret (withoutSecrets), so a
+// listing in a terminal, a log or a support ticket shows none. PUT keeps
+// the stored secrets when its body has none, so an app read, changed and
+// written back keeps them.
+
+// withoutSecrets blanks the secrets of a; PreviousSecretExpiresAt stays.
+func withoutSecrets(a storage.App) storage.App {
+	a.Secret, a.PreviousSecret = "", ""
+	return a
+}
+
 func (s *Server) listApps(w http.ResponseWriter, r *http.Request) {
 	list, err := s.apps.Apps()
 	if err != nil {
 		writeErr(w, err)
 		return
+	}
+	for i := range list {
+		list[i] = withoutSecrets(list[i])
 	}
 	writeJSON(w, http.StatusOK, list)
 }
@@ -104,7 +97,7 @@ func (s *Server) getApp(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, a)
+	writeJSON(w, http.StatusOK, withoutSecrets(a))
 }
 
 func (s *Server) createApp(w http.ResponseWriter, r *http.Request) {
@@ -117,23 +110,32 @@ func (s *Server) putApp(w http.ResponseWriter, r *http.Request) {
 
 // storeApp reads an app from the body, vets it (and its id against the
 // path's, when pathID is set), stores it with store and answers with the
-// stored app.
+// stored app: with its secrets after a create, without after a PUT. A PUT
+// without a secret keeps the stored app's secrets.
 func (s *Server) storeApp(w http.ResponseWriter, r *http.Request, pathID string, store func(storage.App) error) {
 	var a storage.App
-	if !readJSON(w, r, &a) || !s.valid(w, a) {
+	if !readJSON(w, r, &a) {
 		return
 	}
 	if pathID != "" && a.ID != pathID {
 		writeErr(w, fmt.Errorf("%w: id in the body differs from the path", storage.ErrInvalid))
 		return
 	}
-	if !s.applied(w, store(a)) {
+	if pathID != "" && a.Secret == "" {
+		if old, err := s.apps.App(a.ID); err == nil {
+			a.Secret, a.PreviousSecret, a.PreviousSecretExpiresAt = old.Secret, old.PreviousSecret, old.PreviousSecretExpiresAt
+		}
+	}
+	if !s.valid(w, a) || !s.applied(w, store(a)) {
 		return
 	}
 	stored, err := s.apps.App(a.ID)
 	if err != nil {
 		writeErr(w, err)
 		return
+	}
+	if pathID != "" {
+		stored = withoutSecrets(stored)
 	}
 	writeJSON(w, http.StatusOK, stored)
 }

@@ -141,6 +141,7 @@ func (c *command) create(args []string) int {
 		if err != nil {
 			return c.failf("%v", err)
 		}
+		stored.Secret = a.Secret // the admin socket does not send it back
 		if code := c.printJSON(stored); code != 0 {
 			return code
 		}
@@ -169,7 +170,11 @@ func (c *command) update(args []string) int {
 			fmt.Fprintf(c.stderr, "App %s unchanged: no flags given.\n", id)
 			return 0
 		}
-		if msg := appProblem(a, false); msg != "" {
+		check := a
+		if check.Secret == "" {
+			check.Secret = hiddenSecret // not sent by the admin socket, which keeps it when none is given
+		}
+		if msg := appProblem(check, false); msg != "" {
 			return c.usagef("%s", msg)
 		}
 		if err := st.PutApp(a); err != nil {

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
 	"time"
 
 	"github.com/sockudo/sockudo/storage"
@@ -12,7 +13,9 @@ import (
 const auditUsage = `Usage: sockudo audit list [--since 1h|2026-01-02T15:04:05Z] [--app id] [--action name] [--limit n] [--json]
 
 Print the audit log, newest first: denied channel auth and signins, refused
-origins, rate-limit trips, API signature failures, app and secret changes.
+origins, rate-limit trips, API signature failures (repeats from one IP within
+AUDIT_AGGREGATION_WINDOW_SECONDS are one entry: COUNT, first seen in TIME,
+LAST SEEN), app and secret changes and dead-letter replays.
 Works against a running server (through its admin socket) or a stopped one.
 `
 
@@ -55,10 +58,19 @@ func auditCmd(args []string, c *command) int {
 		if *asJSON {
 			return c.printJSON(entries)
 		}
-		return c.printTable("TIME\tAPP\tACTION\tIP\tCHANNEL\tREASON", func(w io.Writer) {
+		// A refusal repeated from one IP is one entry: TIME is when it was
+		// first seen, COUNT how often and LAST SEEN the last time.
+		return c.printTable("TIME\tAPP\tACTION\tIP\tCHANNEL\tREASON\tCOUNT\tLAST SEEN", func(w io.Writer) {
 			for _, e := range entries {
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339), dash(e.App), e.Action, dash(e.IP),
-					dash(e.Channel), dash(e.Reason))
+				count, last := "-", "-"
+				if e.Count > 0 {
+					count = strconv.Itoa(e.Count)
+				}
+				if e.Count > 1 {
+					last = e.LastSeen.Format(time.RFC3339)
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339), dash(e.App), e.Action,
+					dash(e.IP), dash(e.Channel), dash(e.Reason), count, last)
 			}
 		})
 	})

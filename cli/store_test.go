@@ -67,3 +67,37 @@ func TestHideSecretsBlanksWebhookHeaders(t *testing.T) {
 		t.Fatal("hideSecrets changed the caller's map")
 	}
 }
+
+// TestAuditListShowsAggregates: a refusal repeated from one IP is one line
+// with its count and last sighting; changes show neither.
+func TestAuditListShowsAggregates(t *testing.T) {
+	env := testEnv(t)
+	if r := runCLI(t, env, "apps", "create", "--id", "a1", "--key", "k1", "--secret", "first-secret"); r.code != 0 {
+		t.Fatalf("create: %d %s", r.code, r.stderr)
+	}
+	db, err := storage.Open(env["SOCKUDO_DB_PATH"], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
+	if _, err := db.PutAuditRefusals([]storage.AuditEntry{{Time: first, App: "a1", Action: "api_signature_denied",
+		IP: "127.0.0.1", Reason: "signature", Count: 3000, LastSeen: first.Add(25 * time.Second)}}, 0); err != nil {
+		t.Fatal(err)
+	}
+	_ = db.Close()
+	r := runCLI(t, env, "audit", "list", "--app", "a1")
+	if r.code != 0 {
+		t.Fatalf("audit: %d %s", r.code, r.stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 3 || !strings.Contains(lines[0], "COUNT") || !strings.Contains(lines[0], "LAST SEEN") {
+		t.Fatalf("table:\n%s", r.stdout)
+	}
+	if f := strings.Fields(lines[1]); f[2] != "api_signature_denied" || f[6] != "3000" ||
+		f[7] != first.Add(25*time.Second).Format(time.RFC3339) {
+		t.Fatalf("aggregate line %q", lines[1])
+	}
+	if f := strings.Fields(lines[2]); f[2] != "app_created" || f[len(f)-2] != "-" || f[len(f)-1] != "-" {
+		t.Fatalf("change line %q", lines[2])
+	}
+}

@@ -62,7 +62,7 @@ func TestWebhooksDeadLettersCLI(t *testing.T) {
 	}
 	for _, url := range []string{"https://x/hook?token=t", "https://gone/"} {
 		head, _ := db.WebhookHead("a", url, 10)
-		if err := db.DeadLetterWebhooks(head, "status 410 Gone", now, 0); err != nil {
+		if _, err := db.DeadLetterWebhooks(head, "status 410 Gone", now, 0); err != nil {
 			t.Fatal(err)
 		}
 	}

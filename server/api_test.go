@@ -32,7 +32,7 @@ func TestAPIErrors(t *testing.T) {
 		when   time.Time
 		status int
 	}{
-		{name: "unknown app", method: "GET", path: "/apps/nope/channels", status: 404},
+		{name: "unknown app", method: "GET", path: "/apps/nope/channels", status: 401}, // like a wrong key: ids stay private
 		{name: "bad secret", method: "GET", path: "/apps/app-id/channels", secret: "wrong", status: 401},
 		{name: "key of another app", method: "GET", path: "/apps/app-id/channels", key: "off-key", secret: "off-secret", status: 401},
 		{name: "stale timestamp", method: "GET", path: "/apps/app-id/channels", when: time.Now().Add(-601 * time.Second), status: 401},

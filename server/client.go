@@ -56,13 +56,21 @@ func (s *Server) handleSubscribe(c *conn, in protocol.Inbound) {
 	}
 	kind := protocol.Classify(name)
 	c.mu.Lock()
-	closed, existing, user := c.closed, c.subLocked(name) != nil, c.user
+	closed, existing, user, n := c.closed, c.subLocked(name) != nil, c.user, len(c.subs)
 	c.mu.Unlock()
 	if closed {
 		return
 	}
 	if existing {
 		c.sendError(protocol.CodeNone, "Existing subscription to channel "+name, "")
+		return
+	}
+	// The socket's messages are handled one at a time, so n cannot grow
+	// before this subscription is recorded.
+	if limit := s.cfg.MaxChannelsPerConnection; n >= limit {
+		s.metrics.rateLimited.WithLabelValues("ws_channels").Inc()
+		c.send((&protocol.SubscriptionError{Status: 4100,
+			Message: "Too many channels on this connection: at most " + strconv.Itoa(limit)}).Frame(name))
 		return
 	}
 	// Authorisation runs without locks: with Redis it may wait on the

@@ -57,9 +57,20 @@ func (s *Server) checkChannelAuth(c *conn, cfg *appConfig, token, toSign string)
 	}
 	s.metrics.authFailures.WithLabelValues(reason).Inc()
 	s.audit.Record(AuditRecord{App: c.app.id, Action: AuditAuthDenied, IP: c.ip, Channel: channelOf(toSign), Reason: reason})
-	if !s.cfg.Limits.AuthFailures.Allow(c.ip).Allowed {
+	if !s.cfg.Limits.AuthFailures.Allow(s.limitKey(c.ip)).Allowed {
 		s.rateLimited("auth_failures", c.app.id, c.ip)
-		return &protocol.SubscriptionError{Status: 429, Message: "Too many failed authorisations, retry later"}
+		// Over the limit the socket goes too: kept open, it could go on
+		// asking (and being refused and audited) for free. The error is
+		// sent first, then pusher:error and close 4009, the code of a
+		// failed signin (shared/spec/pusher-protocol.md §10): in 4001-4099
+		// pusher-js does not reconnect (§1.4), whereas 4100 would make it
+		// come back after a second and resubscribe with the same bad auth,
+		// a loop only the connection limiter would end. The caller's send of
+		// e finds the socket closing and does nothing.
+		e := &protocol.SubscriptionError{Status: 429, Message: "Too many failed authorisations, retry later"}
+		c.send(e.Frame(channelOf(toSign)))
+		c.close(&protocol.Error{Code: protocol.CodeUnauthorized, Message: "Too many failed authorisations"}, false)
+		return e
 	}
 	s.warnLimited("auth", "channel auth refused", "app_id", c.app.id, "reason", err.Error())
 	return &protocol.SubscriptionError{Status: 401, Message: msg}
@@ -94,7 +105,7 @@ func (s *Server) verifySignin(c *conn, cfg *appConfig, in protocol.Inbound) (u p
 func (s *Server) signinRefused(c *conn, msg string) {
 	s.metrics.authFailures.WithLabelValues("signin").Inc()
 	s.audit.Record(AuditRecord{App: c.app.id, Action: AuditSigninDenied, IP: c.ip, Reason: msg})
-	if !s.cfg.Limits.AuthFailures.Allow(c.ip).Allowed {
+	if !s.cfg.Limits.AuthFailures.Allow(s.limitKey(c.ip)).Allowed {
 		s.rateLimited("auth_failures", c.app.id, c.ip)
 	}
 	s.warnLimited("signin", "signin refused", "app_id", c.app.id, "reason", msg)

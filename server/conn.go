@@ -27,7 +27,8 @@ import (
 type conn struct {
 	srv      *Server
 	ws       *gws.Conn
-	nc       net.Conn
+	nc       net.Conn // the TCP connection; gws reads and writes through wire
+	wire     wire
 	app      *app
 	socketID string
 	ip       string
@@ -42,15 +43,24 @@ type conn struct {
 	closing   atomic.Bool  // a close was started; inbound frames are ignored
 	closeCode atomic.Int32 // the code of the first server-initiated close
 	pingedAt  atomic.Int64 // unix nanos of our unanswered pusher:ping, 0 if none
+	// msgStart is when the unfinished inbound message started (unix nanos),
+	// 0 between messages. Written by the read goroutine (frame_guard.go),
+	// read by the timer.
+	msgStart atomic.Int64
+	// frames is the inbound frame parser; only the read goroutine uses it.
+	frames frameState
 
 	// limiter throttles client events; only OnMessage touches it.
 	limiter *rate.Limiter
 
 	mu sync.Mutex
-	// subs are the socket's subscriptions. A slice, not a map: sockets hold
-	// a handful of channels, and a small map costs ~250 bytes per socket.
+	// subs are the socket's subscriptions. A slice: sockets usually hold a
+	// handful of channels, and a small map costs ~250 bytes per socket.
+	// Beyond subsIndexed channels subIdx indexes it by name, so lookups
+	// stay O(1) up to MaxChannelsPerConnection (BenchmarkSubscribeMany).
 	subs   []*subscription
-	user   *signedUser // nil until pusher:signin
+	subIdx map[string]int // index in subs by channel name; nil when small
+	user   *signedUser    // nil until pusher:signin
 	closed bool
 
 	wmu        sync.Mutex
@@ -60,6 +70,7 @@ type conn struct {
 	writing    bool     // a flush goroutine is running
 	wclosed    bool     // a close frame is queued or the socket is gone
 	closeAfter bool     // the queue ends with a close frame
+	dropAfter  bool     // drop the TCP connection right after the close frame
 }
 
 // signedUser is the identity a socket signed in with.
@@ -68,13 +79,6 @@ type signedUser struct {
 	info      json.RawMessage
 	watchlist []string
 }
-
-// gws.SessionStorage: the conn is its own session.
-func (c *conn) Len() int                     { return 0 }
-func (c *conn) Load(string) (any, bool)      { return c, true }
-func (c *conn) Delete(string)                {}
-func (c *conn) Store(string, any)            {}
-func (c *conn) Range(func(string, any) bool) {}
 
 // send queues a complete WebSocket frame. It never blocks: a socket whose
 // queue would exceed MaxPendingBytes is closed with 4100 instead (a slow
@@ -109,10 +113,10 @@ func (c *conn) flush() {
 		batch := c.queue
 		if len(batch) == 0 {
 			c.writing = false
-			closeAfter := c.closeAfter
+			closeAfter, drop := c.closeAfter, c.dropAfter
 			c.wmu.Unlock()
 			if closeAfter {
-				c.afterCloseFrame()
+				c.afterCloseFrame(drop)
 			}
 			return
 		}
@@ -159,6 +163,15 @@ func (c *conn) flush() {
 // with the same code; then the socket is shut. Frames queued earlier are
 // written first unless discard is set (slow consumers). Idempotent.
 func (c *conn) close(e *protocol.Error, discard bool) {
+	c.closeWith(e, discard, false)
+}
+
+// abort is close for a client that cannot take part in the closing
+// handshake (it is in the middle of a frame): the queue is discarded and
+// the TCP connection dropped once the close frame is written.
+func (c *conn) abort(e *protocol.Error) { c.closeWith(e, true, true) }
+
+func (c *conn) closeWith(e *protocol.Error, discard, drop bool) {
 	c.closeCode.CompareAndSwap(0, int32(e.Code))
 	c.closing.Store(true)
 	c.wmu.Lock()
@@ -168,6 +181,7 @@ func (c *conn) close(e *protocol.Error, discard bool) {
 	}
 	c.wclosed = true
 	c.closeAfter = true
+	c.dropAfter = drop
 	if discard {
 		for _, f := range c.queue {
 			c.pending -= len(f)
@@ -189,8 +203,12 @@ func (c *conn) close(e *protocol.Error, discard bool) {
 // could reset it and lose the close frame on the client side.
 const closeWait = 2 * time.Second
 
-func (c *conn) afterCloseFrame() {
-	_ = c.nc.SetReadDeadline(time.Now().Add(closeWait))
+func (c *conn) afterCloseFrame(drop bool) {
+	wait := closeWait
+	if drop {
+		wait = 0
+	}
+	_ = c.nc.SetReadDeadline(time.Now().Add(wait))
 }
 
 // sendError sends a non-fatal pusher:error.
@@ -207,15 +225,26 @@ func (c *conn) touch() {
 	}
 }
 
+// resetTimer re-arms the timer to fire after d, or sooner if an unfinished
+// inbound message reaches MessageTimeout before that. A reset racing the
+// read goroutine's can at worst delay the message check to the next wake.
 func (c *conn) resetTimer(d time.Duration) {
-	if t := c.timer.Load(); t != nil {
-		t.Reset(d)
+	t := c.timer.Load()
+	if t == nil {
+		return
 	}
+	if start := c.msgStart.Load(); start != 0 {
+		if left := time.Duration(start + int64(c.srv.cfg.MessageTimeout) - time.Now().UnixNano()); left < d {
+			d = max(left, 0)
+		}
+	}
+	t.Reset(d)
 }
 
 // onTimer is the connection's single timer: after ActivityTimeout of
 // silence it sends pusher:ping, and if nothing arrives within PongTimeout
-// it closes with 4201. Idle sockets cost one timer and no goroutine.
+// it closes with 4201; a message unfinished after MessageTimeout closes
+// the socket with 4100. Idle sockets cost one timer and no goroutine.
 func (c *conn) onTimer() {
 	if c.closing.Load() {
 		return
@@ -223,6 +252,10 @@ func (c *conn) onTimer() {
 	now := time.Now().UnixNano()
 	last := c.lastSeen.Load()
 	cfg := &c.srv.cfg
+	if start := c.msgStart.Load(); start != 0 && now-start >= int64(cfg.MessageTimeout) {
+		c.srv.messageTimedOut(c)
+		return
+	}
 	if pinged := c.pingedAt.Load(); pinged != 0 {
 		if last > pinged {
 			c.pingedAt.Store(0) // the client answered
@@ -247,16 +280,47 @@ func (c *conn) onTimer() {
 	c.send(protocol.PingFrame)
 }
 
+// subsIndexed is the number of subscriptions above which subIdx indexes
+// them: a linear scan of a few names is faster than hashing and costs no
+// map (BenchmarkSubscribeMany).
+const subsIndexed = 64
+
 // addSubLocked records a subscription on the conn. Lock: c.mu.
-func (c *conn) addSubLocked(s *subscription) { c.subs = append(c.subs, s) }
+func (c *conn) addSubLocked(s *subscription) {
+	c.subs = append(c.subs, s)
+	switch {
+	case c.subIdx != nil:
+		c.subIdx[s.name] = len(c.subs) - 1
+	case len(c.subs) > subsIndexed:
+		c.subIdx = make(map[string]int, 2*len(c.subs))
+		for i, s := range c.subs {
+			c.subIdx[s.name] = i
+		}
+	}
+}
+
+// subIndexLocked returns the index of the subscription to channel name in
+// c.subs, -1 if none. Lock: c.mu.
+func (c *conn) subIndexLocked(name string) int {
+	if c.subIdx != nil {
+		if i, ok := c.subIdx[name]; ok {
+			return i
+		}
+		return -1
+	}
+	for i, s := range c.subs {
+		if s.name == name {
+			return i
+		}
+	}
+	return -1
+}
 
 // subLocked returns the subscription to channel name, nil if none.
 // Lock: c.mu.
 func (c *conn) subLocked(name string) *subscription {
-	for _, s := range c.subs {
-		if s.name == name {
-			return s
-		}
+	if i := c.subIndexLocked(name); i >= 0 {
+		return c.subs[i]
 	}
 	return nil
 }
@@ -278,16 +342,24 @@ func (c *conn) takeSub(name string) *subscription {
 // removeSubLocked forgets the subscription to name and returns it, nil if
 // none. Lock: c.mu.
 func (c *conn) removeSubLocked(name string) *subscription {
-	for i, s := range c.subs {
-		if s.name == name {
-			last := len(c.subs) - 1
-			c.subs[i] = c.subs[last]
-			c.subs[last] = nil
-			c.subs = c.subs[:last]
-			return s
+	i := c.subIndexLocked(name)
+	if i < 0 {
+		return nil
+	}
+	s, last := c.subs[i], len(c.subs)-1
+	c.subs[i] = c.subs[last]
+	c.subs[last] = nil
+	c.subs = c.subs[:last]
+	if c.subIdx != nil {
+		delete(c.subIdx, name)
+		if i < last {
+			c.subIdx[c.subs[i].name] = i
+		}
+		if len(c.subs) <= subsIndexed/2 {
+			c.subIdx = nil // back to a scan; the map's memory goes
 		}
 	}
-	return nil
+	return s
 }
 
 // teardown runs once when a socket's read loop ends: it leaves every
@@ -304,7 +376,7 @@ func (s *Server) teardown(c *conn) {
 	}
 	c.closed = true
 	subs, user := c.subs, c.user
-	c.subs = nil
+	c.subs, c.subIdx = nil, nil
 	c.mu.Unlock()
 
 	for _, sub := range subs {
@@ -320,6 +392,7 @@ func (s *Server) teardown(c *conn) {
 	c.wmu.Unlock()
 
 	s.unregisterConn(c)
+	s.perIP.release(c.ip)
 	c.app.conns.Add(-1)
 	c.app.connGauge.Dec()
 	s.metrics.connsClosed.WithLabelValues(closeReason(protocol.Code(c.closeCode.Load()))).Inc()

@@ -14,9 +14,11 @@
 //
 //	server.go            Server, New and options, Serve, Shutdown, readiness, routes
 //	handler_websocket.go upgrade, admission, the gws adapter
+//	frame_guard.go       the net.Conn gws reads through: message deadline, inbound rate
+//	ip_conns.go          open sockets per client IP
 //	client.go            socket commands: subscribe, unsubscribe, signin, client events
 //	client_auth.go       channel signatures, presence members, signin checks
-//	conn.go              one socket: outbound queue, timer, subscription list, teardown
+//	conn.go              one socket: outbound queue, timer, subscriptions, teardown
 //	publish.go           the one publish path (HTTP API, client and server-to-user events)
 //	hub.go               this node's channel subscribers and the fan-out
 //	users.go             this node's signed-in sockets and watchers
@@ -38,6 +40,7 @@
 //	channelLocks stripe → hub shard → channel → conn.wmu
 //	channelLocks stripe → presence shard, count shard
 //	user index shard → conn.wmu
+//	ipConns shard (alone)
 //
 // A channelLocks stripe serialises the joins and leaves of one channel on
 // this node and is held across Presence and Broker calls, which may do

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"bufio"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -16,23 +18,30 @@ import (
 	"github.com/sockudo/sockudo/server/protocol"
 )
 
+// readBufferSize is gws's read buffer per socket: larger frames are read
+// past it, not truncated; 512 measured 0.3-0.5 KiB more RSS per subscribed
+// socket (shared/notes/gws-tuning.md).
+const readBufferSize = 256
+
+// frameSlack is how far past MaxPayloadBytes a message may go and still be
+// read, to be answered with a readable pusher:error; beyond it gws closes
+// with 1009 before reading the payload. gws allocates a frame's declared
+// length up front, so this cap is what one unfinished message can pin.
+const frameSlack = 4 << 10
+
 // newUpgrader configures gws for small idle sockets (shared/notes/gws-tuning.md):
-// a 256-byte read buffer (larger frames are read past it, not truncated;
-// 512 measured 0.3-0.5 KiB more RSS per subscribed socket), OnMessage on a short-lived goroutine one at a
-// time (the read loop's stack stays at 2 KiB), and the conn as its own
-// session. Compression stays off: the fan-out writes pre-built frames.
+// a 256-byte read buffer, OnMessage on a short-lived goroutine one at a
+// time (the read loop's stack stays at 2 KiB), and no session map (conn
+// holds the state; connOf finds it). Compression stays off: the fan-out
+// writes pre-built frames.
 func (s *Server) newUpgrader() *gws.Upgrader {
-	maxRead := 4 * s.cfg.MaxPayloadBytes
-	if maxRead < 1<<20 {
-		maxRead = 1 << 20
-	}
 	return gws.NewUpgrader(&wsHandler{s}, &gws.ServerOption{
-		ReadBufferSize:     256,
+		ReadBufferSize:     readBufferSize,
 		ParallelEnabled:    true,
 		ParallelGolimit:    1,
-		ReadMaxPayloadSize: maxRead, // hard cap; above it gws closes with 1009
+		ReadMaxPayloadSize: s.cfg.MaxPayloadBytes + frameSlack, // hard cap; above it gws closes with 1009
 		HandshakeTimeout:   10 * time.Second,
-		NewSession:         func() gws.SessionStorage { return &conn{} },
+		NewSession:         func() gws.SessionStorage { return noSession{} },
 	})
 }
 
@@ -44,11 +53,14 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "expected a WebSocket upgrade")
 		return
 	}
-	ip := clientIP(r, s.cfg.TrustHops)
+	ip := s.clientIP(r)
 	a, refusal := s.admit(r, ip)
-	socket, err := s.upgrader.Upgrade(w, r)
+	c := &conn{srv: s, app: a, ip: ip}
+	c.wire.c = c
+	socket, err := s.upgrade(w, r, c)
 	if err != nil {
 		if a != nil && refusal == nil {
+			s.perIP.release(ip)
 			a.conns.Add(-1)
 			s.conns.Add(-1)
 		}
@@ -65,13 +77,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		_ = socket.WriteClose(uint16(refusal.Code), []byte(refusal.Message))
 		return
 	}
-	c := socket.Session().(*conn)
-	c.srv = s
 	c.ws = socket
-	c.nc = socket.NetConn()
 	c.flushFn = c.flush
-	c.app = a
-	c.ip = ip
 	c.socketID = s.registerConn(c)
 	a.connGauge.Inc()
 	a.connOpened.Inc()
@@ -86,6 +93,29 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	go socket.ReadLoop() // a fresh goroutine: 2 KiB stack instead of the handler's
 }
 
+// upgrade hijacks the connection and upgrades it with gws reading and
+// writing through c's wire (frame_guard.go) instead of the TCP connection.
+func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, c *conn) (*gws.Conn, error) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		return nil, errors.New("server: the connection cannot be hijacked")
+	}
+	nc, _, err := hj.Hijack()
+	if err != nil {
+		return nil, fmt.Errorf("server: hijack: %w", err)
+	}
+	c.nc = nc
+	c.wire.useRaw(nc)
+	// net/http's buffered reader is dropped, as gws's own Upgrade does: a
+	// client sends nothing before the 101 (RFC 6455 §4.1). gws returns this
+	// reader to its pool when the socket ends.
+	socket, err := s.upgrader.UpgradeFromConn(&c.wire, bufio.NewReaderSize(&c.wire, readBufferSize), r)
+	if err != nil {
+		return nil, fmt.Errorf("server: upgrade: %w", err)
+	}
+	return socket, nil
+}
+
 // admit decides whether a socket may connect. On success it has counted
 // the socket against the node and app limits.
 func (s *Server) admit(r *http.Request, ip string) (*app, *protocol.Error) {
@@ -94,12 +124,12 @@ func (s *Server) admit(r *http.Request, ip string) (*app, *protocol.Error) {
 		return nil, protocol.ErrPathNotFound
 	}
 	a := s.apps.byKey(key)
-	limitKey, override, appID := ip, 0, ""
+	limitKey, override, appID := s.limitKey(ip), 0, ""
 	if a != nil {
 		appID = a.id
 		if o := a.config().RateLimits.WSMaxRequests; o > 0 {
 			// A per-app budget gets its own buckets.
-			limitKey, override = a.id+"\x00"+ip, o
+			limitKey, override = a.id+"\x00"+limitKey, o
 		}
 	}
 	if !allow(s.cfg.Limits.WSConnect, limitKey, override).Allowed {
@@ -133,6 +163,12 @@ func (s *Server) admit(r *http.Request, ip string) (*app, *protocol.Error) {
 		s.conns.Add(-1)
 		return nil, protocol.ErrOverQuota
 	}
+	if !s.perIP.acquire(ip) {
+		a.conns.Add(-1)
+		s.conns.Add(-1)
+		s.rateLimited("ws_ip_connections", a.id, ip)
+		return nil, errTooManyFromIP
+	}
 	return a, nil
 }
 
@@ -155,6 +191,10 @@ func (s *Server) serveBadPath(w http.ResponseWriter, r *http.Request) {
 func isUpgrade(r *http.Request) bool {
 	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
 }
+
+// errTooManyFromIP refuses a socket over MaxConnectionsPerIP; 4100 makes
+// pusher-js back off before it retries.
+var errTooManyFromIP = &protocol.Error{Code: protocol.CodeOverCapacity, Message: "Too many connections from this address"}
 
 // registerConn gives c a unique, unpredictable socket id and registers it.
 func (s *Server) registerConn(c *conn) string {
@@ -189,22 +229,33 @@ type wsHandler struct{ s *Server }
 
 func (h *wsHandler) OnOpen(*gws.Conn) {}
 
+// OnPing queues the pong like every other frame rather than writing it
+// with gws's WritePong: the socket then has one writer, so the pong is
+// ordered with queued frames, written under the writer's own deadline
+// (a deadline a flush left behind once failed the pong of a healthy socket
+// after 16 s idle), counted against MaxPendingBytes, and the read loop never
+// blocks on a peer that does not read.
 func (h *wsHandler) OnPing(socket *gws.Conn, payload []byte) {
-	socket.Session().(*conn).touch()
-	_ = socket.WritePong(payload)
+	c := connOf(socket)
+	if !c.midMessage() {
+		c.touch()
+	}
+	c.send(pongFrame(payload))
 }
 
-func (h *wsHandler) OnPong(socket *gws.Conn, _ []byte) { socket.Session().(*conn).touch() }
-
-func (h *wsHandler) OnClose(socket *gws.Conn, _ error) {
-	c := socket.Session().(*conn)
-	if c.srv != nil {
-		c.srv.teardown(c)
+func (h *wsHandler) OnPong(socket *gws.Conn, _ []byte) {
+	if c := connOf(socket); !c.midMessage() {
+		c.touch()
 	}
 }
 
+func (h *wsHandler) OnClose(socket *gws.Conn, _ error) {
+	c := connOf(socket)
+	c.srv.teardown(c)
+}
+
 func (h *wsHandler) OnMessage(socket *gws.Conn, msg *gws.Message) {
-	c := socket.Session().(*conn)
+	c := connOf(socket)
 	defer msg.Close()
 	// gws does not recover panics in OnMessage; one bad frame must never
 	// take the process down.

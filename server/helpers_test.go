@@ -137,6 +137,7 @@ type testClient struct {
 	t        testing.TB
 	ws       *gws.Conn
 	frames   chan frame
+	pongs    chan []byte // payloads of WebSocket pongs
 	closed   chan struct{}
 	code     uint16
 	socketID string
@@ -157,6 +158,13 @@ func (h *clientHandler) OnMessage(_ *gws.Conn, m *gws.Message) {
 	h.c.frames <- f
 }
 
+func (h *clientHandler) OnPong(_ *gws.Conn, payload []byte) {
+	select {
+	case h.c.pongs <- append([]byte(nil), payload...):
+	default:
+	}
+}
+
 func (h *clientHandler) OnClose(_ *gws.Conn, err error) {
 	var ce *gws.CloseError
 	if errors.As(err, &ce) {
@@ -172,7 +180,7 @@ func (ts *testServer) dialRaw(t testing.TB, path string, header http.Header) *te
 	if path == "" {
 		path = "/app/app-key?protocol=7&client=js&version=8.6.0"
 	}
-	c := &testClient{t: t, frames: make(chan frame, 1024), closed: make(chan struct{})}
+	c := &testClient{t: t, frames: make(chan frame, 1024), pongs: make(chan []byte, 16), closed: make(chan struct{})}
 	ws, _, err := gws.NewClient(&clientHandler{c: c}, &gws.ClientOption{Addr: "ws://" + ts.addr + path, RequestHeader: header})
 	if err != nil {
 		t.Fatalf("dial %s: %v", path, err)

@@ -29,21 +29,40 @@ func TestWSConnectLimitPerIP(t *testing.T) {
 	}
 }
 
+// TestAuthFailureLimit: past the per-IP limit on failed channel auths, the
+// refusal is a 429 subscription_error and the socket is closed with 4009
+// (pusher-js does not reconnect into the same failing auth, §1.4); other
+// sockets of the IP keep working until they fail too.
 func TestAuthFailureLimit(t *testing.T) {
 	ts := newTestServer(t, Config{Limits: Limits{AuthFailures: limiter(2)}})
-	c := ts.dial(t)
-	statuses := []int{}
-	for i := 0; i < 4; i++ {
-		c.subscribeAuth("private-x"+string(rune('a'+i)), "", "wrong")
+	status := func(c *testClient, channel string) int {
+		c.subscribeAuth(channel, "", "wrong")
 		f := c.expect("pusher:subscription_error")
 		var d struct{ Status int }
 		_ = json.Unmarshal(f.Data, &d)
-		statuses = append(statuses, d.Status)
+		return d.Status
 	}
-	if statuses[0] != 401 || statuses[1] != 401 || statuses[2] != 429 || statuses[3] != 429 {
-		t.Fatalf("statuses %v, want 401 401 429 429", statuses)
+	c := ts.dial(t)
+	for i, want := range []int{401, 401, 429} {
+		if got := status(c, "private-x"+string(rune('a'+i))); got != want {
+			t.Fatalf("failure %d: status %d, want %d", i+1, got, want)
+		}
 	}
-	c.subscribe("public-still-works")
+	if f := c.expect("pusher:error"); !strings.Contains(f.raw, `"code":4009`) {
+		t.Fatalf("error before the close %s", f.raw)
+	}
+	if code := c.expectClose(); code != 4009 {
+		t.Fatalf("close %d, want 4009", code)
+	}
+
+	other := ts.dial(t)
+	other.subscribe("public-still-works")
+	if got := status(other, "private-y"); got != 429 {
+		t.Fatalf("status %d, want 429", got)
+	}
+	if code := other.expectClose(); code != 4009 {
+		t.Fatalf("close %d, want 4009", code)
+	}
 }
 
 func TestAPILimitHeaders(t *testing.T) {

@@ -51,6 +51,7 @@ type Server struct {
 
 	sockets  [numShards]socketShard // by socket_id
 	conns    atomic.Int64           // open sockets on this node
+	perIP    ipConns                // open sockets per client IP (MaxConnectionsPerIP)
 	idle     chan struct{}          // signalled when conns drops to zero
 	draining atomic.Bool
 	ready    atomic.Bool // set by MarkReady once the process finished starting
@@ -114,6 +115,7 @@ func New(cfg Config, store AppStore, log *slog.Logger, opts ...Option) (*Server,
 	s.audit = nopAudit{}
 	s.metrics = newMetrics()
 	s.upgrader = s.newUpgrader()
+	s.perIP.limit = cfg.MaxConnectionsPerIP
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if err := s.ReloadApps(); err != nil {
 		return nil, err
@@ -136,6 +138,13 @@ func (c Config) withDefaults() Config {
 	def(&c.ActivityTimeout, 120*time.Second)
 	def(&c.PongTimeout, 30*time.Second)
 	def(&c.WriteTimeout, 10*time.Second)
+	def(&c.MessageTimeout, 10*time.Second)
+	if c.MaxChannelsPerConnection <= 0 {
+		c.MaxChannelsPerConnection = 100
+	}
+	if c.MaxMessagesPerSecond <= 0 {
+		c.MaxMessagesPerSecond = 100
+	}
 	if c.MaxPayloadBytes <= 0 {
 		c.MaxPayloadBytes = 64 << 10
 	}
@@ -151,6 +160,12 @@ func (c Config) validate() error {
 	}
 	if c.MaxConnections < 0 {
 		return errors.New("server: max connections must not be negative")
+	}
+	if c.MaxConnectionsPerIP < 0 {
+		return errors.New("server: max connections per IP must not be negative")
+	}
+	if c.MaxMessagesPerSecond > int(time.Second) {
+		return fmt.Errorf("server: max messages per second must be at most %d, got %d", int(time.Second), c.MaxMessagesPerSecond)
 	}
 	return nil
 }
@@ -217,8 +232,9 @@ type ownRoute struct {
 }
 
 // ClientIP is the address of the client behind r, with the server's
-// trusted proxy hops (TrustHops) applied.
-func (s *Server) ClientIP(r *http.Request) string { return clientIP(r, s.cfg.TrustHops) }
+// trusted proxies (TrustedProxies, TrustHops) applied; key per-client
+// limits with ClientKey.
+func (s *Server) ClientIP(r *http.Request) string { return s.clientIP(r) }
 
 var okBody = []byte(`{"ok":true}`)
 

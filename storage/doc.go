@@ -13,7 +13,10 @@
 //	webhook_queue  app id + NUL + target URL -> { entry id -> encoded [WebhookEntry] }
 //	webhook_dead   app id -> { dead-letter id -> JSON of [DeadLetter] }
 //
-// Created on first use: audit (sequence -> JSON of [AuditEntry]), counters
+// Created on first use: audit_changes and audit_refusals (sequence -> JSON
+// of [AuditEntry], each bucket's own sequence its count, entries numbered
+// from the sequence of audit, which keeps the entries written before the two
+// were split), counters
 // (rate-limit windows), webhook_occupancy (open channels and members of
 // apps with vacated/removed webhooks, reported after a crash).
 //
@@ -26,7 +29,8 @@
 // cursor the last id; every write updates only the index entries that
 // changed, in the device's transaction.
 //
-// The webhook queue is bounded by the dispatcher's retry window; the dead
+// The webhook queue is bounded by the dispatcher's retry window and by a
+// per-target maximum depth (the oldest entries become dead letters); the dead
 // letters by a per-app maximum, oldest dropped first. A nested bucket's
 // sequence holds its entry count, so sizes are known without a scan.
 //

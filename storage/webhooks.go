@@ -53,6 +53,16 @@ type WebhookEntry struct {
 	NextAttempt time.Time
 	// LastError says why the last attempt failed.
 	LastError string
+
+	// Annuls and Supersedes coalesce churn (EnqueueWebhooksBounded only;
+	// never stored). Annuls lists entries of the same target that this one
+	// cancels out: if the first is still queued, every one still queued is
+	// deleted and this entry is not stored (a channel_vacated whose
+	// channel_occupied was never sent). Supersedes is an entry of the same
+	// target this one makes stale: it is deleted if still queued and this
+	// entry is stored (a newer subscription_count).
+	Annuls     []uint64
+	Supersedes uint64
 }
 
 // WebhookQueue is the size of one target's queue.
@@ -95,17 +105,68 @@ func appendEntry(q, b *bolt.Bucket, e *WebhookEntry) error {
 }
 
 // EnqueueWebhooks stores entries in one transaction, assigning each an ID
-// (the IDs in entries are ignored and the slice is not modified). The
-// entries are durable when it returns nil. One call is one fsync: callers
-// group a burst into one call (the webhook dispatcher writes behind).
+// (the IDs in entries are ignored and the slice is not modified), with no
+// bound on a target's queue. The entries are durable when it returns nil.
+// One call is one fsync: callers group a burst into one call (the webhook
+// dispatcher writes behind, through EnqueueWebhooksBounded).
 func (db *DB) EnqueueWebhooks(entries []WebhookEntry) error {
+	_, err := db.EnqueueWebhooksBounded(entries, QueueBounds{})
+	return err
+}
+
+// QueueBounds bounds what EnqueueWebhooksBounded leaves queued.
+type QueueBounds struct {
+	// MaxQueued is the most entries one target keeps queued: beyond it the
+	// oldest move to the dead letters, in the same transaction. Zero or
+	// negative means no bound.
+	MaxQueued int
+	// MaxDeadLetters bounds each app's dead letters as in
+	// DeadLetterWebhooks (non-positive means DefaultMaxDeadLetters).
+	MaxDeadLetters int
+	// At stamps the dead letters made room for.
+	At time.Time
+}
+
+// QueueChange is what one EnqueueWebhooksBounded call did to one target's
+// queue.
+type QueueChange struct {
+	App, URL string
+	// Delta is the net change in the number of queued entries: entries
+	// stored, minus entries annulled or superseded, minus Overflow.
+	Delta int
+	// Overflow is how many of the oldest entries moved to the dead letters
+	// because the queue was over QueueBounds.MaxQueued.
+	Overflow int
+}
+
+// Enqueued is the outcome of EnqueueWebhooksBounded.
+type Enqueued struct {
+	// IDs holds the id assigned to each entry, in argument order; 0 for an
+	// entry not stored because it annulled a queued one.
+	IDs []uint64
+	// Queues lists the targets the call changed, in first-seen order.
+	Queues []QueueChange
+}
+
+// ReasonQueueFull starts the reason of the dead letters a full queue made.
+const ReasonQueueFull = "queue full"
+
+// EnqueueWebhooksBounded is EnqueueWebhooks with each target's queue
+// bounded (see QueueBounds) and with the coalescing an entry asks for
+// through Annuls and Supersedes, all in one transaction: a target never has
+// more than MaxQueued entries on disk, so a receiver that is down cannot let
+// anonymous traffic grow the file without bound.
+func (db *DB) EnqueueWebhooksBounded(entries []WebhookEntry, bounds QueueBounds) (Enqueued, error) {
+	var out Enqueued
 	if len(entries) == 0 {
-		return nil
+		return out, nil
 	}
 	err := db.update(func(tx *bolt.Tx) error {
+		out = Enqueued{IDs: make([]uint64, len(entries))}
 		q := tx.Bucket(bucketWebhookQueue)
 		var b *bolt.Bucket
 		var bkey string
+		changes := map[string]int{} // target key -> index in out.Queues
 		for i := range entries {
 			e := &entries[i]
 			if e.App == "" || e.URL == "" {
@@ -118,16 +179,83 @@ func (db *DB) EnqueueWebhooks(entries []WebhookEntry) error {
 				}
 				bkey = k
 			}
+			ci, ok := changes[bkey]
+			if !ok {
+				ci = len(out.Queues)
+				changes[bkey] = ci
+				out.Queues = append(out.Queues, QueueChange{App: e.App, URL: e.URL})
+			}
+			qc := &out.Queues[ci]
+			if len(e.Annuls) > 0 && b.Get(seqKey(e.Annuls[0])) != nil {
+				n, err := deleteEntries(b, e.Annuls)
+				if err != nil {
+					return err
+				}
+				qc.Delta -= n
+				continue
+			}
+			if e.Supersedes != 0 {
+				n, err := deleteEntries(b, []uint64{e.Supersedes})
+				if err != nil {
+					return err
+				}
+				qc.Delta -= n
+			}
 			if err := appendEntry(q, b, e); err != nil {
 				return err
 			}
+			out.IDs[i] = q.Sequence()
+			qc.Delta++
 		}
-		return nil
+		if bounds.MaxQueued <= 0 {
+			return nil
+		}
+		var apps []string
+		for i := range out.Queues {
+			qc := &out.Queues[i]
+			b := q.Bucket([]byte(targetKey(qc.App, qc.URL)))
+			n, err := overflowEntries(tx, b, qc.App, qc.URL, bounds)
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				qc.Overflow, qc.Delta = n, qc.Delta-n
+				if !slices.Contains(apps, qc.App) {
+					apps = append(apps, qc.App)
+				}
+			}
+		}
+		return trimDeadLetters(tx, apps, bounds.MaxDeadLetters)
 	})
 	if err != nil {
-		return fmt.Errorf("storage: enqueue %d webhook entries: %w", len(entries), err)
+		return Enqueued{}, fmt.Errorf("storage: enqueue %d webhook entries: %w", len(entries), err)
 	}
-	return nil
+	return out, nil
+}
+
+// overflowEntries moves the oldest entries of the target bucket b beyond
+// bounds.MaxQueued to the dead letters and returns how many moved.
+func overflowEntries(tx *bolt.Tx, b *bolt.Bucket, app, url string, bounds QueueBounds) (int, error) {
+	if b.Sequence() <= uint64(bounds.MaxQueued) {
+		return 0, nil
+	}
+	over := int(b.Sequence()) - bounds.MaxQueued
+	reason := fmt.Sprintf("%s: the target had %d entries waiting (the most it keeps)", ReasonQueueFull,
+		bounds.MaxQueued)
+	ids := make([]uint64, 0, over)
+	c := b.Cursor()
+	for k, v := c.First(); k != nil && len(ids) < over; k, v = c.Next() {
+		e, err := decodeEntry(k, v)
+		if err != nil {
+			return 0, err
+		}
+		e.App, e.URL = app, url
+		if err := putDeadLetter(tx, e, reason, bounds.At); err != nil {
+			return 0, err
+		}
+		ids = append(ids, e.ID)
+	}
+	return deleteEntries(b, ids)
 }
 
 // WebhookHead returns up to limit of the target's oldest entries, in queue
@@ -156,24 +284,28 @@ func (db *DB) WebhookHead(app, url string, limit int) ([]WebhookEntry, error) {
 	return out, nil
 }
 
-// DeleteWebhooks removes delivered entries of a target. IDs that are gone
-// already are skipped.
-func (db *DB) DeleteWebhooks(app, url string, ids []uint64) error {
+// DeleteWebhooks removes delivered entries of a target and returns how
+// many it removed. IDs that are gone already (a full queue may have moved
+// them to the dead letters meanwhile) are skipped.
+func (db *DB) DeleteWebhooks(app, url string, ids []uint64) (int, error) {
 	if len(ids) == 0 {
-		return nil
+		return 0, nil
 	}
+	var n int
 	err := db.batch(func(tx *bolt.Tx) error {
+		n = 0 // Batch may run fn again
 		b := tx.Bucket(bucketWebhookQueue).Bucket([]byte(targetKey(app, url)))
 		if b == nil {
 			return nil
 		}
-		_, err := deleteEntries(b, ids)
+		var err error
+		n, err = deleteEntries(b, ids)
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("storage: delete webhook entries of %s: %w", app, err)
+		return 0, fmt.Errorf("storage: delete webhook entries of %s: %w", app, err)
 	}
-	return nil
+	return n, nil
 }
 
 // MarkWebhookAttempts records a failed attempt: it stores the Attempts,
@@ -211,12 +343,15 @@ func (db *DB) MarkWebhookAttempts(entries []WebhookEntry) error {
 // dead letters of their app with reason, in one transaction. Each entry's
 // Attempts and LastError are taken from the argument. An app keeps at most
 // max dead letters (non-positive means DefaultMaxDeadLetters); the oldest
-// are dropped first. Entries no longer queued are skipped.
-func (db *DB) DeadLetterWebhooks(entries []WebhookEntry, reason string, at time.Time, max int) error {
+// are dropped first. Entries no longer queued are skipped. It returns how
+// many entries moved.
+func (db *DB) DeadLetterWebhooks(entries []WebhookEntry, reason string, at time.Time, max int) (int, error) {
 	if len(entries) == 0 {
-		return nil
+		return 0, nil
 	}
+	var n int
 	err := db.batch(func(tx *bolt.Tx) error {
+		n = 0 // Batch may run fn again
 		q := tx.Bucket(bucketWebhookQueue)
 		for i := range entries {
 			e := entries[i]
@@ -235,13 +370,14 @@ func (db *DB) DeadLetterWebhooks(entries []WebhookEntry, reason string, at time.
 			if err := putDeadLetter(tx, stored, reason, at); err != nil {
 				return err
 			}
+			n++
 		}
 		return trimDeadLetters(tx, entriesApps(entries), max)
 	})
 	if err != nil {
-		return fmt.Errorf("storage: dead-letter %d webhook entries: %w", len(entries), err)
+		return 0, fmt.Errorf("storage: dead-letter %d webhook entries: %w", len(entries), err)
 	}
-	return nil
+	return n, nil
 }
 
 // ExpireWebhooks moves the target's oldest entries that were queued before

@@ -94,7 +94,7 @@ func TestWebhookQueueRoundTrip(t *testing.T) {
 		head[2].Attempts != 0 {
 		t.Fatalf("after mark: %+v", head[:3])
 	}
-	if err := db.DeleteWebhooks("a", "http://x/1", []uint64{head[0].ID, head[1].ID, 9999}); err != nil {
+	if _, err := db.DeleteWebhooks("a", "http://x/1", []uint64{head[0].ID, head[1].ID, 9999}); err != nil {
 		t.Fatal(err)
 	}
 	head, _ = db.WebhookHead("a", "http://x/1", 10)
@@ -150,11 +150,11 @@ func TestWebhookDeadLetters(t *testing.T) {
 	for i := range 5 {
 		e := head[i]
 		e.Attempts, e.LastError = i, "boom"
-		if err := db.DeadLetterWebhooks([]WebhookEntry{e}, "400 Bad Request", t0, 3); err != nil {
+		if _, err := db.DeadLetterWebhooks([]WebhookEntry{e}, "400 Bad Request", t0, 3); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := db.DeadLetterWebhooks(bHead, "retry window over", t0, 3); err != nil {
+	if _, err := db.DeadLetterWebhooks(bHead, "retry window over", t0, 3); err != nil {
 		t.Fatal(err)
 	}
 	dead, err := db.DeadLetters("a", 0)
@@ -302,4 +302,64 @@ func BenchmarkEnqueueWebhooks(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N*len(batch))/b.Elapsed().Seconds(), "entries/s")
+}
+
+// TestEnqueueWebhooksBounded: a full queue moves its oldest entries to the
+// dead letters in the commit that overfills it, and entries annul or
+// supersede queued ones as asked.
+func TestEnqueueWebhooksBounded(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "sockudo.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	bounds := QueueBounds{MaxQueued: 3, MaxDeadLetters: 2, At: t0}
+	var in []WebhookEntry
+	for i := range 5 {
+		in = append(in, entry("a", "http://x", i))
+	}
+	in = append(in, entry("a", "http://y", 9))
+	res, err := db.EnqueueWebhooksBounded(in, bounds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []QueueChange{{App: "a", URL: "http://x", Delta: 3, Overflow: 2}, {App: "a", URL: "http://y", Delta: 1}}
+	if !reflect.DeepEqual(res.Queues, want) || len(res.IDs) != 6 || res.IDs[0] == 0 {
+		t.Fatalf("result %+v, want queues %+v", res, want)
+	}
+	head, _ := db.WebhookHead("a", "http://x", 10)
+	if got := events(head); !reflect.DeepEqual(got, events(in[2:5])) {
+		t.Fatalf("queue %v, want the newest three", got)
+	}
+	dead, _ := db.DeadLetters("a", 0)
+	if len(dead) != 2 || string(dead[0].Event) != string(in[0].Event) || dead[0].Reason[:len(ReasonQueueFull)] != ReasonQueueFull {
+		t.Fatalf("dead letters %+v", dead)
+	}
+
+	tcs := []struct {
+		name      string
+		e         WebhookEntry
+		wantDelta int
+		stored    bool
+	}{
+		{"annul a queued entry and the ones after it", WebhookEntry{Annuls: []uint64{head[1].ID, head[2].ID}}, -2, false},
+		{"annul an entry gone already: stored", WebhookEntry{Annuls: []uint64{head[1].ID}}, 1, true},
+		{"supersede a queued entry", WebhookEntry{Supersedes: head[0].ID}, 0, true},
+	}
+	for _, tc := range tcs {
+		t.Run(tc.name, func(t *testing.T) {
+			e := entry("a", "http://x", 50)
+			e.Annuls, e.Supersedes = tc.e.Annuls, tc.e.Supersedes
+			res, err := db.EnqueueWebhooksBounded([]WebhookEntry{e}, bounds)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Queues[0].Delta != tc.wantDelta || (res.IDs[0] != 0) != tc.stored {
+				t.Fatalf("result %+v", res)
+			}
+		})
+	}
+	if got := queueLens(t, db)["a http://x"]; got != 2 {
+		t.Fatalf("queue length %d, want 2", got)
+	}
 }

@@ -25,6 +25,7 @@ const (
 	DefaultMaxConcurrency  = 64
 	DefaultMaxBuffered     = 100_000
 	DefaultCommitInterval  = 10 * time.Millisecond
+	DefaultMaxQueueDepth   = 10_000
 )
 
 // Config tunes a Dispatcher. The zero value of every field means its
@@ -77,6 +78,12 @@ type Config struct {
 	// the durability window: an event is on disk at most about this long
 	// plus one commit after Emit. Zero means 10 ms.
 	CommitInterval time.Duration
+	// MaxQueueDepth is the most events one target keeps in the durable
+	// queue. Beyond it the oldest become dead letters (counted in
+	// Stats.QueueFull), so a receiver that is down cannot let traffic, anonymous
+	// subscribers' channel_occupied included, grow the database file
+	// without bound. Zero means 10000.
+	MaxQueueDepth int
 }
 
 // Batching collects a target's events into one request.
@@ -108,6 +115,7 @@ func (c Config) withDefaults() Config {
 	c.MaxConcurrency = cmp.Or(c.MaxConcurrency, DefaultMaxConcurrency)
 	c.MaxDeadLetters = cmp.Or(c.MaxDeadLetters, storage.DefaultMaxDeadLetters)
 	c.MaxBuffered = cmp.Or(c.MaxBuffered, DefaultMaxBuffered)
+	c.MaxQueueDepth = cmp.Or(c.MaxQueueDepth, DefaultMaxQueueDepth)
 	return c
 }
 
@@ -133,7 +141,8 @@ func (c Config) validate() error {
 		name string
 		v    int
 	}{{"max attempts", c.MaxAttempts}, {"count threshold", c.CountThreshold}, {"max concurrency", c.MaxConcurrency},
-		{"max dead letters", c.MaxDeadLetters}, {"max buffered", c.MaxBuffered}} {
+		{"max dead letters", c.MaxDeadLetters}, {"max buffered", c.MaxBuffered},
+		{"max queue depth", c.MaxQueueDepth}} {
 		if n.v < 0 {
 			ps = append(ps, fmt.Errorf("%s must not be negative, got %d", n.name, n.v))
 		}

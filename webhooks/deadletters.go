@@ -1,8 +1,23 @@
 package webhooks
 
 import (
+	"net/url"
+
 	"github.com/sockudo/sockudo/storage"
 )
+
+// RedactURL is raw without the parts that may carry credentials (userinfo,
+// query, fragment), for showing a target to someone who should not get
+// them: the signed HTTP API answers app backends, while target URLs are
+// set by the operator and often carry a token in the query. An unparsable
+// raw gives "".
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return redactURL(u)
+}
 
 // DeadLetters returns up to limit of app's dead letters, oldest first
 // (non-positive limit means all).

@@ -65,7 +65,14 @@ func (d *Dispatcher) runQueue(ctx context.Context, q *queue) {
 			}
 			continue
 		}
+		// The head is read under claimMu, so the persister cannot annul an
+		// entry that this loop may be about to send (see queue.claimMu).
+		q.claimMu.Lock()
 		head, err := d.db.WebhookHead(q.app, q.url, t.batchSize)
+		if len(head) > 0 {
+			q.claimLocked(head[len(head)-1].ID)
+		}
+		q.claimMu.Unlock()
 		if err != nil {
 			if ctx.Err() == nil {
 				d.warn.warn("read "+t.app+" "+t.url, "cannot read the webhook queue", "app_id", t.app, "url", t.logURL,
@@ -134,14 +141,17 @@ func (d *Dispatcher) runQueue(ctx context.Context, q *queue) {
 
 		switch res.outcome {
 		case delivered:
-			if err := d.db.DeleteWebhooks(q.app, q.url, entryIDs(head)); err != nil {
+			n, err := d.db.DeleteWebhooks(q.app, q.url, entryIDs(head))
+			if err != nil {
 				// They will be sent again: duplicates, never losses.
 				d.warn.warn("delete "+t.app+" "+t.url, "cannot delete delivered webhook entries", "app_id", t.app,
 					"url", t.logURL, "err", err)
 				d.wait(ctx, tm, persistRetry, nil)
 				continue
 			}
-			q.depth.Add(-int64(len(head)))
+			// n, not len(head): a full queue may have moved some of them
+			// to the dead letters while the request was in flight.
+			q.depth.Add(-int64(n))
 			d.sent.Add(uint64(len(head)))
 			setSchedule(0, time.Time{})
 			if len(head) < t.batchSize {
@@ -203,13 +213,14 @@ func (d *Dispatcher) deadLetter(t *target, entries []storage.WebhookEntry, reaso
 	if len(entries) == 0 {
 		return
 	}
-	if err := d.db.DeadLetterWebhooks(entries, reason, now, d.cfg.MaxDeadLetters); err != nil {
+	n, err := d.db.DeadLetterWebhooks(entries, reason, now, d.cfg.MaxDeadLetters)
+	if err != nil {
 		d.warn.warn("dead-error "+t.app+" "+t.url, "cannot move webhook entries to the dead letters", "app_id", t.app,
 			"url", t.logURL, "err", err)
 		return
 	}
-	t.q.depth.Add(-int64(len(entries)))
-	d.deadLettered.Add(uint64(len(entries)))
+	t.q.depth.Add(-int64(n))
+	d.deadLettered.Add(uint64(n))
 	d.warn.warn("dead "+t.app+" "+t.url, "webhook events moved to the dead letters", "app_id", t.app,
 		"url", t.logURL, "events", len(entries), "reason", reason)
 }

@@ -83,7 +83,7 @@ type Dispatcher struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	queued, commits, sent, failed, retried, deadLettered, dropped atomic.Uint64
+	queued, commits, sent, failed, retried, deadLettered, dropped, queueFull, coalesced atomic.Uint64
 }
 
 // New returns a Dispatcher for the apps stored in db, validating cfg and
@@ -325,7 +325,7 @@ func (d *Dispatcher) decideLocked(as *appState, e Event, now time.Time) {
 		if raw == nil {
 			raw = e.encode()
 		}
-		d.buf = append(d.buf, pendingEntry{t: t, event: raw, created: now})
+		d.buf = append(d.buf, pendingEntry{t: t, event: raw, created: now, name: e.Name, channel: e.Channel})
 	}
 	if raw != nil {
 		select {

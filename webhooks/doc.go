@@ -18,6 +18,18 @@
 // Batching.Size events for up to Batching.Duration, POSTs them signed with
 // the app's secret, and deletes them only after a 2xx.
 //
+// # Bounds and coalescing
+//
+// Each target's queue holds at most Config.MaxQueueDepth events: a commit
+// that would exceed it moves the oldest to the dead letters in the same
+// transaction (Stats.QueueFull), so a receiver that is down cannot let
+// anonymous traffic grow the file. Events waiting unsent are coalesced per
+// target and channel (Stats.Coalesced): channel_occupied and its
+// channel_vacated cancel out with the subscription_counts between them, and
+// only the latest waiting subscription_count is kept. Entries the delivery
+// loop has read (queue.claimed) are never touched, so a receiver never sees
+// a vacated without its occupied.
+//
 // # Durability
 //
 // An event is durable once the persister's commit returns: within about

@@ -99,7 +99,9 @@ func TestKill9Child(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := New(testConfig(), db, nil)
+	cfg := testConfig()
+	cfg.MaxQueueDepth = 10_000_000 // every event stays queued: the parent checks them all
+	d, err := New(cfg, db, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,15 @@ type Stats struct {
 	// Dropped counts events lost before reaching the queue: the buffer was
 	// full, the dispatcher was closed, or the final commit failed.
 	Dropped uint64
+	// QueueFull counts events moved from a full queue (Config.MaxQueueDepth)
+	// to the dead letters, oldest first; they are in DeadLettered too.
+	QueueFull uint64
+	// Coalesced counts events never sent because a later event made them
+	// moot before the receiver got them: a channel_occupied and its
+	// channel_vacated cancelling out (both counted, with the
+	// subscription_count between them), or a subscription_count replaced by
+	// a newer one.
+	Coalesced uint64
 	// QueueDepth is the number of events in the durable queue.
 	QueueDepth int64
 	// Buffered is the number of events waiting for the write-behind commit.
@@ -34,8 +43,9 @@ func (d *Dispatcher) Stats() Stats {
 	d.mu.Unlock()
 	return Stats{
 		Queued: d.queued.Load(), Commits: d.commits.Load(), Sent: d.sent.Load(), Failed: d.failed.Load(), Retried: d.retried.Load(),
-		DeadLettered: d.deadLettered.Load(), Dropped: d.dropped.Load(), QueueDepth: d.queueDepth(),
-		Buffered: buffered,
+		DeadLettered: d.deadLettered.Load(), Dropped: d.dropped.Load(), QueueFull: d.queueFull.Load(), Coalesced: d.coalesced.Load(),
+		QueueDepth: d.queueDepth(),
+		Buffered:   buffered,
 	}
 }
 

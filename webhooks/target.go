@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -82,12 +83,34 @@ type queue struct {
 	// Guarded by Dispatcher.loopsMu.
 	stop context.CancelFunc
 	done chan struct{}
+
+	// claimMu orders the delivery loop's read of the head against the
+	// persister's coalescing: an entry up to claimed may be on the wire,
+	// so annulling it would leave the receiver with a channel_occupied and
+	// no channel_vacated. Held around a read of the head (the loop) or one
+	// persist round (the persister), which takes the claimMu of every queue
+	// of its batch in targetKey order; the loop holds only its own. Taken
+	// before any bbolt transaction.
+	claimMu sync.Mutex
+	claimed uint64 // guarded by claimMu: the last entry id the loop read
+	// churn maps a channel to its queued channel_occupied and
+	// subscription_count entries that a later event may annul or
+	// supersede. Only the persister touches it; cleared when it outgrows
+	// the queue's bound.
+	churn map[string]churnIDs
 }
+
+// churnIDs are a channel's queued entries that may still be coalesced.
+type churnIDs struct{ occupied, count uint64 }
 
 func newQueue(app, url string, recoveryRate float64) *queue {
 	return &queue{app: app, url: url, wake: make(chan struct{}, 1),
-		limiter: rate.NewLimiter(rate.Limit(recoveryRate), 1)}
+		limiter: rate.NewLimiter(rate.Limit(recoveryRate), 1), churn: map[string]churnIDs{}}
 }
+
+// claimLocked records that the delivery loop read the head up to id.
+// q.claimMu must be held.
+func (q *queue) claimLocked(id uint64) { q.claimed = max(q.claimed, id) }
 
 // notify wakes the delivery loop without blocking.
 func (q *queue) notify() {

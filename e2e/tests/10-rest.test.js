@@ -212,9 +212,11 @@ it('batch_events with one item over 10 KB → 413', async () => {
   assertJsonError(r, 413);
 });
 
-it('unknown app id → 404', async () => {
+it('unknown app id → 401, the answer of a wrong key (app ids cannot be enumerated)', async () => {
   const r = await sdkError(backend({ app: { id: 'no-such-app', key: 'app-key', secret: 'app-secret' } }).trigger('c', 'e', {}));
-  assertJsonError(r, 404);
+  assertJsonError(r, 401);
+  const wrongKey = await sdkError(backend({ app: { id: ref.server.app.id, key: 'app-key-x', secret: 'app-secret' } }).trigger('c', 'e', {}));
+  assert.equal(r.body, wrongKey.body);
 });
 
 it('wrong secret → 401', async () => {

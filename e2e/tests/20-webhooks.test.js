@@ -8,6 +8,7 @@ const { before, after } = require('node:test');
 const { it, installCleanup } = require('../lib/harness');
 const { startServer, freePort } = require('../lib/server');
 const { connectedClient, subscribe, newBackend } = require('../lib/clients');
+const { rawConnected, rawSubscribe } = require('../lib/raw');
 const { closeAll } = require('../lib/registry');
 const { waitFor } = require('../lib/wait');
 const { WebhookReceiver } = require('../lib/webhook-receiver');
@@ -145,13 +146,61 @@ it('the dead-letter and queue endpoints are signed like the REST API', async () 
   const api = newBackend(server);
   const q = await (await api.get({ path: '/webhooks' })).json();
   assert.equal(q.targets.length, 1);
-  assert.equal(q.targets[0].url, `${receiver.url}/hook?token=t`);
+  assert.equal(q.targets[0].url, `${receiver.url}/hook`); // the query (a token) is not shown to the app's backend
   const dl = await (await api.get({ path: '/webhooks/dead_letters' })).json();
   assert.deepEqual(dl, { dead_letters: [] });
   const rp = await (await api.post({ path: '/webhooks/dead_letters/replay', body: {} })).json();
   assert.deepEqual(rp, { replayed: 0, skipped: 0 });
   const bad = newBackend(server, { secret: 'wrong-secret' });
   await assert.rejects(bad.get({ path: '/webhooks/dead_letters' }), (e) => e.status === 401);
+});
+
+it('one anonymous socket opening channels with the receiver down cannot grow the queue past WEBHOOK_QUEUE_MAX', async () => {
+  const port = await freePort(); // nothing listens: connections are refused
+  const s = await startServer({
+    name: 'webhooks-flood',
+    env: {
+      SOCKUDO_DEFAULT_APP_WEBHOOKS: JSON.stringify([
+        { url: `http://127.0.0.1:${port}/hook`, event_types: ['channel_occupied', 'channel_vacated'] },
+      ]),
+      WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true',
+      WEBHOOK_GRACE_PERIOD_MS: '0',
+      WEBHOOK_QUEUE_MAX: '100',
+      // One event per request: a failed request holds back (may have sent)
+      // only the head, so everything behind it can still be coalesced.
+      WEBHOOK_BATCHING_ENABLED: 'false',
+    },
+  });
+  try {
+    const api = newBackend(s);
+    const pending = async () => (await (await api.get({ path: '/webhooks' })).json()).targets[0].pending;
+    const sock = await rawConnected(s);
+    // Channels that come and go leave nothing behind them in the queue
+    // (the first may already be on the wire, with its vacated).
+    for (let i = 0; i < 150; i++) {
+      await rawSubscribe(sock, `churn-${i}`);
+      sock.send({ event: 'pusher:unsubscribe', data: { channel: `churn-${i}` } });
+    }
+    await sock.ping(); // every unsubscribe is handled
+    await waitFor(async () => (await pending()) <= 2, 5000, 'the churn coalesced');
+    // Channels that stay: the newest 100 wait, the oldest are dead letters.
+    for (let i = 0; i < 300; i++) await rawSubscribe(sock, `anon-${i}`);
+    let dead = [];
+    await waitFor(
+      async () => {
+        dead = (await (await api.get({ path: '/webhooks/dead_letters' })).json()).dead_letters;
+        return dead.length >= 200;
+      },
+      5000,
+      'the oldest events dead-lettered',
+    );
+    assert.ok((await pending()) <= 100);
+    assert.match(dead[dead.length - 1].reason, /^queue full/);
+  } finally {
+    closeAll();
+    await s.stop();
+    s.cleanupFiles();
+  }
 });
 
 it('kill -9 with webhooks queued for a receiver that is down: every event arrives after restart', async () => {

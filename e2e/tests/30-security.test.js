@@ -120,7 +120,7 @@ it('TLS: pusher-js with forceTLS connects over wss, the SDK publishes over https
   fs.rmSync(GENCERT, { force: true });
 });
 
-it('rate limits: sockets per IP (4100), auth failures (429), API publishes per app (429 with headers)', async () => {
+it('rate limits: sockets per IP (4100), auth failures (429 then close 4009), API publishes per app (429 with headers)', async () => {
   const s = await server({
     name: 'limits',
     env: {
@@ -144,6 +144,10 @@ it('rate limits: sockets per IP (4100), auth failures (429), API publishes per a
     statuses.push(f.json.data.status);
   }
   assert.deepEqual(statuses, [401, 401, 429]);
+  // Over the limit the socket is closed too, with 4009: pusher-js does not
+  // reconnect into the same failing auth.
+  const close = await sock.closed(5000);
+  assert.equal(close.code, 4009);
 
   const backend = newBackend(s);
   await backend.trigger('c', 'e', 1);
@@ -159,6 +163,53 @@ it('rate limits: sockets per IP (4100), auth failures (429), API publishes per a
   // Reads have their own budget.
   const read = await signedRequest(s, { method: 'GET', path: `/apps/${s.app.id}/channels` });
   assert.equal(read.status, 200);
+});
+
+it('behind a trusted proxy: a budget per forwarded client, one per IPv6 /64; other peers\' headers are ignored', async () => {
+  // The first frame tells: connection_established, or pusher:error 4100 when over the budget.
+  const firstEvent = async (s, xff) => {
+    const sock = await rawConnect(s, { headers: { 'X-Forwarded-For': xff } });
+    return sock.first.event === 'pusher:connection_established' ? 'ok' : `${sock.first.event} ${sock.first.text}`;
+  };
+  const proxied = await server({ name: 'proxied', env: { RATE_LIMITER_ENABLED: 'true', TRUSTED_PROXIES: '127.0.0.1', RATE_LIMITER_WS_MAX_REQUESTS: '2' } });
+  const got = [];
+  for (const xff of ['2001:db8:1:2::1', '2001:db8:1:2::2', '2001:db8:1:2:ffff::3', '2001:db8:1:3::1', '203.0.113.1', '203.0.113.2']) {
+    got.push(await firstEvent(proxied, xff));
+  }
+  assert.deepEqual(got.map((g) => (g === 'ok' ? 'ok' : 'refused')), ['ok', 'ok', 'refused', 'ok', 'ok', 'ok'], got.join('\n'));
+  // Without TRUSTED_PROXIES the header is nobody's word: every socket counts against the peer.
+  const direct = await server({ name: 'direct', env: { RATE_LIMITER_ENABLED: 'true', RATE_LIMITER_WS_MAX_REQUESTS: '2' } });
+  const d = [];
+  for (const xff of ['203.0.113.1', '203.0.113.2', '203.0.113.3']) d.push(await firstEvent(direct, xff));
+  assert.deepEqual(d.map((g) => (g === 'ok' ? 'ok' : 'refused')), ['ok', 'ok', 'refused'], d.join('\n'));
+});
+
+it('HTTP API: a copy of a signed write gets 409 with the replay cache; refusals past the failure budget get 429 unaudited', async () => {
+  const s = await server({ name: 'replay', env: { RATE_LIMITER_ENABLED: 'true', HTTP_API_REPLAY_CACHE_ENABLED: 'true', RATE_LIMITER_AUTH_MAX_FAILURES: '3' } });
+  const publish = { method: 'POST', path: `/apps/${s.app.id}/events`, body: { name: 'e', channel: 'c', data: 'once' } };
+  const timestamp = Math.floor(Date.now() / 1000);
+  const first = await signedRequest(s, { ...publish, timestamp });
+  assert.equal(first.status, 200, first.text);
+  const copy = await signedRequest(s, { ...publish, timestamp });
+  assert.equal(copy.status, 409, copy.text);
+  assert.ok(copy.json && copy.json.error, copy.text);
+  // Re-signed (a later timestamp), the same event is a new request.
+  assert.equal((await signedRequest(s, { ...publish, timestamp: timestamp + 1 })).status, 200);
+
+  // The copy counted as one refusal; two more are answered 401, the rest 429.
+  const statuses = [];
+  for (let i = 0; i < 6; i++) {
+    const path = i % 2 ? '/apps/no-such-app/channels' : `/apps/${s.app.id}/channels`;
+    statuses.push((await signedRequest(s, { method: 'GET', path, secret: 'wrong' })).status);
+  }
+  assert.deepEqual(statuses, [401, 401, 429, 429, 429, 429]);
+  let denied = [];
+  await poll(async () => {
+    const r = await runCli(['audit', 'list', '--action', 'api_signature_denied', '--json'], { dbPath: s.dbPath });
+    denied = JSON.parse(r.stdout);
+    return denied.length >= 3;
+  }, 5000, 'audit entries');
+  assert.equal(denied.length, 3, JSON.stringify(denied));
 });
 
 it('metrics and the audit log record refusals without secrets or channel names in labels', async () => {
@@ -188,6 +239,21 @@ it('metrics and the audit log record refusals without secrets or channel names i
   assert.ok(actions.includes('auth_denied private-audited'), JSON.stringify(entries));
   assert.ok(actions.includes('api_signature_denied'), JSON.stringify(entries));
   assert.ok(!JSON.stringify(entries).includes(s.app.secret));
+
+  // A flood of badly signed requests from one IP is one entry counting on,
+  // not one entry per request (issue 8: 3,000 requests wrote 3,005).
+  for (let i = 0; i < 300; i++) {
+    await signedRequest(s, { method: 'GET', path: `/apps/${s.app.id}/channels`, secret: 'wrong' });
+  }
+  let denied = [];
+  await poll(async () => {
+    const r = await signedRequest(s, { method: 'GET', path: `/apps/${s.app.id}/audit` });
+    entries = (r.json && r.json.entries) || [];
+    denied = entries.filter((e) => e.action === 'api_signature_denied');
+    return denied.reduce((n, e) => n + (e.count || 1), 0) >= 301 || entries.some((e) => e.action === 'rate_limited');
+  }, 5000, 'the flood counted');
+  assert.ok(entries.length <= 6, `${entries.length} entries after 301 refusals: ${JSON.stringify(entries)}`);
+  assert.ok(denied[0].count > 1 && denied[0].last_seen >= denied[0].time, JSON.stringify(denied));
 });
 
 it('apps created and secrets rotated with the CLI apply to the running server at once', async () => {

@@ -31,6 +31,9 @@ func TestAllowedAddr(t *testing.T) {
 		{"255.255.255.255", false},
 		{"100.64.0.1", false},
 		{"100.100.100.200", false}, // Alibaba metadata
+		{"168.63.129.16", false},   // Azure WireServer
+		{"::ffff:168.63.129.16", false},
+		{"168.63.129.17", true}, // only the one address is special
 		{"::ffff:127.0.0.1", false},
 		{"::ffff:10.0.0.1", false},
 		{"::127.0.0.1", false},

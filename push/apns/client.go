@@ -3,7 +3,6 @@ package apns
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sockudo/sockudo/push"
+	"github.com/sockudo/sockudo/push/internal/h2"
 )
 
 // Endpoints. Config.Endpoint takes "production", "development" or a URL.
@@ -127,7 +127,8 @@ func New(cfg Config) (*Client, error) {
 		c.timeout = DefaultTimeout
 	}
 	if c.hc == nil {
-		c.owned = newTransport(strings.HasPrefix(base, "http://"), cfg.MaxConnsPerHost, cfg.IdleConnTimeout)
+		c.owned = h2.Transport(h2.Config{Only: true, Cleartext: strings.HasPrefix(base, "http://"),
+			MaxConnsPerHost: cfg.MaxConnsPerHost, IdleConnTimeout: cfg.IdleConnTimeout})
 		c.hc = &http.Client{
 			Transport: c.owned,
 			// APNs never redirects; a redirect would carry the token
@@ -136,38 +137,6 @@ func New(cfg Config) (*Client, error) {
 		}
 	}
 	return c, nil
-}
-
-// newTransport is HTTP/2 only: over TLS, or cleartext with prior knowledge.
-func newTransport(cleartext bool, maxConns int, idle time.Duration) *http.Transport {
-	var p http.Protocols
-	if cleartext {
-		p.SetUnencryptedHTTP2(true)
-	} else {
-		p.SetHTTP2(true)
-	}
-	if maxConns <= 0 {
-		maxConns = DefaultMaxConnsPerHost
-	}
-	if idle <= 0 {
-		idle = DefaultIdleConnTimeout
-	}
-	return &http.Transport{
-		Protocols:             &p,
-		ForceAttemptHTTP2:     true,
-		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
-		MaxConnsPerHost:       maxConns,
-		MaxIdleConnsPerHost:   maxConns,
-		IdleConnTimeout:       idle,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ResponseHeaderTimeout: 30 * time.Second,
-		HTTP2: &http.HTTP2Config{
-			// Ping an idle connection so a dead one is noticed before a
-			// send waits on it.
-			SendPingTimeout: 30 * time.Second,
-			PingTimeout:     15 * time.Second,
-		},
-	}
 }
 
 // Close closes idle connections of the dedicated transport. It is

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/sockudo/sockudo/push"
+	"github.com/sockudo/sockudo/push/internal/h2"
 )
 
 const (
@@ -162,7 +163,7 @@ func newTLSFakeWith(t testing.TB, clk *clock, ownTransport bool) (*fakeAPNs, *Cl
 	}
 	hc := srv.Client()
 	if ownTransport {
-		tr := newTransport(false, 0, 0)
+		tr := h2.Transport(h2.Config{Only: true})
 		tr.TLSClientConfig.RootCAs = x509.NewCertPool()
 		tr.TLSClientConfig.RootCAs.AddCert(srv.Certificate())
 		hc = &http.Client{Transport: tr}

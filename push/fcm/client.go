@@ -17,6 +17,7 @@ import (
 	"golang.org/x/oauth2/google"
 
 	"github.com/sockudo/sockudo/push"
+	"github.com/sockudo/sockudo/push/internal/h2"
 )
 
 // DefaultEndpoint is FCM's API base; Send appends
@@ -132,7 +133,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	tokenHC := cfg.TokenHTTPClient
 	if c.hc == nil || tokenHC == nil {
-		c.owned = newTransport(cfg.MaxConnsPerHost, cfg.IdleConnTimeout)
+		c.owned = h2.Transport(h2.Config{MaxConnsPerHost: cfg.MaxConnsPerHost, IdleConnTimeout: cfg.IdleConnTimeout})
 	}
 	if c.hc == nil {
 		c.hc = &http.Client{Transport: c.owned, CheckRedirect: noRedirect}
@@ -163,27 +164,6 @@ func checkURL(s string, pathOK bool) error {
 		return fmt.Errorf("%q has a path", s)
 	}
 	return nil
-}
-
-func newTransport(maxConns int, idle time.Duration) *http.Transport {
-	if maxConns <= 0 {
-		maxConns = DefaultMaxConnsPerHost
-	}
-	if idle <= 0 {
-		idle = DefaultIdleConnTimeout
-	}
-	return &http.Transport{
-		ForceAttemptHTTP2:     true,
-		MaxConnsPerHost:       maxConns,
-		MaxIdleConnsPerHost:   maxConns,
-		IdleConnTimeout:       idle,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ResponseHeaderTimeout: 30 * time.Second,
-		HTTP2: &http.HTTP2Config{
-			SendPingTimeout: 30 * time.Second,
-			PingTimeout:     15 * time.Second,
-		},
-	}
 }
 
 // Close closes idle connections of the dedicated transport. It is

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/sockudo/sockudo/push"
+	"github.com/sockudo/sockudo/push/internal/h2"
 )
 
 const (
@@ -532,7 +533,7 @@ func newHTTP2Client(t testing.TB, f *fakeGoogle) *Client {
 	srv.EnableHTTP2 = true
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
-	tr := newTransport(0, 0)
+	tr := h2.Transport(h2.Config{})
 	tr.TLSClientConfig = &tls.Config{RootCAs: x509.NewCertPool()}
 	tr.TLSClientConfig.RootCAs.AddCert(srv.Certificate())
 	t.Cleanup(tr.CloseIdleConnections)
