@@ -169,6 +169,10 @@ it('one anonymous socket opening channels with the receiver down cannot grow the
       // One event per request: a failed request holds back (may have sent)
       // only the head, so everything behind it can still be coalesced.
       WEBHOOK_BATCHING_ENABLED: 'false',
+      // The per-socket limits would stop one socket long before the queue
+      // cap; lift them so this socket stands for many.
+      WEBSOCKET_MAX_INBOUND_MESSAGES_PER_SECOND: '100000',
+      WEBSOCKET_MAX_CHANNELS_PER_CONNECTION: '10000',
     },
   });
   try {
