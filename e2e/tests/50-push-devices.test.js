@@ -115,3 +115,32 @@ it('a web device binds a user and subscribes to a private channel with pusher SD
   assert.ok(!logs.includes(secret), 'the device secret appears in the server log');
   assert.ok(!logs.includes(tag), 'the subscription endpoint appears in the server log');
 });
+
+it('the backend registers, lists and revokes through the signed server API (pusher SDK get/post)', async () => {
+  const pusher = newBackend(ref.server);
+  const token = `fcm-${crypto.randomBytes(16).toString('hex')}`;
+  const res = await pusher.post({
+    path: '/push/devices',
+    body: { platform: 'fcm', token, user_id: 'u9', interests: ['news'], channels: ['private-room'] },
+  });
+  const created = await res.json();
+  assert.equal(res.status, 201, JSON.stringify(created));
+  assert.equal(created.token_last6, token.slice(-6));
+  assert.ok(!JSON.stringify(created).includes(token), 'the token came back');
+
+  const list = await (await pusher.get({ path: '/push/users/u9/devices' })).json();
+  assert.deepEqual(list.items.map((d) => d.id), [created.id]);
+
+  const bad = await signedRequest(ref.server, { method: 'POST', path: `/apps/${ref.server.app.id}/push/devices`, secret: 'wrong', body: { platform: 'fcm', token: 'x' } });
+  assert.equal(bad.status, 401, bad.text);
+
+  const revoke = await signedRequest(ref.server, {
+    method: 'DELETE',
+    path: `/apps/${ref.server.app.id}/push/channels/private-room/subscriptions`,
+    params: { user_id: 'u9' },
+  });
+  assert.equal(revoke.status, 200, revoke.text);
+  assert.deepEqual(revoke.json, { revoked: 1, device_ids: [created.id] });
+  const after = await signedRequest(ref.server, { path: `/apps/${ref.server.app.id}/push/channels/private-room/devices` });
+  assert.deepEqual(after.json.items, [], after.text);
+});
