@@ -206,7 +206,7 @@ func (s *Service) serverRegister(r *http.Request, appID string, body []byte) (in
 	}
 	now := s.now().UTC()
 	d := storage.Device{ID: in.ID, App: appID, Platform: in.Platform}
-	if in.ID != "" && (len(in.ID) > 64 || !protocol.ValidChannelName(in.ID, 64)) {
+	if in.ID != "" && !protocol.ValidChannelName(in.ID, 64) {
 		return 0, nil, errorf(400, "bad_request", "id is 1-64 characters of [A-Za-z0-9_-=@,.;]")
 	}
 	if e := in.tokenBody.apply(&d, s.cfg.Devices.webSubscription); e != nil {
