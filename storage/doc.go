@@ -15,7 +15,10 @@
 //
 // Created on first use: audit (sequence -> JSON of [AuditEntry]), counters
 // (rate-limit windows), webhook_occupancy (open channels and members of
-// apps with vacated/removed webhooks, reported after a crash).
+// apps with vacated/removed webhooks, reported after a crash),
+// push_credentials (app id -> { provider -> { version -> JSON of
+// [PushCredential] } }: each version's sealed credential, encrypted by
+// package push, and its metadata).
 //
 // The webhook queue is bounded by the dispatcher's retry window; the dead
 // letters by a per-app maximum, oldest dropped first. A nested bucket's
