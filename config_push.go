@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sockudo/sockudo/push"
+	"github.com/sockudo/sockudo/push/providers"
 	"github.com/sockudo/sockudo/ratelimit"
 	"github.com/sockudo/sockudo/server"
 	"github.com/sockudo/sockudo/storage"
@@ -98,7 +99,8 @@ func (c Config) PushConfig(memory *[]*ratelimit.Memory) push.Config {
 // routePush builds the push subsystem and mounts its routes: the server API
 // signed like the Pusher API, the client API with its own authentication.
 func routePush(srv *server.Server, cfg push.Config, db *storage.DB, audit push.Audit, log *slog.Logger) error {
-	svc, err := push.New(cfg, push.Deps{DB: db, Apps: srv, Audit: audit, Log: log, ClientIP: srv.ClientIP})
+	svc, err := push.New(cfg, push.Deps{DB: db, Apps: srv, Audit: audit, Log: log, ClientIP: srv.ClientIP,
+		ClientBuilder: providers.Builder(cfg)})
 	if err != nil {
 		return err
 	}

@@ -1,12 +1,25 @@
 package main
 
 import (
+	"bytes"
+	"crypto/md5"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/sockudo/sockudo/push"
 	"github.com/sockudo/sockudo/ratelimit"
+	"github.com/sockudo/sockudo/server"
+	"github.com/sockudo/sockudo/server/protocol"
+	"github.com/sockudo/sockudo/storage"
 )
 
 func TestPushCredentialKey(t *testing.T) {
@@ -51,5 +64,71 @@ func TestPushCredentialKey(t *testing.T) {
 				t.Fatalf("key of %d bytes", len(pc.CredentialKey))
 			}
 		})
+	}
+}
+
+// TestPushCredentialRoutesSigned mounts push on a real server: the
+// credential routes answer signed requests, refuse unsigned ones, and the
+// client route needs no signature.
+func TestPushCredentialRoutesSigned(t *testing.T) {
+	db, err := storage.Open(filepath.Join(t.TempDir(), "s.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := storage.App{ID: "a1", Key: "k1", Secret: "s1", Enabled: true}
+	if err := db.PutApp(app); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(server.Config{}, db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	audit := storage.NewAuditWriter(db, 0, nil)
+	if err := routePush(srv, push.Config{CredentialKey: bytes.Repeat([]byte{3}, 32)}, db, audit, nil); err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() { hs.Close(); _ = db.Close() })
+	srv.MarkReady()
+
+	call := func(method, path, body string, sign bool) (int, string) {
+		t.Helper()
+		q := url.Values{}
+		if sign {
+			q.Set("auth_key", app.Key)
+			q.Set("auth_timestamp", strconv.FormatInt(time.Now().Unix(), 10))
+			q.Set("auth_version", "1.0")
+			if body != "" {
+				sum := md5.Sum([]byte(body))
+				q.Set("body_md5", hex.EncodeToString(sum[:]))
+			}
+			q.Set("auth_signature", protocol.Sign(app.Secret, protocol.RequestString(method, path, q)))
+		}
+		req, _ := http.NewRequest(method, hs.URL+path+"?"+q.Encode(), strings.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	const base = "/apps/a1/push/credentials"
+	if code, body := call("POST", base+"/webpush/generate", `{"subject":"mailto:ops@example.com"}`, false); code != http.StatusUnauthorized {
+		t.Fatalf("unsigned: %d %s", code, body)
+	}
+	code, body := call("POST", base+"/webpush/generate", `{"subject":"mailto:ops@example.com"}`, true)
+	if code != http.StatusCreated || !strings.Contains(body, `"vapid_key_id":"v1"`) {
+		t.Fatalf("generate: %d %s", code, body)
+	}
+	if code, body = call("GET", base, "", true); code != http.StatusOK || !strings.Contains(body, `"current_version":1`) {
+		t.Fatalf("list: %d %s", code, body)
+	}
+	if code, body = call("GET", "/apps/a1/push/client/web-vapid-public-key", "", false); code != http.StatusOK ||
+		!strings.Contains(body, `"key_id":"v1"`) {
+		t.Fatalf("client key: %d %s", code, body)
+	}
+	if code, body = call("DELETE", base+"/webpush/versions/1", "", true); code != http.StatusOK || !strings.Contains(body, `"revoked":[1]`) {
+		t.Fatalf("revoke: %d %s", code, body)
 	}
 }

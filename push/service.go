@@ -74,6 +74,8 @@ type Service struct {
 	// clientIP is the client address of a request, behind trusted proxies
 	// (server.ClientIP).
 	clientIP func(*http.Request) string
+	// creds are the provider credentials and their live clients.
+	creds *Credentials
 }
 
 // Deps are the Service's collaborators.
@@ -83,6 +85,10 @@ type Deps struct {
 	Audit    Audit
 	Log      *slog.Logger
 	ClientIP func(*http.Request) string
+	// ClientBuilder makes provider clients from credentials
+	// (push/providers.Builder); nil checks credentials without building
+	// clients, and the registry then serves none.
+	ClientBuilder ClientBuilder
 }
 
 // New validates cfg and returns a Service that has started nothing.
@@ -105,7 +111,12 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if cfg.Limits.Registrations == nil {
 		cfg.Limits.Registrations = ratelimit.Disabled{}
 	}
-	return &Service{cfg: cfg, db: d.DB, apps: d.Apps, audit: d.Audit, log: d.Log, clientIP: d.ClientIP}, nil
+	creds, err := NewCredentials(d.DB, cfg, d.ClientBuilder, d.Audit, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &Service{cfg: cfg, db: d.DB, apps: d.Apps, audit: d.Audit, log: d.Log, clientIP: d.ClientIP,
+		creds: creds}, nil
 }
 
 type nopAudit struct{}
@@ -120,5 +131,9 @@ func (s *Service) SignedRoutes() []SignedRoute {
 // Routes are the client API routes (/apps/{app_id}/push/client/...), which
 // devices call with their own credentials.
 func (s *Service) Routes() []Route {
-	return s.clientRoutes()
+	return append(s.clientRoutes(), s.credentialClientRoutes()...)
 }
+
+// Credentials is the provider credential manager; its Registry holds the
+// live provider clients sends use.
+func (s *Service) Credentials() *Credentials { return s.creds }
