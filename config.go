@@ -205,6 +205,14 @@ func cliSettings(environ map[string]string) cli.Settings {
 	} else {
 		s.Host, s.Port = lc.Host, lc.Port
 	}
+	var pc pushConfig
+	if ps := parseSection(&pc, environ); len(ps) > 0 {
+		s.Push.CredentialKeyErr = errors.Join(ps...)
+	} else {
+		key, err := pc.credentialKey()
+		s.Push = cli.PushSettings{CredentialKey: string(key), CredentialKeyErr: err, APNsEndpoint: pc.APNsEndpoint,
+			FCMEndpoint: pc.FCMEndpoint, AllowLocalWebPush: pc.AllowLocalWebPush}
+	}
 	return s
 }
 

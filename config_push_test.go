@@ -132,3 +132,19 @@ func TestPushCredentialRoutesSigned(t *testing.T) {
 		t.Fatalf("revoke: %d %s", code, body)
 	}
 }
+
+func TestCLIPushSettings(t *testing.T) {
+	key32 := "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+	s := cliSettings(map[string]string{"PUSH_CREDENTIAL_ENCRYPTION_KEY": key32, "PUSH_FCM_ENDPOINT": "http://127.0.0.1:9"})
+	if len(s.Push.CredentialKey) != 32 || s.Push.CredentialKeyErr != nil || s.Push.FCMEndpoint != "http://127.0.0.1:9" ||
+		s.Push.APNsEndpoint != "production" {
+		t.Fatalf("push settings %+v", s.Push)
+	}
+	s = cliSettings(map[string]string{"PUSH_CREDENTIAL_ENCRYPTION_KEY": "c2hvcnQ="})
+	if s.Push.CredentialKey != "" || s.Push.CredentialKeyErr == nil || strings.Contains(s.Push.CredentialKeyErr.Error(), "c2hvcnQ") {
+		t.Fatalf("bad key: %+v", s.Push)
+	}
+	if s = cliSettings(nil); s.Push.CredentialKey != "" || s.Push.CredentialKeyErr != nil {
+		t.Fatalf("no key: %+v", s.Push)
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"io"
 	"runtime"
 	"time"
+
+	"github.com/sockudo/sockudo/push"
 )
 
 const usage = `Usage: sockudo [command]
@@ -25,6 +27,8 @@ Commands:
                              list webhook events given up on
   webhooks dead-letters replay [--app id] [--id n ...]
                              queue dead letters for delivery again
+  push credentials list|put|generate-vapid|revoke|validate
+                             manage push provider credentials (server stopped)
   version                    print the version
   help                       print this help
 
@@ -69,6 +73,29 @@ type Settings struct {
 	Host      string
 	Port      int
 	ListenErr error
+	// Push is what the push credential commands need.
+	Push PushSettings
+}
+
+// PushSettings are the push settings the credential commands share with
+// the server (PUSH_*).
+type PushSettings struct {
+	// CredentialKey is the 32-byte credential encryption key, "" when none
+	// is set; CredentialKeyErr says why it could not be read.
+	CredentialKey    string
+	CredentialKeyErr error
+	// APNsEndpoint, FCMEndpoint and AllowLocalWebPush are the provider
+	// settings credentials are checked and built against.
+	APNsEndpoint, FCMEndpoint string
+	AllowLocalWebPush         bool
+}
+
+func (p PushSettings) config() push.Config {
+	cfg := push.Config{APNsEndpoint: p.APNsEndpoint, FCMEndpoint: p.FCMEndpoint, AllowLocalWebPush: p.AllowLocalWebPush}
+	if p.CredentialKey != "" {
+		cfg.CredentialKey = []byte(p.CredentialKey)
+	}
+	return cfg
 }
 
 // Run executes the command line args (without the program name) and
@@ -94,6 +121,8 @@ func Run(ctx context.Context, args []string, environ map[string]string, stdout, 
 		return runGroup("sockudo apps", appsUsage, appsCommands, args, p.invocation(environ, stdout, stderr))
 	case "webhooks":
 		return webhooksCmd(args, p.invocation(environ, stdout, stderr))
+	case "push":
+		return pushCmd(args, p.invocation(environ, stdout, stderr))
 	case "audit":
 		return auditCmd(args, p.invocation(environ, stdout, stderr).command("sockudo audit list"))
 	case "version", "--version":
