@@ -281,7 +281,7 @@ func TestNoPlaintextInDatabase(t *testing.T) {
 }
 
 func TestVAPIDVersionsStayResolvable(t *testing.T) {
-	m, _, _, _ := newTestCredentials(t, testCredKey)
+	m, _, _, db := newTestCredentials(t, testCredKey)
 	by := CredentialActor{Source: "test"}
 	v1, err := m.GenerateVAPID("app1", "mailto:ops@example.com", by)
 	if err != nil {
@@ -328,6 +328,24 @@ func TestVAPIDVersionsStayResolvable(t *testing.T) {
 	}
 	if _, err := reg.Version("app1", ProviderWebPush, 9); !errors.Is(err, ErrNoCredential) {
 		t.Fatalf("unknown version: %v", err)
+	}
+	// What is known stays answered from memory: no storage read per send.
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Version("app1", ProviderWebPush, 1); !errors.Is(err, ErrCredentialRevoked) {
+		t.Fatalf("v1 from memory: %v", err)
+	}
+	if c, err := reg.Version("app1", ProviderWebPush, 2); err != nil || c != cur {
+		t.Fatalf("v2 from memory: %v", err)
+	}
+	// Forget (the app was deleted) drops it all.
+	reg.Forget("app1")
+	if !cur.Revoked() {
+		t.Fatal("a forgotten app's client is still usable")
+	}
+	if _, err := reg.Current("app1", ProviderWebPush); !errors.Is(err, storage.ErrClosed) {
+		t.Fatalf("after Forget the registry must read storage: %v", err)
 	}
 	if v, ok := ParseVAPIDKeyID("v12"); !ok || v != 12 {
 		t.Fatal("ParseVAPIDKeyID")
@@ -602,7 +620,7 @@ func TestCredentialAPI(t *testing.T) {
 	if c, err := reg.Current("app1", ProviderAPNs); err != nil || c.Version != 1 {
 		t.Fatalf("after revoking v2: %+v %v", c, err)
 	}
-	if code, out, raw = call(t, srv, "POST", base+"/apns/validate", []byte(`{"version":2}`)); code != http.StatusConflict {
+	if code, out, raw = call(t, srv, "POST", base+"/apns/validate", []byte(`{"version":2}`)); code != http.StatusConflict || out["error"] != "revoked" {
 		t.Fatalf("validate revoked: %d %s", code, raw)
 	}
 	code, out, raw = call(t, srv, "DELETE", base+"/apns", nil)

@@ -126,6 +126,9 @@ type registryEntry struct {
 	currentKnown bool
 	// versions holds the other versions looked up by number (Web Push).
 	versions map[uint64]*LiveCredential
+	// revoked are versions known revoked, so that sends to devices still
+	// on one do not read storage each time.
+	revoked map[uint64]bool
 }
 
 type usedKey struct {
@@ -176,19 +179,16 @@ func (r *CredentialRegistry) lookup(app string, p CredentialProvider, v uint64) 
 		var gen uint64
 		if e != nil {
 			gen = e.gen
-			if c, ok := e.cached(v); ok {
+			if c, err, ok := e.cached(v); ok {
 				sh.mu.RUnlock()
-				if c == nil {
-					return nil, ErrNoCredential
-				}
-				return c, nil
+				return c, err
 			}
 		}
 		sh.mu.RUnlock()
 
 		// Storage and key parsing run outside the lock.
 		c, err := r.load(app, p, v)
-		if err != nil && !errors.Is(err, ErrNoCredential) {
+		if err != nil && !errors.Is(err, ErrNoCredential) && !errors.Is(err, ErrCredentialRevoked) {
 			return nil, err
 		}
 
@@ -201,17 +201,21 @@ func (r *CredentialRegistry) lookup(app string, p CredentialProvider, v uint64) 
 		if e.gen != gen {
 			// A change landed while we read: what we read may be stale.
 			sh.mu.Unlock()
+			if c != nil {
+				c.dispose()
+			}
 			if attempt < 8 {
 				continue
 			}
-			return c, err // under a storm of changes, answer without caching
+			// Under a storm of changes, answer from storage uncached.
+			return r.load(app, p, v)
 		}
-		if cached, ok := e.cached(v); ok { // another lookup filled it
+		if cached, cerr, ok := e.cached(v); ok { // another lookup filled it
 			sh.mu.Unlock()
-			if cached == nil {
-				return nil, ErrNoCredential
+			if c != nil {
+				c.dispose()
 			}
-			return cached, nil
+			return cached, cerr
 		}
 		if c != nil {
 			// One object per version, so a revoke marks every holder.
@@ -228,25 +232,45 @@ func (r *CredentialRegistry) lookup(app string, p CredentialProvider, v uint64) 
 				e.versions = map[uint64]*LiveCredential{}
 			}
 			e.versions[v] = c
+		case errors.Is(err, ErrCredentialRevoked):
+			if e.revoked == nil {
+				e.revoked = map[uint64]bool{}
+			}
+			e.revoked[v] = true
 		}
 		sh.mu.Unlock()
 		if c == nil {
-			return nil, ErrNoCredential
+			if err == nil {
+				err = ErrNoCredential
+			}
+			return nil, err
 		}
 		return c, nil
 	}
 }
 
-// cached returns what e knows of version v (0: current). Lock the shard.
-func (e *registryEntry) cached(v uint64) (*LiveCredential, bool) {
+// cached returns what e knows of version v (0: current); ok is false on
+// a miss. Lock the shard.
+func (e *registryEntry) cached(v uint64) (c *LiveCredential, err error, ok bool) {
 	if v == 0 {
-		return e.current, e.currentKnown
+		if !e.currentKnown {
+			return nil, nil, false
+		}
+		if e.current == nil {
+			return nil, ErrNoCredential, true
+		}
+		return e.current, nil, true
 	}
 	if e.current != nil && e.current.Version == v {
-		return e.current, true
+		return e.current, nil, true
 	}
-	c, ok := e.versions[v]
-	return c, ok
+	if c, ok := e.versions[v]; ok {
+		return c, nil, true
+	}
+	if e.revoked[v] {
+		return nil, ErrCredentialRevoked, true
+	}
+	return nil, nil, false
 }
 
 // load reads, opens and builds version v (0: the current one).
@@ -336,6 +360,39 @@ func (r *CredentialRegistry) change(app string, p CredentialProvider, revoked []
 			retired = append(retired, c)
 			delete(e.versions, v)
 		}
+		if e.revoked == nil {
+			e.revoked = map[uint64]bool{}
+		}
+		e.revoked[v] = true
+	}
+	sh.mu.Unlock()
+	for _, c := range retired {
+		c.retire()
+	}
+}
+
+// Forget drops everything cached of app, for when the app is deleted (an
+// app created later with the same id must not find its clients).
+// Lookups that start after this call read storage again.
+func (r *CredentialRegistry) Forget(app string) {
+	sh := r.shardOf(app)
+	var retired []*LiveCredential
+	sh.mu.Lock()
+	for k, e := range sh.m {
+		if k.app != app {
+			continue
+		}
+		if e.current != nil {
+			retired = append(retired, e.current)
+		}
+		for _, c := range e.versions {
+			if c != e.current {
+				retired = append(retired, c)
+			}
+		}
+		// Keep the entry, with a new generation, so a lookup that read
+		// storage before Forget does not install what it read.
+		sh.m[k] = &registryEntry{gen: e.gen + 1}
 	}
 	sh.mu.Unlock()
 	for _, c := range retired {

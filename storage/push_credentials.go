@@ -273,20 +273,22 @@ func (db *DB) RecordPushCredentialUse(app, provider string, version uint64, at t
 	return nil
 }
 
-// DeletePushCredentials removes every credential version of app, for when
-// the app itself is deleted.
+// DeletePushCredentials removes every credential version of app.
+// DeleteApp does it too, in the same transaction.
 func (db *DB) DeletePushCredentials(app string) error {
-	err := db.update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketPushCredentials)
-		if b == nil || b.Bucket([]byte(app)) == nil {
-			return nil
-		}
-		return b.DeleteBucket([]byte(app))
-	})
-	if err != nil {
+	if err := db.update(func(tx *bolt.Tx) error { return deletePushCredentials(tx, app) }); err != nil {
 		return fmt.Errorf("storage: delete push credentials of %s: %w", app, err)
 	}
 	return nil
+}
+
+// deletePushCredentials removes app's credentials inside tx.
+func deletePushCredentials(tx *bolt.Tx, app string) error {
+	b := tx.Bucket(bucketPushCredentials)
+	if b == nil || b.Bucket([]byte(app)) == nil {
+		return nil
+	}
+	return b.DeleteBucket([]byte(app))
 }
 
 func putPushCredential(pb *bolt.Bucket, c PushCredential) error {

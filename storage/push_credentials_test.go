@@ -147,3 +147,20 @@ func TestPushCredentialSealFailureStoresNothing(t *testing.T) {
 		t.Fatalf("version %d", c.Version)
 	}
 }
+
+func TestDeleteAppDeletesItsPushCredentials(t *testing.T) {
+	db := openTestDB(t)
+	if err := db.PutApp(App{ID: "a", Key: "k", Secret: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	addCred(t, db, "a", "apns", "fp")
+	if err := db.DeleteApp("a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PutApp(App{ID: "a", Key: "k", Secret: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	if all, _ := db.PushCredentials("a", ""); len(all) != 0 {
+		t.Fatalf("a new app with the old id inherits %+v", all)
+	}
+}
