@@ -98,11 +98,11 @@ func (c Config) PushConfig(memory *[]*ratelimit.Memory) push.Config {
 
 // routePush builds the push subsystem and mounts its routes: the server API
 // signed like the Pusher API, the client API with its own authentication.
-func routePush(srv *server.Server, cfg push.Config, db *storage.DB, audit push.Audit, log *slog.Logger) error {
+func routePush(srv *server.Server, cfg push.Config, db *storage.DB, audit push.Audit, log *slog.Logger) (*push.Service, error) {
 	svc, err := push.New(cfg, push.Deps{DB: db, Apps: srv, Audit: audit, Log: log, ClientIP: srv.ClientIP,
 		ClientBuilder: providers.Builder(cfg)})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, r := range svc.SignedRoutes() {
 		srv.HandleSigned(r.Pattern, r.Handler)
@@ -110,5 +110,5 @@ func routePush(srv *server.Server, cfg push.Config, db *storage.DB, audit push.A
 	for _, r := range svc.Routes() {
 		srv.Handle(r.Pattern, r.Handler)
 	}
-	return nil
+	return svc, nil
 }

@@ -126,7 +126,8 @@ func serve(ctx context.Context, environ map[string]string, stderr io.Writer) int
 	}
 	srv.SetEventSink(webhookSink{hooks})
 	routeWebhooks(srv, hooks)
-	if err := routePush(srv, pushCfg, db, audit, log); err != nil {
+	pushSvc, err := routePush(srv, pushCfg, db, audit, log)
+	if err != nil {
 		log.Error("invalid push configuration", "err", err)
 		return 1
 	}
@@ -160,7 +161,7 @@ func serve(ctx context.Context, environ map[string]string, stderr io.Writer) int
 	}
 	reload := func() error { return errors.Join(srv.ReloadApps(), hooks.Reload()) }
 	validate := func(a storage.App) error { return webhooks.Validate(a.Webhooks) }
-	adminSrv, err := startAdmin(cfg, db, reload, validate, hooks, log)
+	adminSrv, err := startAdmin(cfg, db, reload, validate, hooks, pushSvc.AdminHandler(), log)
 	if err != nil {
 		log.Error("cannot serve the admin socket", "err", err)
 		ln.Close()

@@ -86,7 +86,7 @@ func startMetrics(c Config, srv *server.Server, log *slog.Logger) (*background, 
 // apps of the running server; reload applies a change (the server's apps
 // and the webhook targets).
 func startAdmin(c Config, db *storage.DB, reload func() error, validate func(storage.App) error,
-	dead admin.DeadLetterService, log *slog.Logger) (*background, error) {
+	dead admin.DeadLetterService, push http.Handler, log *slog.Logger) (*background, error) {
 	if !c.Admin.Enabled {
 		return nil, nil
 	}
@@ -98,6 +98,7 @@ func startAdmin(c Config, db *storage.DB, reload func() error, validate func(sto
 	as := admin.NewServer(db, reload, log)
 	as.Validate = validate
 	as.DeadLetters = dead
+	as.Push = push
 	return startBackground("admin", ln, as.Handler(), log), nil
 }
 

@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/sockudo/sockudo/admin"
 	"github.com/sockudo/sockudo/push"
 	"github.com/sockudo/sockudo/push/providers"
 	"github.com/sockudo/sockudo/storage"
@@ -35,11 +38,11 @@ put takes the same JSON body as the HTTP API (--file, "-" for stdin) or:
   fcm      --service-account service-account.json
   webpush  --subject mailto:... --private-key-file vapid_private.txt
 
-Credentials are sealed with PUSH_CREDENTIAL_ENCRYPTION_KEY (or _FILE), the
-key the server uses; put and generate-vapid refuse to run without it. These
-commands open the database at SOCKUDO_DB_PATH, so the server must be
-stopped; while it runs, use the signed HTTP API
-(/apps/{app_id}/push/credentials/...), which swaps clients at once.
+They go through the running server's admin socket, where a change swaps the
+provider clients at once; with no server running they open the database at
+SOCKUDO_DB_PATH. Credentials are sealed with PUSH_CREDENTIAL_ENCRYPTION_KEY
+(or _FILE), the server's key; without it put and generate-vapid are refused.
+The signed HTTP API offers the same: /apps/{app_id}/push/credentials/...
 `
 
 // pushCommands are the commands of "sockudo push credentials".
@@ -84,11 +87,32 @@ func (a *syncAudit) Record(e storage.AuditEntry) {
 	}
 }
 
-// withCredentials opens the database and runs fn with the credential
-// manager of app (which must exist); the audit entries say "cli".
-func (c *command) withCredentials(app string, fn func(m *push.Credentials) int) int {
+// credentialStore is where the credential commands work: the running
+// server's admin socket (changes swap its clients at once), or the
+// database when no server runs. *push.Credentials implements it.
+type credentialStore interface {
+	List(app string, p push.CredentialProvider) ([]push.ProviderCredentials, error)
+	Put(app string, p push.CredentialProvider, body []byte, by push.CredentialActor) (push.CredentialVersion, error)
+	GenerateVAPID(app, subject string, by push.CredentialActor) (push.CredentialVersion, error)
+	Revoke(app string, p push.CredentialProvider, v uint64, by push.CredentialActor) (push.RevokeResult, error)
+	Validate(ctx context.Context, app string, p push.CredentialProvider, v uint64, live bool, by push.CredentialActor) (push.ValidationResult, error)
+}
+
+var (
+	_ credentialStore = (*push.Credentials)(nil)
+	_ credentialStore = remoteCredentials{}
+)
+
+// withCredentials runs fn on the credentials of app: through the running
+// server's admin socket when one answers, else on the database (the app
+// must exist; the audit entries say "cli").
+func (c *command) withCredentials(app string, fn func(m credentialStore) int) int {
 	if app == "" {
 		return c.usagef("--app is required (or set SOCKUDO_DEFAULT_APP_ID)")
+	}
+	if cl := c.adminClient(); cl != nil {
+		defer cl.Close()
+		return fn(remoteCredentials{cl})
 	}
 	if err := c.settings.Push.CredentialKeyErr; err != nil {
 		return c.failf("%v", err)
@@ -114,6 +138,76 @@ func (c *command) withCredentials(app string, fn func(m *push.Credentials) int) 
 		return c.failf("the change is stored but its audit entry was not written: %v", err)
 	}
 	return 0
+}
+
+// remoteCredentials calls the credential API of the running server over
+// its admin socket (push.Service.AdminHandler): the signed API's paths
+// and bodies. The server audits the changes as "admin".
+type remoteCredentials struct{ cl *admin.Client }
+
+func (r remoteCredentials) call(method, path string, body []byte, out any) error {
+	status, answer, err := r.cl.Raw(method, path, body)
+	if err != nil {
+		return err
+	}
+	if status >= 300 {
+		var e struct{ Error, Description string }
+		if json.Unmarshal(answer, &e) != nil || e.Error == "" {
+			return fmt.Errorf("the server answered %d", status)
+		}
+		return &push.CredentialError{Status: status, Code: e.Error, Description: e.Description}
+	}
+	return json.Unmarshal(answer, out)
+}
+
+func credentialsPath(app string, p push.CredentialProvider, rest ...string) string {
+	s := "/apps/" + url.PathEscape(app) + "/push/credentials"
+	if p != "" {
+		s += "/" + string(p)
+	}
+	for _, r := range rest {
+		s += "/" + r
+	}
+	return s
+}
+
+func (r remoteCredentials) List(app string, p push.CredentialProvider) ([]push.ProviderCredentials, error) {
+	if p != "" {
+		var one push.ProviderCredentials
+		err := r.call("GET", credentialsPath(app, p), nil, &one)
+		return []push.ProviderCredentials{one}, err
+	}
+	var all struct {
+		Credentials []push.ProviderCredentials `json:"credentials"`
+	}
+	err := r.call("GET", credentialsPath(app, ""), nil, &all)
+	return all.Credentials, err
+}
+
+func (r remoteCredentials) Put(app string, p push.CredentialProvider, body []byte, _ push.CredentialActor) (push.CredentialVersion, error) {
+	var v push.CredentialVersion
+	return v, r.call("PUT", credentialsPath(app, p), body, &v)
+}
+
+func (r remoteCredentials) GenerateVAPID(app, subject string, _ push.CredentialActor) (push.CredentialVersion, error) {
+	body, _ := json.Marshal(map[string]string{"subject": subject})
+	var v push.CredentialVersion
+	return v, r.call("POST", credentialsPath(app, push.ProviderWebPush, "generate"), body, &v)
+}
+
+func (r remoteCredentials) Revoke(app string, p push.CredentialProvider, v uint64, _ push.CredentialActor) (push.RevokeResult, error) {
+	path := credentialsPath(app, p)
+	if v != 0 {
+		path += "/versions/" + strconv.FormatUint(v, 10)
+	}
+	var res push.RevokeResult
+	return res, r.call("DELETE", path, nil, &res)
+}
+
+func (r remoteCredentials) Validate(_ context.Context, app string, p push.CredentialProvider, v uint64, live bool, _ push.CredentialActor) (push.ValidationResult, error) {
+	body, _ := json.Marshal(map[string]any{"version": v, "live": live})
+	var res push.ValidationResult
+	return res, r.call("POST", credentialsPath(app, p, "validate"), body, &res)
 }
 
 // credentialFail reports a credential operation's error.
@@ -152,7 +246,7 @@ func (c *command) pushCredentialsList(args []string) int {
 			return c.usagef("unknown provider %q: use apns, fcm or webpush", *prov)
 		}
 	}
-	return c.withCredentials(*app, func(m *push.Credentials) int {
+	return c.withCredentials(*app, func(m credentialStore) int {
 		list, err := m.List(*app, p)
 		if err != nil {
 			return c.credentialFail(err)
@@ -224,7 +318,7 @@ func (c *command) pushCredentialsPut(args []string) int {
 	if err != nil {
 		return c.usagef("%v", err)
 	}
-	return c.withCredentials(*app, func(m *push.Credentials) int {
+	return c.withCredentials(*app, func(m credentialStore) int {
 		v, err := m.Put(*app, p, body, push.CredentialActor{Source: "cli"})
 		if err != nil {
 			return c.credentialFail(err)
@@ -289,7 +383,7 @@ func (c *command) pushCredentialsGenerate(args []string) int {
 	if _, code, done := c.parse(fs, args, 0); done {
 		return code
 	}
-	return c.withCredentials(*app, func(m *push.Credentials) int {
+	return c.withCredentials(*app, func(m credentialStore) int {
 		v, err := m.GenerateVAPID(*app, *subject, push.CredentialActor{Source: "cli"})
 		if err != nil {
 			return c.credentialFail(err)
@@ -313,7 +407,7 @@ func (c *command) pushCredentialsRevoke(args []string) int {
 	if !ok {
 		return code
 	}
-	return c.withCredentials(*app, func(m *push.Credentials) int {
+	return c.withCredentials(*app, func(m credentialStore) int {
 		res, err := m.Revoke(*app, p, *version, push.CredentialActor{Source: "cli"})
 		if err != nil {
 			return c.credentialFail(err)
@@ -348,7 +442,7 @@ func (c *command) pushCredentialsValidate(args []string) int {
 	if !ok {
 		return code
 	}
-	return c.withCredentials(*app, func(m *push.Credentials) int {
+	return c.withCredentials(*app, func(m credentialStore) int {
 		res, err := m.Validate(context.Background(), *app, p, *version, *live, push.CredentialActor{Source: "cli"})
 		if err != nil {
 			return c.credentialFail(err)

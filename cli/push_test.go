@@ -8,11 +8,16 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/sockudo/sockudo/admin"
+	"github.com/sockudo/sockudo/push"
+	"github.com/sockudo/sockudo/push/providers"
 	"github.com/sockudo/sockudo/storage"
 )
 
@@ -127,3 +132,93 @@ func TestPushCredentialsCommands(t *testing.T) {
 		}
 	}
 }
+
+// TestPushCredentialsThroughAdminSocket runs the commands against a
+// "running server": the database held open by a push.Service whose admin
+// handler answers on the admin socket. Changes reach its registry at once.
+func TestPushCredentialsThroughAdminSocket(t *testing.T) {
+	dir, err := os.MkdirTemp("", "sk") // short: unix socket paths are limited
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	dbPath := filepath.Join(dir, "s.db")
+	db, err := storage.Open(dbPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.PutApp(storage.App{ID: "a1", Key: "k1", Secret: "s1", Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	svc, err := push.New(push.Config{CredentialKey: bytes.Repeat([]byte{5}, 32)},
+		push.Deps{DB: db, Apps: noApps{}, Audit: syncRecorder{db}, ClientBuilder: providers.Builder(push.Config{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	as := admin.NewServer(db, func() error { return nil }, nil)
+	as.Push = svc.AdminHandler()
+	ln, err := admin.Listen(dbPath + ".sock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: as.Handler(), ReadHeaderTimeout: time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	t.Cleanup(func() { _ = hs.Close() })
+	env := map[string]string{"SOCKUDO_DB_PATH": dbPath}
+
+	// No key on the CLI's side: the server's key seals.
+	r := runPush(t, env, "", "push", "credentials", "generate-vapid", "--app", "a1", "--subject", "mailto:ops@example.com")
+	if r.code != 0 || !strings.Contains(r.stdout, "Generated Web Push key v1") {
+		t.Fatalf("generate: %+v", r)
+	}
+	c, err := svc.Credentials().Registry().Current("a1", push.ProviderWebPush)
+	if err != nil || c.Version != 1 {
+		t.Fatalf("the running server does not see v1: %+v %v", c, err)
+	}
+	r = runPush(t, env, "", "push", "credentials", "list", "--app", "a1", "--provider", "webpush")
+	if r.code != 0 || !strings.Contains(r.stdout, "webpush   1") || !strings.Contains(r.stdout, "active") {
+		t.Fatalf("list: %+v", r)
+	}
+	r = runPush(t, env, "", "push", "credentials", "validate", "webpush", "--app", "a1")
+	if r.code != 0 || !strings.Contains(r.stdout, "webpush version 1 works") {
+		t.Fatalf("validate: %+v", r)
+	}
+	r = runPush(t, env, "", "push", "credentials", "revoke", "webpush", "--app", "a1", "--version", "1")
+	if r.code != 0 || !strings.Contains(r.stdout, "Revoked webpush version(s) [1]") {
+		t.Fatalf("revoke: %+v", r)
+	}
+	if !c.Revoked() {
+		t.Fatal("the running server still sends with the revoked version")
+	}
+	garbage := filepath.Join(dir, "garbage.json")
+	if err := os.WriteFile(garbage, []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"put", "apns", "--app", "a1", "--file", garbage}, "the body must be one JSON object"},
+		{[]string{"revoke", "fcm", "--app", "a1"}, "no such credential version"},
+		{[]string{"list", "--app", "nope"}, `no app with id "nope"`},
+	} {
+		r = runPush(t, env, "", append([]string{"push", "credentials"}, tc.args...)...)
+		if r.code != 1 || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("%v: %+v, want %q", tc.args, r, tc.want)
+		}
+	}
+	entries, _ := db.Audit(storage.AuditFilter{App: "a1"})
+	if len(entries) < 3 || !strings.Contains(entries[0].Reason, "by admin") {
+		t.Fatalf("audit %+v", entries)
+	}
+}
+
+type noApps struct{}
+
+func (noApps) AppCredentials(string) (string, []string, bool) { return "", nil, false }
+
+// syncRecorder writes audit entries at once.
+type syncRecorder struct{ db *storage.DB }
+
+func (s syncRecorder) Record(e storage.AuditEntry) { _ = s.db.AppendAudit([]storage.AuditEntry{e}) }

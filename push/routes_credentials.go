@@ -2,8 +2,10 @@ package push
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"strconv"
 
@@ -33,8 +35,43 @@ func (s *Service) credentialClientRoutes() []Route {
 	return []Route{{"GET /apps/{app_id}/push/client/web-vapid-public-key", http.HandlerFunc(s.vapidPublicKey)}}
 }
 
-// actor is who signed r.
+// AdminHandler serves the credential routes to the admin socket (admin.Server.Push):
+// the same paths, bodies and answers as the signed API, trusted because
+// the socket is (mode 0600), audited as "admin". The CLI uses it while the
+// server runs, so its changes swap provider clients at once.
+func (s *Service) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	for _, rt := range s.credentialRoutes() {
+		h := rt.Handler
+		mux.HandleFunc(rt.Pattern, func(w http.ResponseWriter, r *http.Request) {
+			appID := r.PathValue("app_id")
+			if _, err := s.db.App(appID); err != nil {
+				if errors.Is(err, storage.ErrNotFound) {
+					writeCredentialError(w, http.StatusNotFound, "app_not_found", "no app with id "+strconv.Quote(appID))
+					return
+				}
+				s.credentialFail(w, err)
+				return
+			}
+			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+			if err != nil {
+				writeCredentialError(w, http.StatusRequestEntityTooLarge, "body_too_large", "the body is larger than 1 MiB")
+				return
+			}
+			h(w, r.WithContext(context.WithValue(r.Context(), adminRequest{}, true)), appID, body)
+		})
+	}
+	return mux
+}
+
+// adminRequest marks a request that came through the admin socket.
+type adminRequest struct{}
+
+// actor is who made r: the app key that signed it, or the admin socket.
 func (s *Service) actor(r *http.Request) CredentialActor {
+	if r.Context().Value(adminRequest{}) != nil {
+		return CredentialActor{Source: "admin"}
+	}
 	return CredentialActor{Source: "api", Key: r.URL.Query().Get("auth_key"), IP: s.clientIP(r)}
 }
 
