@@ -159,7 +159,7 @@ func serve(ctx context.Context, environ map[string]string, stderr io.Writer) int
 		ln.Close()
 		return 1
 	}
-	reload := func() error { return errors.Join(srv.ReloadApps(), hooks.Reload()) }
+	reload := func() error { return errors.Join(srv.ReloadApps(), hooks.Reload(), pushSvc.AppsChanged()) }
 	validate := func(a storage.App) error { return webhooks.Validate(a.Webhooks) }
 	adminSrv, err := startAdmin(cfg, db, reload, validate, hooks, pushSvc.AdminHandler(), log)
 	if err != nil {

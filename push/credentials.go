@@ -169,10 +169,11 @@ func (m *Credentials) Put(app string, p CredentialProvider, body []byte, by Cred
 	if err != nil {
 		return CredentialVersion{}, err
 	}
-	if err := m.tryBuild(app, p, parsed.plain); err != nil {
+	lc, err := m.tryBuild(app, p, parsed.plain)
+	if err != nil {
 		return CredentialVersion{}, err
 	}
-	return m.store(app, p, parsed, AuditCredentialPut, by)
+	return m.store(app, p, parsed, lc, AuditCredentialPut, by)
 }
 
 // GenerateVAPID makes a VAPID key pair on the server, stores it as a new
@@ -193,43 +194,60 @@ func (m *Credentials) GenerateVAPID(app, subject string, by CredentialActor) (Cr
 	if err != nil {
 		return CredentialVersion{}, err
 	}
-	if err := m.tryBuild(app, ProviderWebPush, parsed.plain); err != nil {
+	lc, err := m.tryBuild(app, ProviderWebPush, parsed.plain)
+	if err != nil {
 		return CredentialVersion{}, err
 	}
-	return m.store(app, ProviderWebPush, parsed, AuditVAPIDGenerated, by)
+	return m.store(app, ProviderWebPush, parsed, lc, AuditVAPIDGenerated, by)
 }
 
 // tryBuild builds the client of a credential before it is stored, so the
 // provider package's own checks (a VAPID subject Apple accepts, say) refuse
-// it with a 400 rather than at the first send.
-func (m *Credentials) tryBuild(app string, p CredentialProvider, plain []byte) error {
+// it with a 400 rather than at the first send. The client built becomes
+// the live one once stored. Without a builder it returns nothing.
+func (m *Credentials) tryBuild(app string, p CredentialProvider, plain []byte) (*LiveCredential, error) {
 	if m.build == nil {
-		return nil
+		return nil, nil
 	}
 	oc, err := openCredential(app, p, 0, plain)
-	if err != nil {
-		return badCredential("%s: %s", p, redact(err))
+	if err == nil {
+		var cl any
+		if cl, err = m.build(oc); err == nil {
+			lc := &LiveCredential{App: app, Provider: p, Client: cl}
+			if oc.APNs != nil {
+				lc.Topic, lc.Environment = oc.APNs.Topic, oc.APNs.Environment
+			}
+			return lc, nil
+		}
 	}
-	cl, err := m.build(oc)
-	if err != nil {
-		return badCredential("%s: %s", p, redact(err))
+	// The provider packages prefix their errors with their name.
+	msg := redact(err)
+	if !strings.HasPrefix(msg, string(p)+":") && !strings.HasPrefix(msg, "fcm:") && !strings.HasPrefix(msg, "apns:") {
+		msg = string(p) + ": " + msg
 	}
-	if c, ok := cl.(interface{ Close() }); ok {
-		c.Close()
-	}
-	return nil
+	return nil, badCredential("%s", msg)
 }
 
-func (m *Credentials) store(app string, p CredentialProvider, parsed parsedCredential, action string, by CredentialActor) (CredentialVersion, error) {
+// store seals and stores a checked credential as a new version, makes lc
+// (its client, nil to build it at the next lookup) current and audits it.
+func (m *Credentials) store(app string, p CredentialProvider, parsed parsedCredential, lc *LiveCredential, action string, by CredentialActor) (CredentialVersion, error) {
 	meta := storage.PushCredential{Fingerprint: parsed.fingerprint, Public: parsed.public,
 		CreatedAt: m.now().UTC(), CreatedBy: by.Source}
 	rec, err := m.db.AddPushCredential(app, string(p), meta, func(v uint64) ([]byte, error) {
 		return m.seal.seal(app, p, v, parsed.plain)
 	})
 	if err != nil {
+		if lc != nil {
+			lc.dispose()
+		}
 		return CredentialVersion{}, err
 	}
-	m.reg.Changed(app, p)
+	if lc != nil {
+		lc.Version = rec.Version
+		m.reg.installed(lc)
+	} else {
+		m.reg.Changed(app, p)
+	}
 	m.record(app, action, fmt.Sprintf("%s v%d %s %s", p, rec.Version, rec.Fingerprint, by), by)
 	return versionOf(rec, rec.Version), nil
 }

@@ -750,3 +750,105 @@ func mustJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// TestDeletedAppLosesItsClients: once the app is deleted and the service
+// told, its clients are gone, even if an app with its id comes back.
+func TestDeletedAppLosesItsClients(t *testing.T) {
+	db := openDB(t)
+	svc, err := New(Config{CredentialKey: testCredKey}, Deps{DB: db, Apps: testApps{}, ClientBuilder: fakeBuilder})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"app1", "app2"} {
+		if err := db.PutApp(storage.App{ID: id, Key: "k" + id, Secret: "s"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.Credentials().GenerateVAPID(id, "mailto:ops@example.com", CredentialActor{Source: "test"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg := svc.Credentials().Registry()
+	c1, _ := reg.Current("app1", ProviderWebPush)
+	c2, _ := reg.Current("app2", ProviderWebPush)
+	if err := db.DeleteApp("app1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.PutApp(storage.App{ID: "app1", Key: "kapp1", Secret: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := reg.Current("app1", ProviderWebPush); err != nil || c != c1 {
+		t.Fatal("the registry was expected to hold the cached client until told")
+	}
+	// The app was deleted and created again between two reloads: the
+	// credentials went with the deletion.
+	if err := db.DeleteApp("app1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.AppsChanged(); err != nil {
+		t.Fatal(err)
+	}
+	if !c1.Revoked() || c2.Revoked() {
+		t.Fatalf("revoked: app1 %v app2 %v", c1.Revoked(), c2.Revoked())
+	}
+	if _, err := reg.Current("app1", ProviderWebPush); !errors.Is(err, ErrNoCredential) {
+		t.Fatalf("deleted app: %v", err)
+	}
+	if c, err := reg.Current("app2", ProviderWebPush); err != nil || c != c2 {
+		t.Fatalf("other app: %v", err)
+	}
+}
+
+// TestConcurrentPutsEndOnNewest: puts racing each other leave the newest
+// version current, whichever finished installing last.
+func TestConcurrentPutsEndOnNewest(t *testing.T) {
+	m, _, _, _ := newTestCredentials(t, testCredKey)
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 3 {
+				if _, err := m.GenerateVAPID("app1", "mailto:ops@example.com", CredentialActor{Source: "test"}); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	c, err := m.Registry().Current("app1", ProviderWebPush)
+	if err != nil || c.Version != 9 {
+		t.Fatalf("current %+v %v, want v9", c, err)
+	}
+	for v := uint64(1); v <= 9; v++ {
+		if c, err := m.Registry().Version("app1", ProviderWebPush, v); err != nil || c.Version != v {
+			t.Fatalf("v%d: %+v %v", v, c, err)
+		}
+	}
+}
+
+// TestInstalledOutOfOrder: a put that finishes installing after a newer
+// one does not take the newer one's place.
+func TestInstalledOutOfOrder(t *testing.T) {
+	m, _, _, _ := newTestCredentials(t, testCredKey)
+	reg := m.Registry()
+	v6 := &LiveCredential{App: "a", Provider: ProviderAPNs, Version: 6}
+	v5 := &LiveCredential{App: "a", Provider: ProviderAPNs, Version: 5}
+	reg.installed(v6)
+	// Nothing was known: the lookup reads storage (empty here) and keeps
+	// v6 resolvable by number.
+	if c, err := reg.Version("a", ProviderAPNs, 6); err != nil || c != v6 {
+		t.Fatalf("v6: %v", err)
+	}
+	reg.Changed("a", ProviderAPNs) // current known: none
+	if _, err := reg.Current("a", ProviderAPNs); !errors.Is(err, ErrNoCredential) {
+		t.Fatal(err)
+	}
+	reg.installed(v6)
+	reg.installed(v5)
+	if c, err := reg.Current("a", ProviderAPNs); err != nil || c != v6 {
+		t.Fatalf("current %+v %v, want v6", c, err)
+	}
+	if c, err := reg.Version("a", ProviderAPNs, 5); err != nil || c != v5 {
+		t.Fatalf("v5: %v", err)
+	}
+}

@@ -331,6 +331,40 @@ func (r *CredentialRegistry) Changed(app string, p CredentialProvider) {
 	r.change(app, p, nil)
 }
 
+// installed tells the registry that lc was just stored as a new version:
+// it becomes current at once unless a newer version already is, so the
+// senders that look up next share it rather than each building one.
+func (r *CredentialRegistry) installed(lc *LiveCredential) {
+	k := registryKey{lc.App, lc.Provider}
+	sh := r.shardOf(lc.App)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	e := sh.m[k]
+	if e == nil {
+		e = &registryEntry{}
+		sh.m[k] = e
+	}
+	e.gen++ // a lookup that read storage before this must not install
+	if e.versions == nil {
+		e.versions = map[uint64]*LiveCredential{}
+	}
+	cur := e.current
+	switch {
+	case cur != nil && cur.Version > lc.Version:
+		// A concurrent put won: lc is only a resolvable version.
+		e.versions[lc.Version] = lc
+	case cur != nil || e.currentKnown:
+		if cur != nil {
+			e.versions[cur.Version] = cur
+		}
+		e.current, e.currentKnown = lc, true
+	default:
+		// Nothing known: whether a concurrent put stored a newer version
+		// is for the next lookup to read. It will find lc by its version.
+		e.versions[lc.Version] = lc
+	}
+}
+
 // Revoked drops versions of app's credential for p at once: lookups that
 // start after this call no longer return them, and holders see Revoked.
 func (r *CredentialRegistry) Revoked(app string, p CredentialProvider, versions []uint64) {
@@ -397,6 +431,25 @@ func (r *CredentialRegistry) Forget(app string) {
 	sh.mu.Unlock()
 	for _, c := range retired {
 		c.retire()
+	}
+}
+
+// Prune forgets every app for which gone returns true (see Forget). gone
+// runs without locks held.
+func (r *CredentialRegistry) Prune(gone func(app string) bool) {
+	seen := map[string]bool{}
+	for i := range r.shard {
+		sh := &r.shard[i]
+		sh.mu.RLock()
+		for k := range sh.m {
+			seen[k.app] = true
+		}
+		sh.mu.RUnlock()
+	}
+	for app := range seen {
+		if gone(app) {
+			r.Forget(app)
+		}
 	}
 }
 

@@ -134,6 +134,18 @@ func (s *Service) Routes() []Route {
 	return append(s.clientRoutes(), s.credentialClientRoutes()...)
 }
 
+// AppsChanged is told that apps were changed or deleted (main calls it
+// with the server's app reload): the live clients of deleted apps are
+// dropped, so an app created later with the same id starts without them
+// (storage deleted their credentials with the app).
+func (s *Service) AppsChanged() error {
+	s.creds.reg.Prune(func(app string) bool {
+		_, err := s.db.App(app)
+		return errors.Is(err, storage.ErrNotFound)
+	})
+	return nil
+}
+
 // Credentials is the provider credential manager; its Registry holds the
 // live provider clients sends use.
 func (s *Service) Credentials() *Credentials { return s.creds }
