@@ -364,7 +364,7 @@ func (m *Credentials) Validate(ctx context.Context, app string, p CredentialProv
 	problem := m.check(ctx, app, p, rec, live, &res)
 	res.OK = problem == ""
 	res.Error = problem
-	if err := m.db.RecordPushCredentialUse(app, string(p), rec.Version, m.now(), problem); err != nil {
+	if err := m.db.RecordPushCredentialCheck(app, string(p), rec.Version, m.now(), problem); err != nil {
 		return res, err
 	}
 	outcome := "ok"

@@ -219,6 +219,27 @@ func TestStoredBlobCannotMoveBetweenApps(t *testing.T) {
 	if _, err := m.Registry().Current("app2", ProviderAPNs); !errors.Is(err, ErrCredentialTampered) {
 		t.Fatalf("moved blob: %v", err)
 	}
+	// Validation reports it, and it shows as the version's last error.
+	res, err := m.Validate(t.Context(), "app2", ProviderAPNs, 0, false, CredentialActor{Source: "test"})
+	if err != nil || res.OK || !strings.Contains(res.Error, "does not open") {
+		t.Fatalf("validate moved blob: %+v %v", res, err)
+	}
+	list, _ := m.List("app2", ProviderAPNs)
+	if v := list[0].Versions[0]; v.LastError != res.Error || !v.LastUsedAt.IsZero() {
+		t.Fatalf("metadata after a failed validation: %+v", v)
+	}
+	// A blob sealed under another encryption key says so.
+	other, _ := newSealer(bytes.Repeat([]byte{9}, 32))
+	_, err = db.AddPushCredential("app2", "apns", storage.PushCredential{}, func(v uint64) ([]byte, error) {
+		return other.seal("app2", ProviderAPNs, v, []byte(`{}`))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, _ = m.Validate(t.Context(), "app2", ProviderAPNs, 0, false, CredentialActor{Source: "test"})
+	if res.OK || !strings.Contains(res.Error, "another encryption key") {
+		t.Fatalf("validate other key: %+v", res)
+	}
 	if _, err := m.Registry().Current("app1", ProviderAPNs); err != nil {
 		t.Fatal(err)
 	}

@@ -240,6 +240,17 @@ func (db *DB) RevokePushCredential(app, provider string, version uint64, at time
 // empty, the end of its last error. A revoked or deleted version is left
 // alone (nil error): its user merely raced the revoke.
 func (db *DB) RecordPushCredentialUse(app, provider string, version uint64, at time.Time, errText string) error {
+	return db.recordPushCredential(app, provider, version, at, errText, true)
+}
+
+// RecordPushCredentialCheck records the outcome of a check of a version
+// that sent nothing (a validation): its last error, or the end of it, as
+// RecordPushCredentialUse does, leaving its last use alone.
+func (db *DB) RecordPushCredentialCheck(app, provider string, version uint64, at time.Time, errText string) error {
+	return db.recordPushCredential(app, provider, version, at, errText, false)
+}
+
+func (db *DB) recordPushCredential(app, provider string, version uint64, at time.Time, errText string, used bool) error {
 	err := db.update(func(tx *bolt.Tx) error {
 		pb := readProviderBucket(tx, app, provider)
 		if pb == nil {
@@ -256,7 +267,9 @@ func (db *DB) RecordPushCredentialUse(app, provider string, version uint64, at t
 		if c.Status != PushCredentialActive {
 			return nil
 		}
-		c.LastUsedAt = at.UTC()
+		if used {
+			c.LastUsedAt = at.UTC()
+		}
 		if errText != "" {
 			if len(errText) > maxPushCredentialError {
 				errText = errText[:maxPushCredentialError]

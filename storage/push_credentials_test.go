@@ -108,6 +108,14 @@ func TestPushCredentialUse(t *testing.T) {
 	if c.LastError != "" || !c.LastErrorAt.IsZero() {
 		t.Fatalf("a success keeps the error: %+v", c)
 	}
+	// A check records its outcome, not a use.
+	if err := db.RecordPushCredentialCheck("a", "fcm", 1, at.Add(time.Hour), "refused"); err != nil {
+		t.Fatal(err)
+	}
+	c, _ = db.PushCredential("a", "fcm", 1)
+	if c.LastError != "refused" || !c.LastUsedAt.Equal(at.Add(time.Second)) {
+		t.Fatalf("after a check: %+v", c)
+	}
 	// Unknown and revoked versions are ignored.
 	if err := db.RecordPushCredentialUse("a", "fcm", 7, at, "x"); err != nil {
 		t.Fatal(err)
