@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -210,8 +211,10 @@ func cliSettings(environ map[string]string) cli.Settings {
 		s.Push.CredentialKeyErr = errors.Join(ps...)
 	} else {
 		key, err := pc.credentialKey()
-		s.Push = cli.PushSettings{CredentialKey: string(key), CredentialKeyErr: err, APNsEndpoint: pc.APNsEndpoint,
-			FCMEndpoint: pc.FCMEndpoint, AllowLocalWebPush: pc.AllowLocalWebPush}
+		prev, perr := pc.previousKeys()
+		s.Push = cli.PushSettings{CredentialKey: string(key), PreviousCredentialKeys: string(bytes.Join(prev, nil)),
+			CredentialKeyErr: errors.Join(err, perr), APNsEndpoint: pc.APNsEndpoint, FCMEndpoint: pc.FCMEndpoint,
+			AllowLocalWebPush: pc.AllowLocalWebPush}
 	}
 	return s
 }

@@ -32,7 +32,9 @@ func TestPushCredentialKey(t *testing.T) {
 		name    string
 		env     map[string]string
 		wantKey bool
-		wantBad string // the variable a problem names
+		// wantPrevious is the number of previous keys.
+		wantPrevious int
+		wantBad      string // the variable a problem names
 	}{
 		{name: "none: push credential writes are refused later, not a config error", env: map[string]string{}},
 		{name: "base64 key", env: map[string]string{"PUSH_CREDENTIAL_ENCRYPTION_KEY": key32}, wantKey: true},
@@ -40,6 +42,12 @@ func TestPushCredentialKey(t *testing.T) {
 			"PUSH_CREDENTIAL_ENCRYPTION_KEY_FILE": file}, wantKey: true},
 		{name: "wrong length", env: map[string]string{"PUSH_CREDENTIAL_ENCRYPTION_KEY": "c2hvcnQ="}, wantBad: "PUSH_CREDENTIAL_ENCRYPTION_KEY"},
 		{name: "missing file", env: map[string]string{"PUSH_CREDENTIAL_ENCRYPTION_KEY_FILE": file + ".nope"}, wantBad: "PUSH_CREDENTIAL_ENCRYPTION_KEY_FILE"},
+		{name: "previous keys", env: map[string]string{"PUSH_CREDENTIAL_ENCRYPTION_KEY": key32,
+			"PUSH_CREDENTIAL_ENCRYPTION_KEY_PREVIOUS": key32 + ", " + key32}, wantKey: true, wantPrevious: 2},
+		{name: "bad previous key", env: map[string]string{"PUSH_CREDENTIAL_ENCRYPTION_KEY": key32,
+			"PUSH_CREDENTIAL_ENCRYPTION_KEY_PREVIOUS": key32 + ",c2hvcnQ="}, wantBad: "PUSH_CREDENTIAL_ENCRYPTION_KEY_PREVIOUS"},
+		{name: "previous key without a key", env: map[string]string{"PUSH_CREDENTIAL_ENCRYPTION_KEY_PREVIOUS": key32},
+			wantBad: "PUSH_CREDENTIAL_ENCRYPTION_KEY_PREVIOUS"},
 		{name: "bad APNs endpoint", env: map[string]string{"PUSH_APNS_ENDPOINT": "staging"}, wantBad: "PUSH_APNS_ENDPOINT"},
 		{name: "bad FCM endpoint", env: map[string]string{"PUSH_FCM_ENDPOINT": "fcm.example"}, wantBad: "PUSH_FCM_ENDPOINT"},
 	}
@@ -62,6 +70,9 @@ func TestPushCredentialKey(t *testing.T) {
 			pc := c.PushConfig(&memory)
 			if got := len(pc.CredentialKey) == 32; got != tc.wantKey {
 				t.Fatalf("key of %d bytes", len(pc.CredentialKey))
+			}
+			if len(pc.PreviousCredentialKeys) != tc.wantPrevious {
+				t.Fatalf("%d previous keys", len(pc.PreviousCredentialKeys))
 			}
 		})
 	}
@@ -135,8 +146,10 @@ func TestPushCredentialRoutesSigned(t *testing.T) {
 
 func TestCLIPushSettings(t *testing.T) {
 	key32 := "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
-	s := cliSettings(map[string]string{"PUSH_CREDENTIAL_ENCRYPTION_KEY": key32, "PUSH_FCM_ENDPOINT": "http://127.0.0.1:9"})
+	s := cliSettings(map[string]string{"PUSH_CREDENTIAL_ENCRYPTION_KEY": key32, "PUSH_FCM_ENDPOINT": "http://127.0.0.1:9",
+		"PUSH_CREDENTIAL_ENCRYPTION_KEY_PREVIOUS": "MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTI="})
 	if len(s.Push.CredentialKey) != 32 || s.Push.CredentialKeyErr != nil || s.Push.FCMEndpoint != "http://127.0.0.1:9" ||
+		len(s.Push.PreviousCredentialKeys) != 32 ||
 		s.Push.APNsEndpoint != "production" {
 		t.Fatalf("push settings %+v", s.Push)
 	}

@@ -84,6 +84,9 @@ type PushSettings struct {
 	// is set; CredentialKeyErr says why it could not be read.
 	CredentialKey    string
 	CredentialKeyErr error
+	// PreviousCredentialKeys are the previous keys (32 bytes each,
+	// concatenated), which open but never seal.
+	PreviousCredentialKeys string
 	// APNsEndpoint, FCMEndpoint and AllowLocalWebPush are the provider
 	// settings credentials are checked and built against.
 	APNsEndpoint, FCMEndpoint string
@@ -94,6 +97,9 @@ func (p PushSettings) config() push.Config {
 	cfg := push.Config{APNsEndpoint: p.APNsEndpoint, FCMEndpoint: p.FCMEndpoint, AllowLocalWebPush: p.AllowLocalWebPush}
 	if p.CredentialKey != "" {
 		cfg.CredentialKey = []byte(p.CredentialKey)
+	}
+	for k := p.PreviousCredentialKeys; len(k) >= 32; k = k[32:] {
+		cfg.PreviousCredentialKeys = append(cfg.PreviousCredentialKeys, []byte(k[:32]))
 	}
 	return cfg
 }

@@ -32,6 +32,9 @@ Commands:
                  revoke one version, or every version of the provider
   validate <apns|fcm|webpush> [--app id] [--version n] [--live]
                  open the credential and build its client
+  reseal [--app id]
+                 seal again with PUSH_CREDENTIAL_ENCRYPTION_KEY what a key in
+                 PUSH_CREDENTIAL_ENCRYPTION_KEY_PREVIOUS sealed (every app by default)
 
 put takes the same JSON body as the HTTP API (--file, "-" for stdin) or:
   apns     --p8 AuthKey_XXXXXXXXXX.p8 --team-id T --key-id K [--topic bundle.id] [--environment both]
@@ -52,6 +55,7 @@ var pushCommands = map[string]func(*command, []string) int{
 	"generate-vapid": (*command).pushCredentialsGenerate,
 	"revoke":         (*command).pushCredentialsRevoke,
 	"validate":       (*command).pushCredentialsValidate,
+	"reseal":         (*command).pushCredentialsReseal,
 }
 
 // pushCmd runs "sockudo push credentials <command>".
@@ -453,4 +457,70 @@ func (c *command) pushCredentialsValidate(args []string) int {
 		fmt.Fprintf(c.stdout, "%s version %d works.\n", p, res.Version)
 		return 0
 	})
+}
+
+func (c *command) pushCredentialsReseal(args []string) int {
+	fs := c.flagSet("[--app id]", "After a change of PUSH_CREDENTIAL_ENCRYPTION_KEY (the old key in\n"+
+		"PUSH_CREDENTIAL_ENCRYPTION_KEY_PREVIOUS), seal every credential again with the new key;\n"+
+		"then the previous key can be removed.")
+	app := fs.String("app", "", "only this app (default: every app)")
+	if _, code, done := c.parse(fs, args, 0); done {
+		return code
+	}
+	var res push.ResealResult
+	if cl := c.adminClient(); cl != nil {
+		defer cl.Close()
+		ids := []string{*app}
+		if *app == "" {
+			all, err := cl.Apps()
+			if err != nil {
+				return c.failf("%v", err)
+			}
+			ids = ids[:0]
+			for _, a := range all {
+				ids = append(ids, a.ID)
+			}
+		}
+		res.Resealed = map[string]int{}
+		for _, id := range ids {
+			var one push.ResealResult
+			if err := (remoteCredentials{cl}).call("POST", credentialsPath(id, "", "reseal"), nil, &one); err != nil {
+				return c.credentialFail(err)
+			}
+			for a, n := range one.Resealed {
+				res.Resealed[a] += n
+			}
+			res.Unreadable = append(res.Unreadable, one.Unreadable...)
+		}
+	} else {
+		if err := c.settings.Push.CredentialKeyErr; err != nil {
+			return c.failf("%v", err)
+		}
+		db, code := c.open(true)
+		if db == nil {
+			return code
+		}
+		defer db.Close()
+		audit := &syncAudit{db: db}
+		m, err := push.NewCredentials(db, c.settings.Push.config(), nil, audit, nil)
+		if err != nil {
+			return c.failf("%v", err)
+		}
+		if res, err = m.Reseal(*app, push.CredentialActor{Source: "cli"}); err != nil {
+			return c.credentialFail(err)
+		}
+		if err := errors.Join(audit.errs...); err != nil {
+			return c.failf("resealed, but the audit entry was not written: %v", err)
+		}
+	}
+	n := 0
+	for _, k := range res.Resealed {
+		n += k
+	}
+	fmt.Fprintf(c.stdout, "Resealed %d credential versions with the current key.\n", n)
+	if len(res.Unreadable) > 0 {
+		return c.failf("%d versions open with no configured key (left as they are): %s",
+			len(res.Unreadable), strings.Join(res.Unreadable, ", "))
+	}
+	return 0
 }

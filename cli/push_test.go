@@ -24,11 +24,17 @@ import (
 // runPush runs a command with the push credential key set (or not).
 func runPush(t *testing.T, environ map[string]string, key string, args ...string) cliResult {
 	t.Helper()
+	return runPushSettings(t, environ, PushSettings{CredentialKey: key}, args...)
+}
+
+// runPushSettings runs a command with these push settings.
+func runPushSettings(t *testing.T, environ map[string]string, ps PushSettings, args ...string) cliResult {
+	t.Helper()
 	p := testProgram()
 	inner := p.Settings
 	p.Settings = func(env map[string]string) Settings {
 		s := inner(env)
-		s.Push = PushSettings{CredentialKey: key}
+		s.Push = ps
 		return s
 	}
 	var out, errOut bytes.Buffer
@@ -88,6 +94,24 @@ func TestPushCredentialsCommands(t *testing.T) {
 		t.Fatalf("revoke: %+v", r)
 	}
 
+	// A change of encryption key: the old one opens until reseal.
+	newKey := strings.Repeat("n", 32)
+	if r = runPush(t, env, key, put...); r.code != 0 {
+		t.Fatalf("put v2: %+v", r)
+	}
+	if r = runPush(t, env, newKey, "push", "credentials", "validate", "apns", "--app", "a1"); r.code != 1 ||
+		!strings.Contains(r.stderr, "another encryption key") {
+		t.Fatalf("validate with the new key only: %+v", r)
+	}
+	both := PushSettings{CredentialKey: newKey, PreviousCredentialKeys: key}
+	r = runPushSettings(t, env, both, "push", "credentials", "reseal")
+	if r.code != 0 || !strings.Contains(r.stdout, "Resealed 3 credential versions") {
+		t.Fatalf("reseal: %+v", r)
+	}
+	if r = runPush(t, env, newKey, "push", "credentials", "validate", "apns", "--app", "a1"); r.code != 0 {
+		t.Fatalf("validate after reseal: %+v", r)
+	}
+
 	// Refusals.
 	for _, tc := range []struct {
 		args []string
@@ -126,7 +150,8 @@ func TestPushCredentialsCommands(t *testing.T) {
 			t.Errorf("entry %+v", e)
 		}
 	}
-	for _, a := range []string{"push_credential_put", "push_vapid_generated", "push_credential_validated", "push_credential_revoked"} {
+	for _, a := range []string{"push_credential_put", "push_vapid_generated", "push_credential_validated", "push_credential_revoked",
+		"push_credentials_resealed"} {
 		if !got[a] {
 			t.Errorf("no %s entry (have %v)", a, got)
 		}
@@ -190,6 +215,10 @@ func TestPushCredentialsThroughAdminSocket(t *testing.T) {
 	}
 	if !c.Revoked() {
 		t.Fatal("the running server still sends with the revoked version")
+	}
+	r = runPush(t, env, "", "push", "credentials", "reseal")
+	if r.code != 0 || !strings.Contains(r.stdout, "Resealed 0 credential versions") {
+		t.Fatalf("reseal: %+v", r)
 	}
 	garbage := filepath.Join(dir, "garbage.json")
 	if err := os.WriteFile(garbage, []byte("{"), 0o600); err != nil {

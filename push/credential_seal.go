@@ -42,22 +42,58 @@ type sealer struct {
 	// kid names the key without revealing it: a hash of a 256-bit random
 	// key tells nothing about the key.
 	kid string
+	// previous open what earlier keys sealed, by key id; they never seal.
+	previous map[string]cipher.AEAD
 }
 
-func newSealer(key []byte) (*sealer, error) {
+// newSealer seals with key and opens with key and the previous keys (a
+// master-key rotation in progress).
+func newSealer(key []byte, previous ...[]byte) (*sealer, error) {
+	aead, kid, err := keyAEAD(key)
+	if err != nil {
+		return nil, err
+	}
+	s := &sealer{aead: aead, kid: kid, previous: map[string]cipher.AEAD{}}
+	for _, k := range previous {
+		a, id, err := keyAEAD(k)
+		if err != nil {
+			return nil, fmt.Errorf("previous key: %w", err)
+		}
+		if id != kid {
+			s.previous[id] = a
+		}
+	}
+	return s, nil
+}
+
+func keyAEAD(key []byte) (cipher.AEAD, string, error) {
 	if len(key) != 32 {
-		return nil, errors.New("push: the credential encryption key must be 32 bytes")
+		return nil, "", errors.New("push: the credential encryption key must be 32 bytes")
 	}
 	block, err := aes.NewCipher(key)
 	if err != nil {
-		return nil, fmt.Errorf("push: credential key: %w", err)
+		return nil, "", fmt.Errorf("push: credential key: %w", err)
 	}
 	aead, err := cipher.NewGCM(block)
 	if err != nil {
-		return nil, fmt.Errorf("push: credential key: %w", err)
+		return nil, "", fmt.Errorf("push: credential key: %w", err)
 	}
 	sum := sha256.Sum256(append([]byte("sockudo push credential key id\x00"), key...))
-	return &sealer{aead: aead, kid: hex.EncodeToString(sum[:4])}, nil
+	return aead, hex.EncodeToString(sum[:4]), nil
+}
+
+// keyID returns the id of the key that sealed blob, "" when blob is not an
+// envelope.
+func keyID(blob []byte) string {
+	rest, ok := bytes.CutPrefix(blob, []byte(envelopePrefix))
+	if !ok {
+		return ""
+	}
+	kid, _, ok := bytes.Cut(rest, []byte(":"))
+	if !ok {
+		return ""
+	}
+	return string(kid)
 }
 
 // additionalData binds a sealed blob to where it is stored, so a blob
@@ -90,15 +126,18 @@ func (s *sealer) open(app string, p CredentialProvider, version uint64, blob []b
 	if !ok {
 		return nil, fmt.Errorf("%w: unknown envelope", ErrCredentialTampered)
 	}
+	aead := s.aead
 	if string(kid) != s.kid {
-		return nil, fmt.Errorf("%w (key id %s; the configured key is %s)", ErrCredentialOtherKey, kid, s.kid)
+		if aead = s.previous[string(kid)]; aead == nil {
+			return nil, fmt.Errorf("%w (key id %s; the configured key is %s)", ErrCredentialOtherKey, kid, s.kid)
+		}
 	}
 	ct, err := base64.StdEncoding.AppendDecode(nil, b64)
-	if err != nil || len(ct) < s.aead.NonceSize()+s.aead.Overhead() {
+	if err != nil || len(ct) < aead.NonceSize()+aead.Overhead() {
 		return nil, fmt.Errorf("%w: malformed envelope", ErrCredentialTampered)
 	}
-	n := s.aead.NonceSize()
-	pt, err := s.aead.Open(nil, ct[:n], ct[n:], additionalData(app, p, version))
+	n := aead.NonceSize()
+	pt, err := aead.Open(nil, ct[:n], ct[n:], additionalData(app, p, version))
 	if err != nil {
 		return nil, ErrCredentialTampered
 	}

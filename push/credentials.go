@@ -24,6 +24,7 @@ const (
 	AuditVAPIDGenerated      = "push_vapid_generated"
 	AuditCredentialRevoked   = "push_credential_revoked"
 	AuditCredentialValidated = "push_credential_validated"
+	AuditCredentialsResealed = "push_credentials_resealed"
 )
 
 // Credential statuses as the API shows them: a non-revoked version older
@@ -67,7 +68,7 @@ func NewCredentials(db *storage.DB, cfg Config, build ClientBuilder, audit Audit
 	var s *sealer
 	if len(cfg.CredentialKey) != 0 {
 		var err error
-		if s, err = newSealer(cfg.CredentialKey); err != nil {
+		if s, err = newSealer(cfg.CredentialKey, cfg.PreviousCredentialKeys...); err != nil {
 			return nil, err
 		}
 	}
@@ -317,6 +318,48 @@ func (m *Credentials) Revoke(app string, p CredentialProvider, v uint64, by Cred
 	}
 	for _, rv := range revoked {
 		m.record(app, AuditCredentialRevoked, fmt.Sprintf("%s v%d %s", p, rv, by), by)
+	}
+	return res, nil
+}
+
+// ResealResult is what a reseal did.
+type ResealResult struct {
+	// Resealed counts, per app, the versions now sealed with the current
+	// key.
+	Resealed map[string]int `json:"resealed"`
+	// Unreadable are the versions ("app/provider/vN") that neither the
+	// current nor a previous key opens; they are left as they are.
+	Unreadable []string `json:"unreadable"`
+}
+
+// Reseal seals again, with the current encryption key, every credential
+// version of app (of every app when app is "") that a previous key sealed
+// (Config.PreviousCredentialKeys): the second step of a master-key
+// rotation, after which the previous key can go. Revoked versions are
+// resealed too. Each app's reseal is audited.
+func (m *Credentials) Reseal(app string, by CredentialActor) (ResealResult, error) {
+	if m.seal == nil {
+		return ResealResult{}, ErrCredentialKeyMissing
+	}
+	res := ResealResult{Unreadable: []string{}}
+	changed, err := m.db.ResealPushCredentials(app, func(c storage.PushCredential) ([]byte, error) {
+		if keyID(c.Sealed) == m.seal.kid {
+			return nil, nil
+		}
+		p := CredentialProvider(c.Provider)
+		plain, err := m.seal.open(c.App, p, c.Version, c.Sealed)
+		if err != nil {
+			res.Unreadable = append(res.Unreadable, fmt.Sprintf("%s/%s/v%d", c.App, c.Provider, c.Version))
+			return nil, nil
+		}
+		return m.seal.seal(c.App, p, c.Version, plain)
+	})
+	if err != nil {
+		return ResealResult{}, err
+	}
+	res.Resealed = changed
+	for a, n := range changed {
+		m.record(a, AuditCredentialsResealed, fmt.Sprintf("%d versions to key %s %s", n, m.seal.kid, by), by)
 	}
 	return res, nil
 }

@@ -873,3 +873,69 @@ func TestInstalledOutOfOrder(t *testing.T) {
 		t.Fatalf("v5: %v", err)
 	}
 }
+
+// TestMasterKeyRotation: a new encryption key with the old one as
+// previous opens everything; Reseal moves it all to the new key, after
+// which the old key can go.
+func TestMasterKeyRotation(t *testing.T) {
+	db := openDB(t)
+	oldKey, newKey := testCredKey, bytes.Repeat([]byte{42}, 32)
+	by := CredentialActor{Source: "test"}
+	mOld, err := NewCredentials(db, Config{CredentialKey: oldKey}, fakeBuilder, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mOld.Put("app1", ProviderAPNs, apnsBody(t, testP8(t)), by); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mOld.GenerateVAPID("app2", "mailto:ops@example.com", by); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mOld.Revoke("app2", ProviderWebPush, 1, by); err != nil {
+		t.Fatal(err)
+	}
+	// A version sealed with a key nobody has any more.
+	lost, _ := newSealer(bytes.Repeat([]byte{13}, 32))
+	if _, err := db.AddPushCredential("app3", "fcm", storage.PushCredential{}, func(v uint64) ([]byte, error) {
+		return lost.seal("app3", ProviderFCM, v, []byte(`{}`))
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := NewCredentials(db, Config{CredentialKey: newKey, PreviousCredentialKeys: [][]byte{[]byte("short")}}, nil, nil, nil); err == nil {
+		t.Fatal("a short previous key was accepted")
+	}
+	audit := &auditLog{}
+	mBoth, err := NewCredentials(db, Config{CredentialKey: newKey, PreviousCredentialKeys: [][]byte{oldKey}}, fakeBuilder, audit, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mBoth.Registry().Current("app1", ProviderAPNs); err != nil {
+		t.Fatalf("the previous key does not open: %v", err)
+	}
+	res, err := mBoth.Reseal("", by)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Resealed["app1"] != 1 || res.Resealed["app2"] != 1 || len(res.Unreadable) != 1 || res.Unreadable[0] != "app3/fcm/v1" {
+		t.Fatalf("reseal: %+v", res)
+	}
+	if n := len(audit.all()); n != 2 {
+		t.Fatalf("%d audit entries, want one per app", n)
+	}
+	again, _ := mBoth.Reseal("", by)
+	if len(again.Resealed) != 0 {
+		t.Fatalf("a second reseal changed %v", again.Resealed)
+	}
+	mNew, err := NewCredentials(db, Config{CredentialKey: newKey}, fakeBuilder, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := mNew.Registry().Current("app1", ProviderAPNs); err != nil || c.Version != 1 {
+		t.Fatalf("after reseal, the new key alone: %+v %v", c, err)
+	}
+	rec, _ := db.PushCredential("app2", "webpush", 1)
+	if _, err := mNew.seal.open("app2", ProviderWebPush, 1, rec.Sealed); err != nil {
+		t.Fatalf("the revoked version was not resealed: %v", err)
+	}
+}

@@ -41,7 +41,8 @@ func (s *Service) credentialClientRoutes() []Route {
 // server runs, so its changes swap provider clients at once.
 func (s *Service) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
-	for _, rt := range s.credentialRoutes() {
+	routes := append(s.credentialRoutes(), SignedRoute{"POST " + credentialsBase + "/reseal", s.resealCredentials})
+	for _, rt := range routes {
 		h := rt.Handler
 		mux.HandleFunc(rt.Pattern, func(w http.ResponseWriter, r *http.Request) {
 			appID := r.PathValue("app_id")
@@ -184,6 +185,17 @@ func (s *Service) revokeCredential(w http.ResponseWriter, r *http.Request, appID
 		v = n
 	}
 	res, err := s.creds.Revoke(appID, p, v, s.actor(r))
+	if err != nil {
+		s.credentialFail(w, err)
+		return
+	}
+	writeCredentialJSON(w, http.StatusOK, res)
+}
+
+// resealCredentials (admin socket only) reseals the app's credentials with
+// the current encryption key (Credentials.Reseal).
+func (s *Service) resealCredentials(w http.ResponseWriter, r *http.Request, appID string, _ []byte) {
+	res, err := s.creds.Reseal(appID, s.actor(r))
 	if err != nil {
 		s.credentialFail(w, err)
 		return

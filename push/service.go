@@ -43,6 +43,10 @@ type Config struct {
 	// CredentialKey encrypts provider credentials at rest (AES-256-GCM, 32
 	// bytes). Nil refuses credential writes with a clear error.
 	CredentialKey []byte
+	// PreviousCredentialKeys open credentials sealed before a change of
+	// CredentialKey (32 bytes each); they never seal. Credentials.Reseal
+	// moves what they sealed to CredentialKey. Nil: none.
+	PreviousCredentialKeys [][]byte
 	// APNsEndpoint is "production", "development" or an http(s) URL
 	// (http:// is HTTP/2 cleartext, for tests). Empty means production.
 	APNsEndpoint string

@@ -286,6 +286,63 @@ func (db *DB) recordPushCredential(app, provider string, version uint64, at time
 	return nil
 }
 
+// ResealPushCredentials rewrites the sealed blobs of app's credential
+// versions (every app's when app is ""), revoked ones included, in one
+// transaction: reseal returns the new blob, or nil to leave a version as
+// it is. It must be quick and do no I/O. It returns how many versions
+// changed, per app.
+func (db *DB) ResealPushCredentials(app string, reseal func(c PushCredential) ([]byte, error)) (map[string]int, error) {
+	changed := map[string]int{}
+	err := db.update(func(tx *bolt.Tx) error {
+		clear(changed)
+		b := tx.Bucket(bucketPushCredentials)
+		if b == nil {
+			return nil
+		}
+		return b.ForEachBucket(func(appName []byte) error {
+			if app != "" && string(appName) != app {
+				return nil
+			}
+			ab := b.Bucket(appName)
+			return ab.ForEachBucket(func(provider []byte) error {
+				pb := ab.Bucket(provider)
+				// Collect first: a bucket must not change under ForEach.
+				var all []PushCredential
+				err := pb.ForEach(func(k, v []byte) error {
+					var c PushCredential
+					if err := json.Unmarshal(v, &c); err != nil {
+						return fmt.Errorf("version %x: %w", k, err)
+					}
+					all = append(all, c)
+					return nil
+				})
+				if err != nil {
+					return err
+				}
+				for _, c := range all {
+					sealed, err := reseal(c)
+					if err != nil {
+						return fmt.Errorf("%s/%s v%d: %w", c.App, c.Provider, c.Version, err)
+					}
+					if sealed == nil {
+						continue
+					}
+					c.Sealed = sealed
+					if err := putPushCredential(pb, c); err != nil {
+						return err
+					}
+					changed[c.App]++
+				}
+				return nil
+			})
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: reseal push credentials: %w", err)
+	}
+	return changed, nil
+}
+
 // DeletePushCredentials removes every credential version of app.
 // DeleteApp does it too, in the same transaction.
 func (db *DB) DeletePushCredentials(app string) error {

@@ -172,3 +172,30 @@ func TestDeleteAppDeletesItsPushCredentials(t *testing.T) {
 		t.Fatalf("a new app with the old id inherits %+v", all)
 	}
 }
+
+func TestResealPushCredentials(t *testing.T) {
+	db := openTestDB(t)
+	addCred(t, db, "a", "apns", "fp")
+	addCred(t, db, "a", "fcm", "fp")
+	addCred(t, db, "b", "apns", "fp")
+	if _, err := db.RevokePushCredential("a", "fcm", 1, time.Unix(1, 0)); err != nil {
+		t.Fatal(err)
+	}
+	n, err := db.ResealPushCredentials("", func(c PushCredential) ([]byte, error) {
+		if c.App == "b" {
+			return nil, nil // already current
+		}
+		return append([]byte("new-"), c.Sealed...), nil
+	})
+	if err != nil || n["a"] != 2 || n["b"] != 0 {
+		t.Fatalf("resealed %v %v", n, err)
+	}
+	c, _ := db.PushCredential("a", "fcm", 1)
+	if string(c.Sealed) != "new-sealed-a-fcm-1" || c.Status != PushCredentialRevoked {
+		t.Fatalf("after reseal: %+v", c)
+	}
+	boom := errors.New("boom")
+	if _, err := db.ResealPushCredentials("a", func(PushCredential) ([]byte, error) { return nil, boom }); !errors.Is(err, boom) {
+		t.Fatalf("err %v", err)
+	}
+}
