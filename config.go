@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -220,6 +221,16 @@ func cliSettings(environ map[string]string) cli.Settings {
 		s.ListenErr = errors.Join(ps...)
 	} else {
 		s.Host, s.Port = lc.Host, lc.Port
+	}
+	var pc pushConfig
+	if ps := parseSection(&pc, environ); len(ps) > 0 {
+		s.Push.CredentialKeyErr = errors.Join(ps...)
+	} else {
+		key, err := pc.credentialKey()
+		prev, perr := pc.previousKeys()
+		s.Push = cli.PushSettings{CredentialKey: string(key), PreviousCredentialKeys: string(bytes.Join(prev, nil)),
+			CredentialKeyErr: errors.Join(err, perr), APNsEndpoint: pc.APNsEndpoint, FCMEndpoint: pc.FCMEndpoint,
+			AllowLocalWebPush: pc.AllowLocalWebPush}
 	}
 	return s
 }

@@ -23,6 +23,11 @@ type pushConfig struct {
 	// CredentialKeyFile is a file holding the key instead (a mounted
 	// secret); it wins over CredentialKey.
 	CredentialKeyFile string `env:"PUSH_CREDENTIAL_ENCRYPTION_KEY_FILE"`
+	// PreviousCredentialKeys are earlier keys, comma-separated, in the
+	// same format: they open credentials sealed before a key change (never
+	// seal), until "sockudo push credentials reseal" has moved them. A
+	// secret: never logged.
+	PreviousCredentialKeys string `env:"PUSH_CREDENTIAL_ENCRYPTION_KEY_PREVIOUS"`
 	// APNsEndpoint is production, development, or an http(s) URL (http://
 	// is HTTP/2 cleartext, for tests).
 	APNsEndpoint string `env:"PUSH_APNS_ENDPOINT" envDefault:"production"`
@@ -58,6 +63,11 @@ func (p pushConfig) credentialKey() ([]byte, error) {
 	if raw == "" {
 		return nil, nil
 	}
+	return decodeCredentialKey(raw, name)
+}
+
+// decodeCredentialKey reads one 32-byte key in base64 (any alphabet).
+func decodeCredentialKey(raw, name string) ([]byte, error) {
 	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
 		if k, err := enc.DecodeString(raw); err == nil && len(k) == 32 {
 			return k, nil
@@ -67,12 +77,35 @@ func (p pushConfig) credentialKey() ([]byte, error) {
 	return nil, errors.New(name + ": must be 32 bytes in base64 (openssl rand -base64 32)")
 }
 
+// previousKeys reads PUSH_CREDENTIAL_ENCRYPTION_KEY_PREVIOUS.
+func (p pushConfig) previousKeys() ([][]byte, error) {
+	var keys [][]byte
+	for _, raw := range strings.Split(p.PreviousCredentialKeys, ",") {
+		if raw = strings.TrimSpace(raw); raw == "" {
+			continue
+		}
+		k, err := decodeCredentialKey(raw, "PUSH_CREDENTIAL_ENCRYPTION_KEY_PREVIOUS")
+		if err != nil {
+			return nil, errors.New("PUSH_CREDENTIAL_ENCRYPTION_KEY_PREVIOUS: each key must be 32 bytes in base64")
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
 // pushProblems checks the push settings.
 func (c Config) pushProblems(ch *checks) {
 	p := c.Push
-	if _, err := p.credentialKey(); err != nil {
+	key, keyErr := p.credentialKey()
+	if keyErr != nil {
+		name, msg, _ := strings.Cut(keyErr.Error(), ": ")
+		ch.bad(name, "%s", msg)
+	}
+	if prev, err := p.previousKeys(); err != nil {
 		name, msg, _ := strings.Cut(err.Error(), ": ")
 		ch.bad(name, "%s", msg)
+	} else if len(prev) > 0 && key == nil && keyErr == nil {
+		ch.bad("PUSH_CREDENTIAL_ENCRYPTION_KEY_PREVIOUS", "needs PUSH_CREDENTIAL_ENCRYPTION_KEY (or _FILE): previous keys only open")
 	}
 	switch e := p.APNsEndpoint; {
 	case e == "production", e == "development", strings.HasPrefix(e, "https://"), strings.HasPrefix(e, "http://"):
@@ -94,8 +127,9 @@ func (c Config) pushProblems(ch *checks) {
 func (c Config) PushConfig(memory *[]*ratelimit.Memory) push.Config {
 	p := c.Push
 	key, _ := p.credentialKey()
-	pc := push.Config{CredentialKey: key, APNsEndpoint: p.APNsEndpoint, FCMEndpoint: p.FCMEndpoint,
-		AllowLocalWebPush: p.AllowLocalWebPush,
+	prev, _ := p.previousKeys()
+	pc := push.Config{CredentialKey: key, PreviousCredentialKeys: prev, APNsEndpoint: p.APNsEndpoint,
+		FCMEndpoint: p.FCMEndpoint, AllowLocalWebPush: p.AllowLocalWebPush,
 		Devices: push.DeviceConfig{MaxDevicesPerUser: p.MaxDevicesPerUser, MaxInterestsPerDevice: p.MaxInterestsPerDevice,
 			ChannelAuthTTL: time.Duration(p.ChannelAuthTTLSeconds) * time.Second}}
 	if c.RateLimit.Enabled && p.RegistrationsPerMinute > 0 {

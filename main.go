@@ -136,7 +136,8 @@ func serve(ctx context.Context, environ map[string]string, stderr io.Writer) int
 			log.Error("writing the audit log", "err", err)
 		}
 	})
-	if err := routePush(srv, pushCfg, db, audit, log); err != nil {
+	pushSvc, err := routePush(srv, pushCfg, db, audit, log)
+	if err != nil {
 		log.Error("invalid push configuration", "err", err)
 		return 1
 	}
@@ -168,9 +169,9 @@ func serve(ctx context.Context, environ map[string]string, stderr io.Writer) int
 		ln.Close()
 		return 1
 	}
-	reload := func() error { return errors.Join(srv.ReloadApps(), hooks.Reload()) }
+	reload := func() error { return errors.Join(srv.ReloadApps(), hooks.Reload(), pushSvc.AppsChanged()) }
 	validate := func(a storage.App) error { return webhooks.Validate(a.Webhooks) }
-	adminSrv, err := startAdmin(cfg, db, reload, validate, hooks, log)
+	adminSrv, err := startAdmin(cfg, db, reload, validate, hooks, pushSvc.AdminHandler(), log)
 	if err != nil {
 		log.Error("cannot serve the admin socket", "err", err)
 		ln.Close()

@@ -100,6 +100,8 @@ func TestCLISettings(t *testing.T) {
 	for _, tc := range tcs {
 		t.Run(tc.name, func(t *testing.T) {
 			got := cliSettings(tc.env)
+			// The push settings are TestCLIPushSettings'.
+			got.Push = cli.PushSettings{}
 			if tc.listenErr {
 				if got.ListenErr == nil || !strings.Contains(got.ListenErr.Error(), "PORT") {
 					t.Fatalf("ListenErr = %v, want PORT named", got.ListenErr)

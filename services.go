@@ -21,6 +21,7 @@ import (
 
 	"github.com/sockudo/sockudo/admin"
 	"github.com/sockudo/sockudo/push"
+	"github.com/sockudo/sockudo/push/providers"
 	"github.com/sockudo/sockudo/server"
 	"github.com/sockudo/sockudo/storage"
 	"github.com/sockudo/sockudo/tlscert"
@@ -94,7 +95,7 @@ func startMetrics(c Config, srv *server.Server, log *slog.Logger) (*background, 
 // apps of the running server; reload applies a change (the server's apps
 // and the webhook targets).
 func startAdmin(c Config, db *storage.DB, reload func() error, validate func(storage.App) error,
-	dead admin.DeadLetterService, log *slog.Logger) (*background, error) {
+	dead admin.DeadLetterService, push http.Handler, log *slog.Logger) (*background, error) {
 	if !c.Admin.Enabled {
 		return nil, nil
 	}
@@ -108,6 +109,7 @@ func startAdmin(c Config, db *storage.DB, reload func() error, validate func(sto
 	as.PushDevices = db
 	as.Validate = validate
 	as.DeadLetters = dead
+	as.Push = push
 	return startBackground("admin", ln, as.Handler(), log), nil
 }
 
@@ -284,11 +286,11 @@ func (c *webhookCollector) Collect(ch chan<- prometheus.Metric) {
 
 // routePush builds the push subsystem and mounts its routes: the server API
 // signed like the Pusher API, the client API with its own authentication.
-func routePush(srv *server.Server, cfg push.Config, db *storage.DB, audit push.Audit, log *slog.Logger) error {
-	svc, err := push.New(cfg, push.Deps{DB: db, Apps: srv, Audit: audit, Log: log, ClientIP: srv.ClientKey,
-		WebSubscription: webSubscription(cfg.AllowLocalWebPush)})
+func routePush(srv *server.Server, cfg push.Config, db *storage.DB, audit push.Audit, log *slog.Logger) (*push.Service, error) {
+	svc, err := push.New(cfg, push.Deps{DB: db, Apps: srv, Audit: audit, Changes: changeLog{db, log}, Log: log,
+		ClientIP: srv.ClientKey, WebSubscription: webSubscription(cfg.AllowLocalWebPush), ClientBuilder: providers.Builder(cfg)})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, r := range svc.SignedRoutes() {
 		srv.HandleSigned(r.Pattern, r.Handler)
@@ -296,5 +298,18 @@ func routePush(srv *server.Server, cfg push.Config, db *storage.DB, audit push.A
 	for _, r := range svc.Routes() {
 		srv.Handle(r.Pattern, r.Handler)
 	}
-	return nil
+	return svc, nil
+}
+
+// changeLog writes an operator change to the audit log's changes, which
+// refusals never evict.
+type changeLog struct {
+	db  *storage.DB
+	log *slog.Logger
+}
+
+func (c changeLog) Record(e storage.AuditEntry) {
+	if err := c.db.AppendAudit([]storage.AuditEntry{e}); err != nil && c.log != nil {
+		c.log.Error("writing the audit log", "action", e.Action, "err", err)
+	}
 }

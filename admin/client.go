@@ -46,6 +46,27 @@ func (c *Client) Close() error {
 	return nil
 }
 
+// Raw sends body (nil for none) to path and returns the answer as it is:
+// for APIs that the admin socket passes through (push credentials), whose
+// errors are their own.
+func (c *Client) Raw(method, path string, body []byte) (status int, answer []byte, err error) {
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, "http://admin"+path, r)
+	if err != nil {
+		return 0, nil, err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	answer, err = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, answer, err
+}
+
 func (c *Client) do(method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {

@@ -25,6 +25,10 @@ type Server struct {
 	// DeadLetters, if set, serves the webhook dead letters (the running
 	// dispatcher, which must know about replayed entries).
 	DeadLetters DeadLetterService
+	// Push, if set, serves /apps/{id}/push/...: the running push
+	// subsystem's credential operations (push.Service.AdminHandler), so
+	// that a change swaps provider clients at once.
+	Push http.Handler
 
 	apps   *apps.Service
 	reload func() error // applies app changes to the running server
@@ -63,6 +67,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /audit", s.listAudit)
 	mux.HandleFunc("GET /webhooks/dead-letters", s.listDeadLetters)
 	mux.HandleFunc("POST /webhooks/dead-letters/replay", s.replayDeadLetters)
+	if s.Push != nil {
+		mux.Handle("/apps/{id}/push/", s.Push)
+	}
 	return mux
 }
 

@@ -6,6 +6,8 @@ import (
 	"io"
 	"runtime"
 	"time"
+
+	"github.com/sockudo/sockudo/push"
 )
 
 const usage = `Usage: sockudo [command]
@@ -27,6 +29,8 @@ Commands:
                              queue dead letters for delivery again
   push devices list|show|delete
                              list, show or delete push devices (offline)
+  push credentials list|put|generate-vapid|revoke|validate
+                             manage push provider credentials (server stopped)
   version                    print the version
   help                       print this help
 
@@ -71,6 +75,35 @@ type Settings struct {
 	Host      string
 	Port      int
 	ListenErr error
+	// Push is what the push credential commands need.
+	Push PushSettings
+}
+
+// PushSettings are the push settings the credential commands share with
+// the server (PUSH_*).
+type PushSettings struct {
+	// CredentialKey is the 32-byte credential encryption key, "" when none
+	// is set; CredentialKeyErr says why it could not be read.
+	CredentialKey    string
+	CredentialKeyErr error
+	// PreviousCredentialKeys are the previous keys (32 bytes each,
+	// concatenated), which open but never seal.
+	PreviousCredentialKeys string
+	// APNsEndpoint, FCMEndpoint and AllowLocalWebPush are the provider
+	// settings credentials are checked and built against.
+	APNsEndpoint, FCMEndpoint string
+	AllowLocalWebPush         bool
+}
+
+func (p PushSettings) config() push.Config {
+	cfg := push.Config{APNsEndpoint: p.APNsEndpoint, FCMEndpoint: p.FCMEndpoint, AllowLocalWebPush: p.AllowLocalWebPush}
+	if p.CredentialKey != "" {
+		cfg.CredentialKey = []byte(p.CredentialKey)
+	}
+	for k := p.PreviousCredentialKeys; len(k) >= 32; k = k[32:] {
+		cfg.PreviousCredentialKeys = append(cfg.PreviousCredentialKeys, []byte(k[:32]))
+	}
+	return cfg
 }
 
 // Run executes the command line args (without the program name) and
@@ -97,11 +130,7 @@ func Run(ctx context.Context, args []string, environ map[string]string, stdout, 
 	case "webhooks":
 		return webhooksCmd(args, p.invocation(environ, stdout, stderr))
 	case "push":
-		if len(args) == 0 || args[0] != "devices" {
-			fmt.Fprintf(stderr, "sockudo push: unknown command %q\n\n%s", args, pushDevicesUsage)
-			return 2
-		}
-		return pushDevicesCmd(args[1:], p.invocation(environ, stdout, stderr))
+		return pushCmd(args, p.invocation(environ, stdout, stderr))
 	case "audit":
 		return auditCmd(args, p.invocation(environ, stdout, stderr).command("sockudo audit list"))
 	case "version", "--version":

@@ -28,6 +28,9 @@ func (p Program) invocation(environ map[string]string, stdout, stderr io.Writer)
 type command struct {
 	invocation
 	cmd string // "sockudo apps create", for messages
+	// argName names the positional argument in parse's messages; "" means
+	// "app id".
+	argName string
 }
 
 func (in invocation) command(name string) *command { return &command{invocation: in, cmd: name} }
@@ -114,10 +117,14 @@ func (c *command) parse(fs *flag.FlagSet, args []string, wantArgs int) (pos []st
 		if wantArgs == 0 {
 			return nil, c.usagef("unexpected argument %q", pos[0]), true
 		}
-		if len(pos) == 0 {
-			return nil, c.usagef("missing app id"), true
+		noun := c.argName
+		if noun == "" {
+			noun = "app id"
 		}
-		return nil, c.usagef("want one app id, got %q", pos), true
+		if len(pos) == 0 {
+			return nil, c.usagef("missing %s", noun), true
+		}
+		return nil, c.usagef("want one %s, got %q", noun, pos), true
 	}
 	return pos, 0, false
 }

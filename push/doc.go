@@ -11,6 +11,15 @@
 //	push/fcm      FCM HTTP v1 with a service-account access token
 //	push/webpush  Web Push: RFC 8030 delivery, RFC 8291 encryption, RFC 8292 VAPID
 //
+// Provider credentials (credentials.go, spec §4.5) are per app and
+// versioned: checked and sealed with AES-256-GCM under the operator's key
+// (credential_seal.go; the app, provider and version are the additional
+// data), stored by storage, and turned into live clients by the
+// CredentialRegistry (registry.go), which swaps a client when a version is
+// put and drops it when one is revoked. The provider packages import push,
+// so push cannot import them: clients are built by a ClientBuilder that
+// main passes in (push/providers).
+//
 // Provider endpoints are operator settings, never per tenant: a tenant
 // that could set one would have an SSRF vector. Web Push endpoints come
 // from subscriptions and go through internal/netguard.

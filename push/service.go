@@ -44,6 +44,10 @@ type Config struct {
 	// CredentialKey encrypts provider credentials at rest (AES-256-GCM, 32
 	// bytes). Nil refuses credential writes with a clear error.
 	CredentialKey []byte
+	// PreviousCredentialKeys open credentials sealed before a change of
+	// CredentialKey (32 bytes each); they never seal. Credentials.Reseal
+	// moves what they sealed to CredentialKey. Nil: none.
+	PreviousCredentialKeys [][]byte
 	// APNsEndpoint is "production", "development" or an http(s) URL
 	// (http:// is HTTP/2 cleartext, for tests). Empty means production.
 	APNsEndpoint string
@@ -83,6 +87,8 @@ type Service struct {
 	// clientIP is the client address of a request, behind trusted proxies
 	// (server.ClientIP).
 	clientIP func(*http.Request) string
+	// creds are the provider credentials and their live clients.
+	creds *Credentials
 }
 
 // Deps are the Service's collaborators.
@@ -95,11 +101,21 @@ type Deps struct {
 	// call it). nil refuses web devices.
 	WebSubscription func(endpoint, p256dh, auth string) (key, secret []byte, err error)
 
-	DB       *storage.DB
-	Apps     Apps
-	Audit    Audit
+	DB   *storage.DB
+	Apps Apps
+	// Audit records what clients cause (device registrations, bindings,
+	// refusals); main aggregates and caps these apart from operator changes.
+	Audit Audit
+	// Changes records operator changes (provider credentials), kept where
+	// client traffic can never evict them (storage.AppendAudit). nil means
+	// Audit.
+	Changes  Audit
 	Log      *slog.Logger
 	ClientIP func(*http.Request) string
+	// ClientBuilder makes provider clients from credentials
+	// (push/providers.Builder); nil checks credentials without building
+	// clients, and the registry then serves none.
+	ClientBuilder ClientBuilder
 }
 
 // New validates cfg and returns a Service that has started nothing.
@@ -116,6 +132,9 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if d.Audit == nil {
 		d.Audit = nopAudit{}
 	}
+	if d.Changes == nil {
+		d.Changes = d.Audit
+	}
 	if d.ClientIP == nil {
 		d.ClientIP = func(r *http.Request) string { return r.RemoteAddr }
 	}
@@ -127,7 +146,12 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if cfg.Limits.Registrations == nil {
 		cfg.Limits.Registrations = ratelimit.Disabled{}
 	}
-	return &Service{cfg: cfg, db: d.DB, apps: d.Apps, audit: d.Audit, log: d.Log, clientIP: d.ClientIP}, nil
+	creds, err := NewCredentials(d.DB, cfg, d.ClientBuilder, d.Changes, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &Service{cfg: cfg, db: d.DB, apps: d.Apps, audit: d.Audit, log: d.Log, clientIP: d.ClientIP,
+		creds: creds}, nil
 }
 
 type nopAudit struct{}
@@ -142,5 +166,21 @@ func (s *Service) SignedRoutes() []SignedRoute {
 // Routes are the client API routes (/apps/{app_id}/push/client/...), which
 // devices call with their own credentials.
 func (s *Service) Routes() []Route {
-	return s.clientRoutes()
+	return append(s.clientRoutes(), s.credentialClientRoutes()...)
 }
+
+// AppsChanged is told that apps were changed or deleted (main calls it
+// with the server's app reload): the live clients of deleted apps are
+// dropped, so an app created later with the same id starts without them
+// (storage deleted their credentials with the app).
+func (s *Service) AppsChanged() error {
+	s.creds.reg.Prune(func(app string) bool {
+		_, err := s.db.App(app)
+		return errors.Is(err, storage.ErrNotFound)
+	})
+	return nil
+}
+
+// Credentials is the provider credential manager; its Registry holds the
+// live provider clients sends use.
+func (s *Service) Credentials() *Credentials { return s.creds }

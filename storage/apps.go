@@ -127,6 +127,11 @@ func (db *DB) DeleteApp(id string) error {
 		if err := releaseKey(tx, a.Key, id); err != nil {
 			return err
 		}
+		// An app created later with the same id must not inherit the
+		// push provider credentials.
+		if err := deletePushCredentials(tx, id); err != nil {
+			return err
+		}
 		return tx.Bucket(bucketApps).Delete([]byte(id))
 	})
 	if err != nil {

@@ -18,7 +18,10 @@
 // from the sequence of audit, which keeps the entries written before the two
 // were split), counters
 // (rate-limit windows), webhook_occupancy (open channels and members of
-// apps with vacated/removed webhooks, reported after a crash).
+// apps with vacated/removed webhooks, reported after a crash),
+// push_credentials (app id -> { provider -> { version -> JSON of
+// [PushCredential] } }: each version's sealed credential, encrypted by
+// package push, and its metadata).
 //
 // Push devices (push_devices.go, also created on first use): push_devices
 // (app \0 device -> JSON of [Device]) and its indexes push_device_tokens
