@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -230,10 +231,16 @@ func (c *command) credentialFail(err error) int {
 	return c.failf("%v", err)
 }
 
-// providerArg reads the one positional argument, a provider.
-func (c *command) providerArg(pos []string) (push.CredentialProvider, int, bool) {
-	p, ok := push.ParseCredentialProvider(pos[0])
-	if !ok {
+// parseProvider parses the command's flags (fs) and its one positional
+// argument, a provider. ok is false when the command is done (help, or a
+// usage error) with exit code code.
+func (c *command) parseProvider(fs *flag.FlagSet, args []string) (p push.CredentialProvider, code int, ok bool) {
+	c.argName = "provider (apns, fcm or webpush)"
+	pos, code, done := c.parse(fs, args, 1)
+	if done {
+		return "", code, false
+	}
+	if p, ok = push.ParseCredentialProvider(pos[0]); !ok {
 		return "", c.usagef("unknown provider %q: use apns, fcm or webpush", pos[0]), false
 	}
 	return p, 0, true
@@ -312,12 +319,7 @@ func (c *command) pushCredentialsPut(args []string) int {
 	sa := fs.String("service-account", "", "fcm: the service-account JSON file")
 	subject := fs.String("subject", "", "webpush: mailto: or https: contact")
 	privFile := fs.String("private-key-file", "", "webpush: file holding the VAPID private key (base64url)")
-	c.argName = "provider (apns, fcm or webpush)"
-	pos, code, done := c.parse(fs, args, 1)
-	if done {
-		return code
-	}
-	p, code, ok := c.providerArg(pos)
+	p, code, ok := c.parseProvider(fs, args)
 	if !ok {
 		return code
 	}
@@ -406,12 +408,7 @@ func (c *command) pushCredentialsRevoke(args []string) int {
 		"Revoke one version of the provider's credential, or all of them. Needs no\nencryption key.")
 	app := fs.String("app", c.settings.DefaultAppID, "the app")
 	version := fs.Uint64("version", 0, "the version (0: every version)")
-	c.argName = "provider (apns, fcm or webpush)"
-	pos, code, done := c.parse(fs, args, 1)
-	if done {
-		return code
-	}
-	p, code, ok := c.providerArg(pos)
+	p, code, ok := c.parseProvider(fs, args)
 	if !ok {
 		return code
 	}
@@ -441,12 +438,7 @@ func (c *command) pushCredentialsValidate(args []string) int {
 	app := fs.String("app", c.settings.DefaultAppID, "the app")
 	version := fs.Uint64("version", 0, "the version (0: the current one)")
 	live := fs.Bool("live", false, "fcm: fetch an access token")
-	c.argName = "provider (apns, fcm or webpush)"
-	pos, code, done := c.parse(fs, args, 1)
-	if done {
-		return code
-	}
-	p, code, ok := c.providerArg(pos)
+	p, code, ok := c.parseProvider(fs, args)
 	if !ok {
 		return code
 	}

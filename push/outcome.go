@@ -1,6 +1,11 @@
 package push
 
-import "time"
+import (
+	"context"
+	"errors"
+	"net/url"
+	"time"
+)
 
 // Outcome classifies a provider's answer for one device (spec §3.3). It
 // decides what happens next: nothing, a retry, or a change to the device
@@ -77,4 +82,19 @@ type Result struct {
 	// InvalidSince is when APNs says a token stopped being valid (410
 	// timestamp): a device that re-registered after it keeps its token.
 	InvalidSince time.Time
+}
+
+// TransportFailure is the Result of a round trip that got no response:
+// ProviderTransient, with a reason that never quotes the URL (a provider
+// URL may hold a device token).
+func TransportFailure(ctx context.Context, err error) Result {
+	reason := "network error"
+	var ue *url.Error
+	switch {
+	case ctx.Err() != nil:
+		reason = ctx.Err().Error()
+	case errors.As(err, &ue):
+		reason = "network error: " + ue.Err.Error()
+	}
+	return Result{Outcome: ProviderTransient, Reason: reason}
 }

@@ -1,6 +1,12 @@
 package push
 
-import "testing"
+import (
+	"context"
+	"errors"
+	"net/url"
+	"strings"
+	"testing"
+)
 
 func TestOutcomeNamesAndRetry(t *testing.T) {
 	tcs := []struct {
@@ -25,5 +31,20 @@ func TestOutcomeNamesAndRetry(t *testing.T) {
 				t.Fatalf("%d: %q retry %v, want %q retry %v", tc.o, tc.o.String(), tc.o.Retry(), tc.name, tc.retry)
 			}
 		})
+	}
+}
+
+// A failed round trip never quotes the URL: provider URLs hold device
+// tokens.
+func TestTransportFailureHidesTheURL(t *testing.T) {
+	err := &url.Error{Op: "Post", URL: "https://api.push.apple.com/3/device/abcdef0123456789", Err: errors.New("connection refused")}
+	r := TransportFailure(context.Background(), err)
+	if r.Outcome != ProviderTransient || r.Reason != "network error: connection refused" || strings.Contains(r.Reason, "abcdef") {
+		t.Fatalf("%+v", r)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if r := TransportFailure(ctx, err); r.Reason != "context canceled" {
+		t.Fatalf("cancelled: %+v", r)
 	}
 }

@@ -161,15 +161,12 @@ func (db *DB) PushCredentials(app, provider string) ([]PushCredential, error) {
 			if provider != "" && string(name) != provider {
 				return nil
 			}
-			return ab.Bucket(name).ForEach(func(k, v []byte) error {
-				var c PushCredential
-				if err := json.Unmarshal(v, &c); err != nil {
-					return fmt.Errorf("version %x: %w", k, err)
-				}
+			all, err := decodeVersions(ab.Bucket(name))
+			for _, c := range all {
 				c.Sealed = nil
 				out = append(out, c)
-				return nil
-			})
+			}
+			return err
 		})
 	})
 	if err != nil {
@@ -202,15 +199,8 @@ func (db *DB) RevokePushCredential(app, provider string, version uint64, at time
 			}
 			all = append(all, c)
 		} else {
-			err := pb.ForEach(func(k, v []byte) error {
-				var c PushCredential
-				if err := json.Unmarshal(v, &c); err != nil {
-					return fmt.Errorf("version %x: %w", k, err)
-				}
-				all = append(all, c)
-				return nil
-			})
-			if err != nil {
+			var err error
+			if all, err = decodeVersions(pb); err != nil {
 				return err
 			}
 			if len(all) == 0 {
@@ -307,15 +297,7 @@ func (db *DB) ResealPushCredentials(app string, reseal func(c PushCredential) ([
 			return ab.ForEachBucket(func(provider []byte) error {
 				pb := ab.Bucket(provider)
 				// Collect first: a bucket must not change under ForEach.
-				var all []PushCredential
-				err := pb.ForEach(func(k, v []byte) error {
-					var c PushCredential
-					if err := json.Unmarshal(v, &c); err != nil {
-						return fmt.Errorf("version %x: %w", k, err)
-					}
-					all = append(all, c)
-					return nil
-				})
+				all, err := decodeVersions(pb)
 				if err != nil {
 					return err
 				}
@@ -395,4 +377,19 @@ func readProviderBucket(tx *bolt.Tx, app, provider string) *bolt.Bucket {
 	}
 	pb, _ := providerBucket(b, app, provider, false)
 	return pb
+}
+
+// decodeVersions decodes every version in a provider bucket, in version
+// order. The values are copies: usable after the transaction.
+func decodeVersions(pb *bolt.Bucket) ([]PushCredential, error) {
+	var all []PushCredential
+	err := pb.ForEach(func(k, v []byte) error {
+		var c PushCredential
+		if err := json.Unmarshal(v, &c); err != nil {
+			return fmt.Errorf("version %x: %w", k, err)
+		}
+		all = append(all, c)
+		return nil
+	})
+	return all, err
 }

@@ -3,7 +3,6 @@ package apns
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -230,25 +229,11 @@ func (c *Client) send(ctx context.Context, n *Notification, jwt string) (r push.
 
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return transportError(ctx, err), false
+		return push.TransportFailure(ctx, err), false
 	}
 	defer resp.Body.Close()
 	r = classify(resp, c.now())
 	return r, r.Status == http.StatusForbidden && r.Reason == "ExpiredProviderToken"
-}
-
-// transportError describes a failed round trip without the URL, which
-// holds the device token.
-func transportError(ctx context.Context, err error) push.Result {
-	reason := "network error"
-	var ue *url.Error
-	switch {
-	case ctx.Err() != nil:
-		reason = ctx.Err().Error()
-	case errors.As(err, &ue):
-		reason = "network error: " + ue.Err.Error()
-	}
-	return push.Result{Outcome: push.ProviderTransient, Reason: reason}
 }
 
 // validate checks n locally. ok is false with the Result to return.

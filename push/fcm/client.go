@@ -246,24 +246,11 @@ func (c *Client) send(ctx context.Context, body []byte, tok *oauth2.Token) (r pu
 	req.Header["Authorization"] = []string{"Bearer " + tok.AccessToken}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return transportError(ctx, err), false
+		return push.TransportFailure(ctx, err), false
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
 	return classify(resp.StatusCode, resp.Header, b, c.now())
-}
-
-// transportError describes a failed round trip.
-func transportError(ctx context.Context, err error) push.Result {
-	reason := "network error"
-	var ue *url.Error
-	switch {
-	case ctx.Err() != nil:
-		reason = ctx.Err().Error()
-	case errors.As(err, &ue):
-		reason = "network error: " + ue.Err.Error()
-	}
-	return push.Result{Outcome: push.ProviderTransient, Reason: reason}
 }
 
 // tokenError classifies a failed access-token fetch: the token endpoint
