@@ -123,6 +123,14 @@ func (c *command) withCredentials(app string, fn func(m credentialStore) int) in
 		defer cl.Close()
 		return fn(remoteCredentials{cl})
 	}
+	return c.localCredentials(app, true, func(m *push.Credentials) int { return fn(m) })
+}
+
+// localCredentials runs fn on the credentials in the database, with no
+// server running: it needs the encryption key, checks that app exists
+// (unless app is ""), builds provider clients if build, and fails when
+// fn's changes could not be audited (as "cli").
+func (c *command) localCredentials(app string, build bool, fn func(m *push.Credentials) int) int {
 	if err := c.settings.Push.CredentialKeyErr; err != nil {
 		return c.failf("%v", err)
 	}
@@ -131,12 +139,18 @@ func (c *command) withCredentials(app string, fn func(m credentialStore) int) in
 		return code
 	}
 	defer db.Close()
-	if _, err := db.App(app); err != nil {
-		return c.failApp(app, err)
+	if app != "" {
+		if _, err := db.App(app); err != nil {
+			return c.failApp(app, err)
+		}
 	}
 	cfg := c.settings.Push.config()
+	var builder push.ClientBuilder
+	if build {
+		builder = providers.Builder(cfg)
+	}
 	audit := &syncAudit{db: db}
-	m, err := push.NewCredentials(db, cfg, providers.Builder(cfg), audit, nil)
+	m, err := push.NewCredentials(db, cfg, builder, audit, nil)
 	if err != nil {
 		return c.failf("%v", err)
 	}
@@ -489,24 +503,15 @@ func (c *command) pushCredentialsReseal(args []string) int {
 			res.Unreadable = append(res.Unreadable, one.Unreadable...)
 		}
 	} else {
-		if err := c.settings.Push.CredentialKeyErr; err != nil {
-			return c.failf("%v", err)
-		}
-		db, code := c.open(true)
-		if db == nil {
+		code := c.localCredentials(*app, false, func(m *push.Credentials) int {
+			var err error
+			if res, err = m.Reseal(*app, push.CredentialActor{Source: "cli"}); err != nil {
+				return c.credentialFail(err)
+			}
+			return 0
+		})
+		if code != 0 {
 			return code
-		}
-		defer db.Close()
-		audit := &syncAudit{db: db}
-		m, err := push.NewCredentials(db, c.settings.Push.config(), nil, audit, nil)
-		if err != nil {
-			return c.failf("%v", err)
-		}
-		if res, err = m.Reseal(*app, push.CredentialActor{Source: "cli"}); err != nil {
-			return c.credentialFail(err)
-		}
-		if err := errors.Join(audit.errs...); err != nil {
-			return c.failf("resealed, but the audit entry was not written: %v", err)
 		}
 	}
 	n := 0
