@@ -37,12 +37,14 @@ type pushConfig struct {
 	// addresses. Tests only.
 	AllowLocalWebPush bool `env:"PUSH_ALLOW_LOCAL_WEB_PUSH_ENDPOINTS" envDefault:"false"`
 	// RegistrationsPerMinute bounds device registrations through the client
-	// API per client IP and app, per minute; 0 means no limit.
+	// API per client IP and app, per minute; 0 means no limit. An app's
+	// PushLimits.RegistrationsPerMinute replaces it while it is on.
 	RegistrationsPerMinute int `env:"PUSH_REGISTRATIONS_PER_IP_PER_MINUTE" envDefault:"60"`
-	// MaxDevicesPerUser is the most push devices one user of an app may have.
+	// MaxDevicesPerUser is the most push devices one user of an app may
+	// have, unless the app's PushLimits say otherwise.
 	MaxDevicesPerUser int `env:"PUSH_MAX_DEVICES_PER_USER" envDefault:"100"`
 	// MaxInterestsPerDevice is the most interests one device may have (its
-	// own and its user's).
+	// own and its user's), unless the app's PushLimits say otherwise.
 	MaxInterestsPerDevice int `env:"PUSH_MAX_INTERESTS_PER_DEVICE" envDefault:"5000"`
 	// ChannelAuthTTLSeconds is how long a channel subscription authorised by
 	// a device's signature lasts, in seconds; 0 means until revoked.

@@ -420,6 +420,21 @@ func TestConfigTableMatchesStruct(t *testing.T) {
 	}
 }
 
+// TestReadmeListsAppOnlyFlags: a per-app setting without a variable is
+// missing from the configuration table, so the README lists its flag in
+// the table of per-app overrides.
+func TestReadmeListsAppOnlyFlags(t *testing.T) {
+	b, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range apps.Settings {
+		if s.Env() == "" && !strings.Contains(string(b), "| `--"+s.Flag+"` |") {
+			t.Errorf("--%s has no variable and no row in the README's table of per-app overrides", s.Flag)
+		}
+	}
+}
+
 func TestSecurityConfigProblems(t *testing.T) {
 	tcs := []struct {
 		name string

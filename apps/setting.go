@@ -61,6 +61,11 @@ var Settings = []Setting{
 	{Flag: "rate-limit-api-max-requests", NoEnv: true, Default: "0", Usage: "HTTP API writes per RATE_LIMITER_API_WINDOW_SECONDS (0 = the server-wide limit)", Int: func(a *storage.App) *int { return &a.RateLimits.APIMaxRequests }},
 	{Flag: "rate-limit-api-read-max-requests", NoEnv: true, Default: "0", Usage: "HTTP API reads per RATE_LIMITER_API_WINDOW_SECONDS (0 = the server-wide limit)", Int: func(a *storage.App) *int { return &a.RateLimits.APIReadMaxRequests }},
 	{Flag: "rate-limit-ws-max-requests", NoEnv: true, Default: "0", Usage: "connection attempts per client IP per RATE_LIMITER_WS_WINDOW_SECONDS (0 = the server-wide limit)", Int: func(a *storage.App) *int { return &a.RateLimits.WSMaxRequests }},
+	// The push limit overrides have no variable either, for the same
+	// reason: the default app uses the server-wide PUSH_* limits.
+	{Flag: "push-max-devices-per-user", NoEnv: true, Default: "0", Usage: "push devices one user may have (0 = PUSH_MAX_DEVICES_PER_USER)", Int: func(a *storage.App) *int { return &a.PushLimits.MaxDevicesPerUser }},
+	{Flag: "push-max-interests-per-device", NoEnv: true, Default: "0", Usage: "interests one push device may have, its own and its user's (0 = PUSH_MAX_INTERESTS_PER_DEVICE)", Int: func(a *storage.App) *int { return &a.PushLimits.MaxInterestsPerDevice }},
+	{Flag: "push-registrations-per-ip-per-minute", NoEnv: true, Default: "0", Usage: "push client API device registrations per client IP per minute (0 = PUSH_REGISTRATIONS_PER_IP_PER_MINUTE; applies while that limit is on)", Int: func(a *storage.App) *int { return &a.PushLimits.RegistrationsPerMinute }},
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

@@ -45,6 +45,7 @@ func TestEnv(t *testing.T) {
 		"max-presence-member-size-in-kb": "SOCKUDO_DEFAULT_APP_MAX_PRESENCE_MEMBER_SIZE_IN_KB",
 		"allowed-origins":                "SOCKUDO_DEFAULT_APP_ALLOWED_ORIGINS",
 		"rate-limit-ws-max-requests":     "",
+		"push-max-devices-per-user":      "",
 	} {
 		if got := setting(t, flag).Env(); got != want {
 			t.Errorf("%s: Env() = %q, want %q", flag, got, want)
@@ -85,6 +86,13 @@ func TestSetAndProblem(t *testing.T) {
 		{name: "bad int", flag: "max-event-batch-size", v: "many", err: `"many" is not an integer`},
 		{name: "int beyond 32 bits", flag: "max-connections", v: "4294967296", err: "is not an integer"},
 		{name: "negative int", flag: "cache-ttl-seconds", v: "-5", problem: "must be at least 0, got -5"},
+		{name: "push override", flag: "push-max-devices-per-user", v: "3",
+			check: func(a storage.App) bool { return a.PushLimits == storage.AppPushLimits{MaxDevicesPerUser: 3} }},
+		{name: "push override of zero keeps the server-wide limit", flag: "push-max-interests-per-device", v: "0",
+			check: func(a storage.App) bool { return a.PushLimits.MaxInterestsPerDevice == 0 }},
+		{name: "push registrations override", flag: "push-registrations-per-ip-per-minute", v: "7",
+			check: func(a storage.App) bool { return a.PushLimits.RegistrationsPerMinute == 7 }},
+		{name: "negative push override", flag: "push-registrations-per-ip-per-minute", v: "-1", problem: "must be at least 0, got -1"},
 		{name: "list", flag: "allowed-origins", v: " https://a.example.com, https://*.b.example.com ,,*",
 			check: func(a storage.App) bool {
 				return reflect.DeepEqual(a.AllowedOrigins, []string{"https://a.example.com", "https://*.b.example.com", "*"})

@@ -169,6 +169,32 @@ func TestAppsLifecycle(t *testing.T) {
 	}
 }
 
+// TestAppsPushLimits: the push limit overrides round-trip through update and
+// show, other updates keep them, and 0 clears them.
+func TestAppsPushLimits(t *testing.T) {
+	env := testEnv(t)
+	if r := runCLI(t, env, "apps", "create", "--id", "p", "--key", "keyp"); r.code != 0 {
+		t.Fatalf("create: exit %d\n%s", r.code, r.stderr)
+	}
+	r := runCLI(t, env, "apps", "update", "p", "--push-max-devices-per-user", "3",
+		"--push-max-interests-per-device", "50", "--push-registrations-per-ip-per-minute", "10")
+	want := storage.AppPushLimits{MaxDevicesPerUser: 3, MaxInterestsPerDevice: 50, RegistrationsPerMinute: 10}
+	if r.code != 0 || decodeApp(t, r.stdout).PushLimits != want {
+		t.Fatalf("update: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r = runCLI(t, env, "apps", "update", "p", "--max-connections", "9"); r.code != 0 {
+		t.Fatalf("second update: exit %d\n%s", r.code, r.stderr)
+	}
+	if got := decodeApp(t, runCLI(t, env, "apps", "show", "p").stdout).PushLimits; got != want {
+		t.Fatalf("show after another update: %+v, want %+v", got, want)
+	}
+	r = runCLI(t, env, "apps", "update", "p", "--push-max-devices-per-user", "0",
+		"--push-max-interests-per-device", "0", "--push-registrations-per-ip-per-minute", "0")
+	if r.code != 0 || strings.Contains(r.stdout, "push_limits") {
+		t.Fatalf("clearing the overrides: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
 func TestAppsCreateGenerates(t *testing.T) {
 	env := testEnv(t)
 	r := runCLI(t, env, "apps", "create")
@@ -209,6 +235,7 @@ func TestAppsErrors(t *testing.T) {
 		{"bad key", []string{"apps", "create", "--key", "a/b"}, 2, "--key: may contain only"},
 		{"bad origin", []string{"apps", "create", "--allowed-origins", "https://*.*.x"}, 2, "--allowed-origins"},
 		{"negative limit", []string{"apps", "create", "--max-event-batch-size", "-1"}, 2, "--max-event-batch-size"},
+		{"negative push limit", []string{"apps", "update", "1", "--push-max-devices-per-user", "-1"}, 2, "--push-max-devices-per-user: must be at least 0"},
 		{"bool flag value after a space", []string{"apps", "create", "--enabled", "false"}, 2, "--enabled=false"},
 		{"unknown flag", []string{"apps", "create", "--colour", "red"}, 2, "flag provided but not defined"},
 		{"update unknown id", []string{"apps", "update", "nope", "--enabled=false"}, 1, `no app with id "nope"`},

@@ -246,6 +246,7 @@ func TestPushCredentialsThroughAdminSocket(t *testing.T) {
 type noApps struct{}
 
 func (noApps) AppCredentials(string) (string, []string, bool) { return "", nil, false }
+func (noApps) AppPushLimits(string) storage.AppPushLimits     { return storage.AppPushLimits{} }
 
 // syncRecorder writes audit entries at once.
 type syncRecorder struct{ db *storage.DB }

@@ -509,6 +509,8 @@ func (testApps) AppCredentials(id string) (string, []string, bool) {
 	return "key-" + id, []string{"secret"}, id == "app1" || id == "app2"
 }
 
+func (testApps) AppPushLimits(string) storage.AppPushLimits { return storage.AppPushLimits{} }
+
 // apiServer mounts the Service's routes on a loopback server: the signed
 // ones behind a stand-in for server.HandleSigned that reads the body
 // (1 MiB cap) and passes the path's app id, without signatures.

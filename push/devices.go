@@ -35,8 +35,9 @@ const (
 	maxMetadataLength = 4096
 )
 
-// DeviceConfig bounds devices and their subscriptions, per app. Zero fields
-// mean the defaults.
+// DeviceConfig bounds devices and their subscriptions, per app: the
+// server-wide values, which an app's overrides (Apps.AppPushLimits)
+// replace. Zero fields mean the defaults.
 type DeviceConfig struct {
 	// MaxDevicesPerUser is the most devices one user may have (100).
 	MaxDevicesPerUser int
@@ -77,8 +78,18 @@ func (c DeviceConfig) withDefaults(d Deps) DeviceConfig {
 // now is the devices' clock (Deps.Now).
 func (s *Service) now() time.Time { return s.cfg.Devices.now() }
 
-func (s *Service) limits() storage.DeviceLimits {
-	return storage.DeviceLimits{MaxPerUser: s.cfg.Devices.MaxDevicesPerUser, MaxInterests: s.cfg.Devices.MaxInterestsPerDevice}
+// limits are the device limits of appID: its overrides where set, the
+// server-wide DeviceConfig otherwise.
+func (s *Service) limits(appID string) storage.DeviceLimits {
+	l := storage.DeviceLimits{MaxPerUser: s.cfg.Devices.MaxDevicesPerUser, MaxInterests: s.cfg.Devices.MaxInterestsPerDevice}
+	o := s.apps.AppPushLimits(appID)
+	if o.MaxDevicesPerUser > 0 {
+		l.MaxPerUser = o.MaxDevicesPerUser
+	}
+	if o.MaxInterestsPerDevice > 0 {
+		l.MaxInterests = o.MaxInterestsPerDevice
+	}
+	return l
 }
 
 // Audit actions of devices.

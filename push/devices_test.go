@@ -24,8 +24,10 @@ import (
 )
 
 // testApps are two apps: "app" and "other", each with its own key and
-// secret.
-type testApps struct{}
+// secret, and the push limit overrides in push.
+type testApps struct {
+	push map[string]storage.AppPushLimits
+}
 
 func (testApps) AppCredentials(id string) (string, []string, bool) {
 	switch id {
@@ -36,6 +38,8 @@ func (testApps) AppCredentials(id string) (string, []string, bool) {
 	}
 	return "", nil, false
 }
+
+func (a testApps) AppPushLimits(id string) storage.AppPushLimits { return a.push[id] }
 
 type auditRecorder struct {
 	mu      sync.Mutex
@@ -96,6 +100,12 @@ type env struct {
 
 func newEnv(t testing.TB, cfg push.Config) *env {
 	t.Helper()
+	return newEnvApps(t, cfg, testApps{})
+}
+
+// newEnvApps is newEnv with the apps' push limit overrides of apps.
+func newEnvApps(t testing.TB, cfg push.Config, apps testApps) *env {
+	t.Helper()
 	db, err := storage.Open(filepath.Join(t.TempDir(), "sockudo.db"), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -104,7 +114,7 @@ func newEnv(t testing.TB, cfg push.Config) *env {
 	e := &env{t: t, mux: http.NewServeMux(), clock: &testClock{t: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)},
 		audit: &auditRecorder{}}
 	cfg.AllowLocalWebPush = true
-	e.svc, err = push.New(cfg, push.Deps{DB: db, Apps: testApps{}, Audit: e.audit, Now: e.clock.Now,
+	e.svc, err = push.New(cfg, push.Deps{DB: db, Apps: apps, Audit: e.audit, Now: e.clock.Now,
 		ClientIP: func(*http.Request) string { return "127.0.0.1" },
 		WebSubscription: func(endpoint, p256dh, auth string) ([]byte, []byte, error) {
 			sub, err := webpush.ParseSubscription(endpoint, p256dh, auth)
@@ -420,6 +430,74 @@ func TestLimits(t *testing.T) {
 		e.expect(e.do("POST", "/apps/app/push/client/devices", "", big), 413, "body_too_large")
 		e.expect(e.do("POST", "/apps/app/push/client/devices", "", `{"platform":`), 400, "invalid_json")
 	})
+}
+
+// TestPerAppLimits: an app with overrides gets its own limits while the
+// other app keeps the server-wide ones.
+func TestPerAppLimits(t *testing.T) {
+	tcs := []struct {
+		name     string
+		cfg      func() push.Config
+		override storage.AppPushLimits
+		// want is how many tries "app" gets, wantOther "other"'s.
+		want, wantOther int
+		// try is try i (from 1) against app; ok is its status when
+		// allowed, refusal and code its answer past the limit.
+		try         func(e *env, app string, i int) resp
+		ok, refusal int
+		code        string
+	}{
+		{
+			name:     "devices per user",
+			cfg:      func() push.Config { return push.Config{Devices: push.DeviceConfig{MaxDevicesPerUser: 5}} },
+			override: storage.AppPushLimits{MaxDevicesPerUser: 3},
+			want:     3, wantOther: 5,
+			try: func(e *env, app string, i int) resp {
+				return e.do("POST", "/apps/"+app+"/push/devices", "", map[string]any{"platform": "fcm", "token": fmt.Sprint("tok-", i), "user_id": "u"})
+			},
+			ok: 201, refusal: 409, code: "limit_exceeded",
+		},
+		{
+			name:     "interests per device",
+			cfg:      func() push.Config { return push.Config{Devices: push.DeviceConfig{MaxInterestsPerDevice: 4}} },
+			override: storage.AppPushLimits{MaxInterestsPerDevice: 2},
+			want:     2, wantOther: 4,
+			try: func(e *env, app string, i int) resp {
+				if i == 1 {
+					e.expect(e.do("POST", "/apps/"+app+"/push/devices", "", map[string]any{"id": "d", "platform": "fcm", "token": "tok"}), 201, "")
+				}
+				return e.do("PUT", "/apps/"+app+"/push/devices/d/interests", "", map[string]any{"op": "add", "interests": []string{fmt.Sprint("i-", i)}})
+			},
+			ok: 200, refusal: 409, code: "limit_exceeded",
+		},
+		{
+			name: "registrations per IP",
+			cfg: func() push.Config {
+				return push.Config{Limits: push.Limits{Registrations: ratelimit.NewMemory(ratelimit.MemoryConfig{Limit: 5, Window: time.Minute})}}
+			},
+			override: storage.AppPushLimits{RegistrationsPerMinute: 2},
+			want:     2, wantOther: 5,
+			try: func(e *env, app string, i int) resp {
+				return e.do("POST", "/apps/"+app+"/push/client/devices", "", map[string]any{"platform": "web", "subscription": webSubscription(e.t, i)})
+			},
+			ok: 201, refusal: 429, code: "rate_limited",
+		},
+	}
+	for _, tc := range tcs {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnvApps(t, tc.cfg(), testApps{push: map[string]storage.AppPushLimits{"app": tc.override}})
+			for app, n := range map[string]int{"app": tc.want, "other": tc.wantOther} {
+				for i := 1; i <= n; i++ {
+					e.expect(tc.try(e, app, i), tc.ok, "")
+				}
+				r := tc.try(e, app, n+1)
+				e.expect(r, tc.refusal, tc.code)
+				if tc.refusal == 429 && (r.header.Get("Retry-After") == "" || r.header.Get("RateLimit-Limit") != fmt.Sprint(n)) {
+					t.Fatalf("%s: 429 headers %v, want Retry-After and RateLimit-Limit %d", app, r.header, n)
+				}
+			}
+		})
+	}
 }
 
 func TestClientRegisterValidation(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sockudo/sockudo/ratelimit"
 	"github.com/sockudo/sockudo/server/protocol"
 	"github.com/sockudo/sockudo/storage"
 )
@@ -239,7 +240,7 @@ func (s *Service) serverRegister(r *http.Request, appID string, body []byte) (in
 	}
 	secret, hash := newDeviceSecret()
 	d.SecretHash = hash
-	saved, created, err := s.db.PutDevice(d, s.limits(), now, false)
+	saved, created, err := s.db.PutDevice(d, s.limits(appID), now, false)
 	if err != nil {
 		return 0, nil, storageError(err)
 	}
@@ -292,7 +293,7 @@ func (s *Service) serverPatch(r *http.Request, appID string, body []byte) (int, 
 		return 0, nil, e
 	}
 	var prev string
-	d, err := s.db.UpdateDevice(appID, r.PathValue("device_id"), s.limits(), s.now().UTC(), func(d *storage.Device) error {
+	d, err := s.db.UpdateDevice(appID, r.PathValue("device_id"), s.limits(appID), s.now().UTC(), func(d *storage.Device) error {
 		prev = d.UserID
 		if in.Token != "" || in.Subscription != nil {
 			if e := in.tokenBody.apply(d, s.cfg.Devices.webSubscription); e != nil {
@@ -448,7 +449,7 @@ func (s *Service) serverSetDeviceInterests(r *http.Request, appID string, body [
 	if e := in.check(); e != nil {
 		return 0, nil, e
 	}
-	d, err := s.db.UpdateDevice(appID, r.PathValue("device_id"), s.limits(), s.now().UTC(), func(d *storage.Device) error {
+	d, err := s.db.UpdateDevice(appID, r.PathValue("device_id"), s.limits(appID), s.now().UTC(), func(d *storage.Device) error {
 		d.Interests, _ = applyOp(d.Interests, in.Op, in.Interests)
 		return nil
 	})
@@ -484,7 +485,7 @@ func (s *Service) serverSubscribe(r *http.Request, appID string, body []byte) (i
 	if in.ExpiresAt > 0 {
 		sub.ExpiresAt = time.Unix(in.ExpiresAt, 0).UTC()
 	}
-	d, err := s.db.UpdateDevice(appID, r.PathValue("device_id"), s.limits(), now, func(d *storage.Device) error {
+	d, err := s.db.UpdateDevice(appID, r.PathValue("device_id"), s.limits(appID), now, func(d *storage.Device) error {
 		d.SetChannel(sub)
 		return nil
 	})
@@ -498,7 +499,7 @@ func (s *Service) serverSubscribe(r *http.Request, appID string, body []byte) (i
 
 func (s *Service) serverUnsubscribe(r *http.Request, appID string, _ []byte) (int, any, *apiError) {
 	ch := r.PathValue("channel")
-	_, err := s.db.UpdateDevice(appID, r.PathValue("device_id"), s.limits(), s.now().UTC(), func(d *storage.Device) error {
+	_, err := s.db.UpdateDevice(appID, r.PathValue("device_id"), s.limits(appID), s.now().UTC(), func(d *storage.Device) error {
 		d.RemoveChannel(ch)
 		return nil
 	})
@@ -546,7 +547,7 @@ func (s *Service) serverSetUserInterests(r *http.Request, appID string, body []b
 	if e := in.check(); e != nil {
 		return 0, nil, e
 	}
-	set, err := s.db.SetUserInterests(appID, user, s.limits(), s.now().UTC(), func(cur []string) []string {
+	set, err := s.db.SetUserInterests(appID, user, s.limits(appID), s.now().UTC(), func(cur []string) []string {
 		out, _ := applyOp(cur, in.Op, in.Interests)
 		return out
 	})
@@ -605,7 +606,7 @@ func (s *Service) clientRegister(r *http.Request, appID string, body []byte) (in
 	secret, hash := newDeviceSecret()
 	d.SecretHash = hash
 	ch := addChallenge(&d, now, s.cfg.Devices.ChallengeTTL)
-	saved, created, err := s.db.PutDevice(d, s.limits(), now, true)
+	saved, created, err := s.db.PutDevice(d, s.limits(appID), now, true)
 	if err != nil {
 		return 0, nil, storageError(err)
 	}
@@ -620,16 +621,34 @@ func (s *Service) clientRegister(r *http.Request, appID string, body []byte) (in
 		"socket_id": ch.SocketID, "expires_at": ch.ExpiresAt}, nil
 }
 
-// registrationAllowed checks the per-IP registration limit, answering the
-// 429 itself.
+// registrationAllowed checks the per-IP registration limit, the app's
+// override if it has one, answering the 429 itself.
 func (s *Service) registrationAllowed(w http.ResponseWriter, r *http.Request) bool {
-	d := s.cfg.Limits.Registrations.Allow(r.PathValue("app_id") + "\x00" + s.clientIP(r))
+	appID := r.PathValue("app_id")
+	d := allowQuota(s.cfg.Limits.Registrations, appID+"\x00"+s.clientIP(r), s.apps.AppPushLimits(appID).RegistrationsPerMinute)
 	if rateLimited(w, d) {
-		s.audit.Record(storage.AuditEntry{Time: s.now().UTC(), App: r.PathValue("app_id"), Action: "rate_limited",
+		s.audit.Record(storage.AuditEntry{Time: s.now().UTC(), App: appID, Action: "rate_limited",
 			IP: s.clientIP(r), Reason: "push_registrations"})
 		return false
 	}
 	return true
+}
+
+// quotaLimiter is a limiter that takes a per-call limit (ratelimit.Memory).
+type quotaLimiter interface {
+	AllowQuota(key string, q ratelimit.Quota) ratelimit.Decision
+}
+
+// allowQuota checks key against l, with an app's per-minute override
+// instead of l's own limit when it is set and l takes quotas. The key
+// holds the app id, so an override changes only that app's buckets.
+func allowQuota(l ratelimit.Limiter, key string, perMinute int) ratelimit.Decision {
+	if perMinute > 0 {
+		if q, ok := l.(quotaLimiter); ok {
+			return q.AllowQuota(key, ratelimit.Quota{Limit: perMinute, Window: time.Minute})
+		}
+	}
+	return l.Allow(key)
 }
 
 // asDevice reads the device of the path and checks its secret.
@@ -650,7 +669,7 @@ func (s *Service) updateAsDevice(r *http.Request, appID string, fn func(*storage
 	now := s.now().UTC()
 	secret := r.Header.Get(DeviceSecretHeader)
 	denied := false
-	d, err := s.db.UpdateDevice(appID, r.PathValue("device_id"), s.limits(), now, func(d *storage.Device) error {
+	d, err := s.db.UpdateDevice(appID, r.PathValue("device_id"), s.limits(appID), now, func(d *storage.Device) error {
 		if !secretMatches(d, secret) {
 			denied = true
 			return errDenied

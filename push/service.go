@@ -10,12 +10,18 @@ import (
 	"github.com/sockudo/sockudo/storage"
 )
 
-// Apps gives push what it needs to know of an app to verify the Pusher
-// signatures its client API accepts (server.Server satisfies it).
+// Apps gives push what it needs to know of an app: what verifies the
+// Pusher signatures its client API accepts, and the app's limits
+// (server.Server satisfies it). Both are called per request, so they must
+// not touch storage.
 type Apps interface {
 	// AppCredentials returns the app's key and the secrets valid now; ok is
 	// false for an unknown or disabled app.
 	AppCredentials(appID string) (key string, secrets []string, ok bool)
+	// AppPushLimits returns the app's overrides of Config.Devices and of
+	// the Limits.Registrations budget; zero fields, and the zero value for
+	// an unknown app, keep the server-wide values.
+	AppPushLimits(appID string) storage.AppPushLimits
 }
 
 // Audit keeps audit records; Record must not block.
@@ -67,7 +73,9 @@ type Config struct {
 // Limits are push's rate limiters, keyed as each says.
 type Limits struct {
 	// Registrations is keyed by app id and client IP and counts client API
-	// device registrations.
+	// device registrations, per minute. An app's RegistrationsPerMinute
+	// (Apps.AppPushLimits) replaces its limit when it takes per-call
+	// quotas (ratelimit.Memory).
 	Registrations ratelimit.Limiter
 
 	// AuthFailures is keyed by client IP and counts refused device secrets

@@ -116,3 +116,15 @@ func (s *Server) AppCredentials(appID string) (key string, secrets []string, ok 
 	}
 	return cfg.Key, cfg.secrets(), true
 }
+
+// AppPushLimits returns an app's overrides of the server-wide push device
+// limits (storage.App.PushLimits), for the push subsystem to read per
+// request: from the in-memory config, never storage. It is the zero value,
+// which keeps the server-wide limits, for an unknown app.
+func (s *Server) AppPushLimits(appID string) storage.AppPushLimits {
+	a := s.apps.byID(appID)
+	if a == nil {
+		return storage.AppPushLimits{}
+	}
+	return a.config().PushLimits
+}

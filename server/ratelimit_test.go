@@ -9,6 +9,7 @@ import (
 
 	"github.com/sockudo/sockudo/ratelimit"
 	"github.com/sockudo/sockudo/server/protocol"
+	"github.com/sockudo/sockudo/storage"
 )
 
 func limiter(n int) ratelimit.Limiter {
@@ -113,6 +114,29 @@ func TestPerAppOverrides(t *testing.T) {
 		t.Fatalf("second strict socket: close %d, want 4100", code)
 	}
 	ts.dial(t) // the default app still admits this IP
+}
+
+// TestAppPushLimits: push reads an app's push overrides from the live
+// config, which a reload replaces; an unknown app has none.
+func TestAppPushLimits(t *testing.T) {
+	a := testApp()
+	a.PushLimits = storage.AppPushLimits{MaxDevicesPerUser: 3, RegistrationsPerMinute: 5}
+	ts := newTestServer(t, Config{}, a)
+	if got := ts.AppPushLimits("app-id"); got != a.PushLimits {
+		t.Fatalf("AppPushLimits = %+v, want %+v", got, a.PushLimits)
+	}
+	if got := ts.AppPushLimits("nope"); got != (storage.AppPushLimits{}) {
+		t.Fatalf("unknown app: %+v", got)
+	}
+	ts.store.mu.Lock()
+	ts.store.apps[0].PushLimits = storage.AppPushLimits{MaxInterestsPerDevice: 7}
+	ts.store.mu.Unlock()
+	if err := ts.ReloadApps(); err != nil {
+		t.Fatal(err)
+	}
+	if got := ts.AppPushLimits("app-id"); got != (storage.AppPushLimits{MaxInterestsPerDevice: 7}) {
+		t.Fatalf("after reload: %+v", got)
+	}
 }
 
 func TestSigninLimitPerUser(t *testing.T) {

@@ -44,6 +44,9 @@ type App struct {
 	// RateLimits overrides the server-wide limits for this app; zero fields
 	// keep the server-wide values (RATE_LIMITER_*).
 	RateLimits AppRateLimits `json:"rate_limits,omitzero"`
+	// PushLimits overrides the server-wide push device limits for this app;
+	// zero fields keep the server-wide values (PUSH_*).
+	PushLimits AppPushLimits `json:"push_limits,omitzero"`
 
 	// Webhooks are the app's webhook targets; none means no webhooks. The
 	// webhooks package validates them (webhooks.Validate).
@@ -161,4 +164,20 @@ type AppRateLimits struct {
 	APIReadMaxRequests int `json:"api_read_max_requests,omitempty"`
 	// WSMaxRequests bounds connection attempts per client IP to the app.
 	WSMaxRequests int `json:"ws_max_requests,omitempty"`
+}
+
+// AppPushLimits are per-app overrides of the server-wide push device limits.
+// Zero keeps the server-wide value.
+type AppPushLimits struct {
+	// MaxDevicesPerUser is the most push devices one user of the app may
+	// have (PUSH_MAX_DEVICES_PER_USER).
+	MaxDevicesPerUser int `json:"max_devices_per_user,omitempty"`
+	// MaxInterestsPerDevice is the most interests one device of the app may
+	// have, its own and its user's together (PUSH_MAX_INTERESTS_PER_DEVICE).
+	MaxInterestsPerDevice int `json:"max_interests_per_device,omitempty"`
+	// RegistrationsPerMinute bounds device registrations through the push
+	// client API per client IP per minute
+	// (PUSH_REGISTRATIONS_PER_IP_PER_MINUTE). It applies while that
+	// server-wide limiter is on, as AppRateLimits do.
+	RegistrationsPerMinute int `json:"registrations_per_ip_per_minute,omitempty"`
 }
