@@ -308,8 +308,9 @@ func (w *AuditWriter) Dropped() int64 { return w.dropped.Load() }
 // auditFlushEvery is the longest an entry waits in memory.
 const auditFlushEvery = 200 * time.Millisecond
 
-// auditKey is what makes two refusals the same.
-type auditKey struct{ app, action, ip, reason string }
+// auditKey is what makes two refusals the same; refusals on different
+// channels or of different users stay apart.
+type auditKey struct{ app, action, ip, channel, userID, reason string }
 
 // aggregate is one entry counting on; only Run touches it.
 type aggregate struct {
@@ -357,7 +358,7 @@ func (w *AuditWriter) Run(ctx context.Context) {
 		}
 	}
 	add := func(e AuditEntry) {
-		k := auditKey{e.App, e.Action, e.IP, e.Reason}
+		k := auditKey{e.App, e.Action, e.IP, e.Channel, e.UserID, e.Reason}
 		a := aggs[k]
 		if a == nil || w.cfg.Window < 0 || !e.Time.Before(a.until) {
 			e.Count, e.LastSeen = 1, e.Time

@@ -120,9 +120,12 @@ func TestAuditRefusalsAggregated(t *testing.T) {
 		flood = append(flood, AuditEntry{Time: t0.Add(time.Duration(i) * 10 * time.Millisecond), App: "a",
 			Action: "api_signature_denied", IP: "127.0.0.1", Reason: "signature"})
 	}
-	// Another IP, and the same one again once the window is over.
+	// Another IP, another channel, and the same one again once the window
+	// is over.
 	flood = append(flood,
 		AuditEntry{Time: t0.Add(time.Second), App: "a", Action: "api_signature_denied", IP: "127.0.0.2", Reason: "signature"},
+		AuditEntry{Time: t0.Add(1500 * time.Millisecond), App: "a", Action: "api_signature_denied", IP: "127.0.0.1",
+			Channel: "private-x", Reason: "signature"},
 		AuditEntry{Time: t0.Add(2 * time.Minute), App: "a", Action: "api_signature_denied", IP: "127.0.0.1", Reason: "signature"})
 	runWriter(t, db, AuditWriterConfig{Window: time.Minute}, flood)
 
@@ -141,6 +144,7 @@ func TestAuditRefusalsAggregated(t *testing.T) {
 	}
 	want := []view{
 		{"127.0.0.1", 1, t0.Add(2 * time.Minute), t0.Add(2 * time.Minute)},
+		{"127.0.0.1", 1, t0.Add(1500 * time.Millisecond), t0.Add(1500 * time.Millisecond)},
 		{"127.0.0.2", 1, t0.Add(time.Second), t0.Add(time.Second)},
 		{"127.0.0.1", 3000, t0, t0.Add(29990 * time.Millisecond)},
 	}
