@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/google"
 
+	"github.com/sockudo/sockudo/internal/netguard"
 	"github.com/sockudo/sockudo/push/internal/jws"
 	"github.com/sockudo/sockudo/storage"
 )
@@ -166,7 +166,7 @@ func (m *Credentials) Put(app string, p CredentialProvider, body []byte, by Cred
 	if m.seal == nil {
 		return CredentialVersion{}, ErrCredentialKeyMissing
 	}
-	parsed, err := parseCredential(p, body, m.cfg)
+	parsed, err := parseCredential(p, body)
 	if err != nil {
 		return CredentialVersion{}, err
 	}
@@ -457,13 +457,17 @@ func (m *Credentials) fetchFCMToken(ctx context.Context, sa []byte) string {
 	if err != nil {
 		return "not a usable service account"
 	}
-	if jc.TokenURL == "" {
-		jc.TokenURL = google.Endpoint.TokenURL
+	tokenURL, override, err := FCMTokenURL(m.cfg, sa)
+	if err != nil {
+		return tokenURIRule
 	}
+	jc.TokenURL = tokenURL
 	ctx, cancel := context.WithTimeout(ctx, validateTimeout)
 	defer cancel()
-	hc := &http.Client{Timeout: validateTimeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	// The operator's endpoint may be anywhere; a credential's own (Google's)
+	// must be public, whatever its name resolves to.
+	hc := netguard.NewHTTPClient(netguard.Config{Timeout: validateTimeout, AllowPrivate: override})
+	defer hc.CloseIdleConnections()
 	if _, err := jc.TokenSource(context.WithValue(ctx, oauth2.HTTPClient, hc)).Token(); err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) {
