@@ -234,7 +234,7 @@ func (m *Credentials) tryBuild(app string, p CredentialProvider, plain []byte) (
 func (m *Credentials) store(app string, p CredentialProvider, parsed parsedCredential, lc *LiveCredential, action string, by CredentialActor) (CredentialVersion, error) {
 	meta := storage.PushCredential{Fingerprint: parsed.fingerprint, Public: parsed.public,
 		CreatedAt: m.now().UTC(), CreatedBy: by.Source}
-	rec, err := m.db.AddPushCredential(app, string(p), meta, func(v uint64) ([]byte, error) {
+	rec, retired, err := m.db.AddPushCredential(app, string(p), meta, func(v uint64) ([]byte, error) {
 		return m.seal.seal(app, p, v, parsed.plain)
 	})
 	if err != nil {
@@ -243,6 +243,11 @@ func (m *Credentials) store(app string, p CredentialProvider, parsed parsedCrede
 		}
 		return CredentialVersion{}, err
 	}
+	if len(retired) > 0 {
+		// Over storage.MaxUsablePushCredentials: the oldest usable
+		// versions were revoked with the put.
+		m.reg.Revoked(app, p, retired)
+	}
 	if lc != nil {
 		lc.Version = rec.Version
 		m.reg.installed(lc)
@@ -250,6 +255,10 @@ func (m *Credentials) store(app string, p CredentialProvider, parsed parsedCrede
 		m.reg.Changed(app, p)
 	}
 	m.record(app, action, fmt.Sprintf("%s v%d %s %s", p, rec.Version, rec.Fingerprint, by), by)
+	for _, rv := range retired {
+		m.record(app, AuditCredentialRevoked, fmt.Sprintf("%s v%d %s (more than %d usable versions)", p, rv, by,
+			storage.MaxUsablePushCredentials), by)
+	}
 	return versionOf(rec, rec.Version), nil
 }
 

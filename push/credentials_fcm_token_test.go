@@ -75,7 +75,7 @@ func TestFCMStoredForeignTokenURINotFetched(t *testing.T) {
 	sa := testServiceAccount(t)
 	sa["token_uri"] = tokens.URL + "/token"
 	plain, _ := json.Marshal(sa)
-	if _, err := db.AddPushCredential("app1", string(ProviderFCM), storage.PushCredential{}, func(v uint64) ([]byte, error) {
+	if _, _, err := db.AddPushCredential("app1", string(ProviderFCM), storage.PushCredential{}, func(v uint64) ([]byte, error) {
 		return s.seal("app1", ProviderFCM, v, plain)
 	}); err != nil {
 		t.Fatal(err)
