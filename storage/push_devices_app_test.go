@@ -10,7 +10,8 @@ import (
 )
 
 // pushEntries counts, in every push_ bucket (whatever push_devices.go
-// adds), the keys of app's range.
+// adds), the keys of app's range, and a key that is the app id itself (a
+// per-app record, such as a count).
 func pushEntries(t *testing.T, db *DB, app string) map[string]int {
 	t.Helper()
 	prefix := append([]byte(app), 0)
@@ -19,6 +20,9 @@ func pushEntries(t *testing.T, db *DB, app string) map[string]int {
 		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
 			if !strings.HasPrefix(string(name), "push_") || string(name) == string(bucketPushCredentials) {
 				return nil
+			}
+			if b.Get([]byte(app)) != nil {
+				n[string(name)]++
 			}
 			c := b.Cursor()
 			for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
