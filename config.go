@@ -230,7 +230,7 @@ func cliSettings(environ map[string]string) cli.Settings {
 		prev, perr := pc.previousKeys()
 		s.Push = cli.PushSettings{CredentialKey: string(key), PreviousCredentialKeys: string(bytes.Join(prev, nil)),
 			CredentialKeyErr: errors.Join(err, perr), APNsEndpoint: pc.APNsEndpoint, FCMEndpoint: pc.FCMEndpoint,
-			AllowLocalWebPush: pc.AllowLocalWebPush}
+			AllowLocalWebPush: pc.AllowLocalWebPush, FCMTokenURL: pc.FCMTokenURL}
 	}
 	return s
 }

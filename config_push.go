@@ -49,6 +49,8 @@ type pushConfig struct {
 	// ChannelAuthTTLSeconds is how long a channel subscription authorised by
 	// a device's signature lasts, in seconds; 0 means until revoked.
 	ChannelAuthTTLSeconds int `env:"PUSH_CHANNEL_AUTH_TTL_SECONDS" envDefault:"0"`
+	// FCMTokenURL replaces every FCM service account's token_uri (tests, emulators); "" keeps Google's.
+	FCMTokenURL string `env:"PUSH_FCM_TOKEN_URL"`
 }
 
 // credentialKey reads the credential encryption key: nil when none is set.
@@ -131,7 +133,7 @@ func (c Config) PushConfig(memory *[]*ratelimit.Memory) push.Config {
 	key, _ := p.credentialKey()
 	prev, _ := p.previousKeys()
 	pc := push.Config{CredentialKey: key, PreviousCredentialKeys: prev, APNsEndpoint: p.APNsEndpoint,
-		FCMEndpoint: p.FCMEndpoint, AllowLocalWebPush: p.AllowLocalWebPush,
+		FCMEndpoint: p.FCMEndpoint, AllowLocalWebPush: p.AllowLocalWebPush, FCMTokenURL: p.FCMTokenURL,
 		Devices: push.DeviceConfig{MaxDevicesPerUser: p.MaxDevicesPerUser, MaxInterestsPerDevice: p.MaxInterestsPerDevice,
 			ChannelAuthTTL: time.Duration(p.ChannelAuthTTLSeconds) * time.Second}}
 	if c.RateLimit.Enabled && p.RegistrationsPerMinute > 0 {

@@ -80,6 +80,21 @@ func TestPushCredentialKey(t *testing.T) {
 	}
 }
 
+// TestPushFCMTokenURL: PUSH_FCM_TOKEN_URL reaches push.Config, and is
+// empty unless set.
+func TestPushFCMTokenURL(t *testing.T) {
+	for env, want := range map[string]string{"": "", "http://127.0.0.1:9/token": "http://127.0.0.1:9/token"} {
+		c, err := loadConfig(map[string]string{"PUSH_FCM_TOKEN_URL": env})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var memory []*ratelimit.Memory
+		if got := c.PushConfig(&memory).FCMTokenURL; got != want {
+			t.Fatalf("PUSH_FCM_TOKEN_URL=%q: FCMTokenURL %q", env, got)
+		}
+	}
+}
+
 func TestPushDeviceSettings(t *testing.T) {
 	c, err := loadConfig(map[string]string{"PUSH_MAX_DEVICES_PER_USER": "3", "PUSH_MAX_INTERESTS_PER_DEVICE": "7",
 		"PUSH_CHANNEL_AUTH_TTL_SECONDS": "3600"})
@@ -167,9 +182,10 @@ func TestPushCredentialRoutesSigned(t *testing.T) {
 func TestCLIPushSettings(t *testing.T) {
 	key32 := "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 	s := cliSettings(map[string]string{"PUSH_CREDENTIAL_ENCRYPTION_KEY": key32, "PUSH_FCM_ENDPOINT": "http://127.0.0.1:9",
+		"PUSH_FCM_TOKEN_URL":                      "http://127.0.0.1:9/token",
 		"PUSH_CREDENTIAL_ENCRYPTION_KEY_PREVIOUS": "MTIzNDU2Nzg5MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTI="})
 	if len(s.Push.CredentialKey) != 32 || s.Push.CredentialKeyErr != nil || s.Push.FCMEndpoint != "http://127.0.0.1:9" ||
-		len(s.Push.PreviousCredentialKeys) != 32 ||
+		len(s.Push.PreviousCredentialKeys) != 32 || s.Push.FCMTokenURL != "http://127.0.0.1:9/token" ||
 		s.Push.APNsEndpoint != "production" {
 		t.Fatalf("push settings %+v", s.Push)
 	}

@@ -89,14 +89,15 @@ type PushSettings struct {
 	// PreviousCredentialKeys are the previous keys (32 bytes each,
 	// concatenated), which open but never seal.
 	PreviousCredentialKeys string
-	// APNsEndpoint, FCMEndpoint and AllowLocalWebPush are the provider
-	// settings credentials are checked and built against.
-	APNsEndpoint, FCMEndpoint string
-	AllowLocalWebPush         bool
+	// APNsEndpoint, FCMEndpoint, FCMTokenURL and AllowLocalWebPush are the
+	// provider settings credentials are checked and built against.
+	APNsEndpoint, FCMEndpoint, FCMTokenURL string
+	AllowLocalWebPush                      bool
 }
 
 func (p PushSettings) config() push.Config {
-	cfg := push.Config{APNsEndpoint: p.APNsEndpoint, FCMEndpoint: p.FCMEndpoint, AllowLocalWebPush: p.AllowLocalWebPush}
+	cfg := push.Config{APNsEndpoint: p.APNsEndpoint, FCMEndpoint: p.FCMEndpoint, FCMTokenURL: p.FCMTokenURL,
+		AllowLocalWebPush: p.AllowLocalWebPush}
 	if p.CredentialKey != "" {
 		cfg.CredentialKey = []byte(p.CredentialKey)
 	}

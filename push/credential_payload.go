@@ -129,7 +129,7 @@ func decodeStrict(body []byte, v any) error {
 // parseCredential checks a PUT body for provider p and returns what to
 // store. Errors are *CredentialError with status 400; none quotes the
 // secret.
-func parseCredential(p CredentialProvider, body []byte, cfg Config) (parsedCredential, error) {
+func parseCredential(p CredentialProvider, body []byte) (parsedCredential, error) {
 	if len(body) > maxCredentialBody {
 		return parsedCredential{}, &CredentialError{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
 			Description: "credential body larger than " + strconv.Itoa(maxCredentialBody) + " bytes"}
@@ -146,7 +146,7 @@ func parseCredential(p CredentialProvider, body []byte, cfg Config) (parsedCrede
 		if err := decodeStrict(body, &c); err != nil {
 			return parsedCredential{}, invalidBody(err)
 		}
-		return parseFCM(c, cfg)
+		return parseFCM(c)
 	case ProviderWebPush:
 		var c webPushCredential
 		if err := decodeStrict(body, &c); err != nil {
@@ -219,14 +219,47 @@ func parseAPNs(c apnsCredential) (parsedCredential, error) {
 	return parsedCredential{plain: plain, public: pub, fingerprint: fp}, nil
 }
 
-// googleTokenURLs are the token endpoints a service account may name
-// while FCM is Google's own. Any other token_uri would make this server
-// post a signed assertion wherever a tenant says (an SSRF vector).
+// googleTokenURLs are the token endpoints a service account may name:
+// Google's documented ones ("" means google.Endpoint.TokenURL). Any other
+// token_uri would make this server post a signed assertion wherever a
+// tenant says (an SSRF vector, and through validate's answer an oracle),
+// so no setting lifts this rule: an operator who needs another endpoint (a
+// test, an FCM emulator) sets Config.FCMTokenURL, which replaces the
+// token_uri of every credential.
 var googleTokenURLs = map[string]bool{
 	"": true, "https://oauth2.googleapis.com/token": true, "https://accounts.google.com/o/oauth2/token": true,
+	"https://www.googleapis.com/oauth2/v4/token": true,
 }
 
-func parseFCM(c fcmCredential, cfg Config) (parsedCredential, error) {
+const tokenURIRule = "token_uri must be Google's (https://oauth2.googleapis.com/token)"
+
+// FCMTokenURL is the token endpoint a service account's access tokens are
+// fetched from under cfg: cfg.FCMTokenURL when the operator set it (it
+// replaces every credential's token_uri), else the JSON's token_uri, which
+// must be one of Google's (stored credentials are checked again here, so
+// one stored before this rule held sends nowhere else). override reports
+// the operator's choice: without it the fetch must go through an HTTP
+// client that refuses private addresses and redirects.
+func FCMTokenURL(cfg Config, serviceAccount []byte) (tokenURL string, override bool, err error) {
+	if cfg.FCMTokenURL != "" {
+		return cfg.FCMTokenURL, true, nil
+	}
+	var sa struct {
+		TokenURI string `json:"token_uri"`
+	}
+	if err := json.Unmarshal(serviceAccount, &sa); err != nil {
+		return "", false, errors.New("fcm: service account is not a JSON object")
+	}
+	if !googleTokenURLs[sa.TokenURI] {
+		return "", false, errors.New("fcm: " + tokenURIRule + "; set PUSH_FCM_TOKEN_URL for another endpoint")
+	}
+	if sa.TokenURI == "" {
+		return google.Endpoint.TokenURL, false, nil
+	}
+	return sa.TokenURI, false, nil
+}
+
+func parseFCM(c fcmCredential) (parsedCredential, error) {
 	raw := []byte(c.ServiceAccount)
 	// The JSON may come as an object or as a string holding it (the file
 	// pasted as text).
@@ -262,8 +295,8 @@ func parseFCM(c fcmCredential, cfg Config) (parsedCredential, error) {
 	if !strings.Contains(sa.ClientEmail, "@") {
 		errs = append(errs, "client_email is missing")
 	}
-	if !googleTokenURLs[sa.TokenURI] && (cfg.FCMEndpoint == "" || cfg.FCMEndpoint == fcmDefaultEndpoint) {
-		errs = append(errs, "token_uri must be Google's (https://oauth2.googleapis.com/token)")
+	if !googleTokenURLs[sa.TokenURI] {
+		errs = append(errs, tokenURIRule)
 	}
 	var fp string
 	if sa.PrivateKey == "" {
@@ -367,12 +400,9 @@ func fingerprint(public []byte) string {
 	return "sha256:" + hex.EncodeToString(sum[:8])
 }
 
-// FCM's defaults, as push/fcm has them (push cannot import its provider
-// packages: they import push).
-const (
-	fcmDefaultEndpoint = "https://fcm.googleapis.com"
-	fcmScope           = "https://www.googleapis.com/auth/firebase.messaging"
-)
+// fcmScope is FCM's OAuth2 scope, as push/fcm has it (push cannot import
+// its provider packages: they import push).
+const fcmScope = "https://www.googleapis.com/auth/firebase.messaging"
 
 const subjectRule = `subject must be "mailto:<address>" or an "https://" URL`
 

@@ -19,7 +19,7 @@ func FuzzCredentialBody(f *testing.F) {
 	f.Add([]byte(`null`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for _, p := range CredentialProviders {
-			parsed, err := parseCredential(p, body, Config{})
+			parsed, err := parseCredential(p, body)
 			if err != nil {
 				var ce *CredentialError
 				if !errors.As(err, &ce) || ce.Status < 400 || ce.Status >= 500 || ce.Code == "" || ce.Description == "" {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/google"
 
+	"github.com/sockudo/sockudo/internal/netguard"
 	"github.com/sockudo/sockudo/push/internal/jws"
 	"github.com/sockudo/sockudo/storage"
 )
@@ -166,7 +166,7 @@ func (m *Credentials) Put(app string, p CredentialProvider, body []byte, by Cred
 	if m.seal == nil {
 		return CredentialVersion{}, ErrCredentialKeyMissing
 	}
-	parsed, err := parseCredential(p, body, m.cfg)
+	parsed, err := parseCredential(p, body)
 	if err != nil {
 		return CredentialVersion{}, err
 	}
@@ -234,7 +234,7 @@ func (m *Credentials) tryBuild(app string, p CredentialProvider, plain []byte) (
 func (m *Credentials) store(app string, p CredentialProvider, parsed parsedCredential, lc *LiveCredential, action string, by CredentialActor) (CredentialVersion, error) {
 	meta := storage.PushCredential{Fingerprint: parsed.fingerprint, Public: parsed.public,
 		CreatedAt: m.now().UTC(), CreatedBy: by.Source}
-	rec, err := m.db.AddPushCredential(app, string(p), meta, func(v uint64) ([]byte, error) {
+	rec, retired, err := m.db.AddPushCredential(app, string(p), meta, func(v uint64) ([]byte, error) {
 		return m.seal.seal(app, p, v, parsed.plain)
 	})
 	if err != nil {
@@ -243,6 +243,11 @@ func (m *Credentials) store(app string, p CredentialProvider, parsed parsedCrede
 		}
 		return CredentialVersion{}, err
 	}
+	if len(retired) > 0 {
+		// Over storage.MaxUsablePushCredentials: the oldest usable
+		// versions were revoked with the put.
+		m.reg.Revoked(app, p, retired)
+	}
 	if lc != nil {
 		lc.Version = rec.Version
 		m.reg.installed(lc)
@@ -250,6 +255,10 @@ func (m *Credentials) store(app string, p CredentialProvider, parsed parsedCrede
 		m.reg.Changed(app, p)
 	}
 	m.record(app, action, fmt.Sprintf("%s v%d %s %s", p, rec.Version, rec.Fingerprint, by), by)
+	for _, rv := range retired {
+		m.record(app, AuditCredentialRevoked, fmt.Sprintf("%s v%d %s (more than %d usable versions)", p, rv, by,
+			storage.MaxUsablePushCredentials), by)
+	}
 	return versionOf(rec, rec.Version), nil
 }
 
@@ -457,13 +466,17 @@ func (m *Credentials) fetchFCMToken(ctx context.Context, sa []byte) string {
 	if err != nil {
 		return "not a usable service account"
 	}
-	if jc.TokenURL == "" {
-		jc.TokenURL = google.Endpoint.TokenURL
+	tokenURL, override, err := FCMTokenURL(m.cfg, sa)
+	if err != nil {
+		return tokenURIRule
 	}
+	jc.TokenURL = tokenURL
 	ctx, cancel := context.WithTimeout(ctx, validateTimeout)
 	defer cancel()
-	hc := &http.Client{Timeout: validateTimeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	// The operator's endpoint may be anywhere; a credential's own (Google's)
+	// must be public, whatever its name resolves to.
+	hc := netguard.NewHTTPClient(netguard.Config{Timeout: validateTimeout, AllowPrivate: override})
+	defer hc.CloseIdleConnections()
 	if _, err := jc.TokenSource(context.WithValue(ctx, oauth2.HTTPClient, hc)).Token(); err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) {

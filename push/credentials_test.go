@@ -212,7 +212,7 @@ func TestStoredBlobCannotMoveBetweenApps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = db.AddPushCredential("app2", "apns", storage.PushCredential{}, func(uint64) ([]byte, error) { return rec.Sealed, nil })
+	_, _, err = db.AddPushCredential("app2", "apns", storage.PushCredential{}, func(uint64) ([]byte, error) { return rec.Sealed, nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +230,7 @@ func TestStoredBlobCannotMoveBetweenApps(t *testing.T) {
 	}
 	// A blob sealed under another encryption key says so.
 	other, _ := newSealer(bytes.Repeat([]byte{9}, 32))
-	_, err = db.AddPushCredential("app2", "apns", storage.PushCredential{}, func(v uint64) ([]byte, error) {
+	_, _, err = db.AddPushCredential("app2", "apns", storage.PushCredential{}, func(v uint64) ([]byte, error) {
 		return other.seal("app2", ProviderAPNs, v, []byte(`{}`))
 	})
 	if err != nil {
@@ -898,7 +898,7 @@ func TestMasterKeyRotation(t *testing.T) {
 	}
 	// A version sealed with a key nobody has any more.
 	lost, _ := newSealer(bytes.Repeat([]byte{13}, 32))
-	if _, err := db.AddPushCredential("app3", "fcm", storage.PushCredential{}, func(v uint64) ([]byte, error) {
+	if _, _, err := db.AddPushCredential("app3", "fcm", storage.PushCredential{}, func(v uint64) ([]byte, error) {
 		return lost.seal("app3", ProviderFCM, v, []byte(`{}`))
 	}); err != nil {
 		t.Fatal(err)

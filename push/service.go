@@ -60,6 +60,11 @@ type Config struct {
 	// FCMEndpoint is the FCM API base URL. Empty means
 	// https://fcm.googleapis.com.
 	FCMEndpoint string
+	// FCMTokenURL replaces the token_uri of every FCM service account
+	// (tests, FCM emulators). Empty: each credential's own, which must be
+	// Google's (FCMTokenURL), fetched through an HTTP client that refuses
+	// private addresses and redirects.
+	FCMTokenURL string
 	// AllowLocalWebPush lets Web Push endpoints be http:// and private
 	// addresses (tests only).
 	AllowLocalWebPush bool

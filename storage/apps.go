@@ -116,8 +116,9 @@ func (db *DB) PutApp(a App) error {
 	return nil
 }
 
-// DeleteApp removes the app with the given id and releases its key. It fails
-// with ErrNotFound if there is no such app.
+// DeleteApp removes the app with the given id, its push credentials and
+// push devices (with their indexes), and releases its key. It fails with
+// ErrNotFound if there is no such app.
 func (db *DB) DeleteApp(id string) error {
 	err := db.update(func(tx *bolt.Tx) error {
 		a, err := getApp(tx, id)
@@ -128,8 +129,11 @@ func (db *DB) DeleteApp(id string) error {
 			return err
 		}
 		// An app created later with the same id must not inherit the
-		// push provider credentials.
+		// push provider credentials, nor the push devices.
 		if err := deletePushCredentials(tx, id); err != nil {
+			return err
+		}
+		if err := deletePushDevices(tx, id); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketApps).Delete([]byte(id))

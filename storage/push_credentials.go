@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -13,7 +14,8 @@ import (
 // sub-bucket per provider ("apns", "fcm", "webpush") mapping an 8-byte
 // big-endian version to the JSON of a PushCredential. Versions come from
 // the provider sub-bucket's sequence, so they start at 1, only grow, and
-// are never reused, even after a revoke.
+// are never reused, even after a revoke or after AddPushCredential deleted
+// the oldest revoked ones (MaxStoredPushCredentials).
 var bucketPushCredentials = []byte("push_credentials")
 
 // Push credential statuses as stored. The API shows a non-revoked version
@@ -25,6 +27,18 @@ const (
 
 // maxPushCredentialError bounds the last error stored with a version.
 const maxPushCredentialError = 512
+
+// Bounds of one app's credential versions for one provider, kept by
+// AddPushCredential, so that repeated puts neither keep every key usable
+// (and its client live) nor grow the database without end.
+const (
+	// MaxUsablePushCredentials is the most versions not revoked: storing
+	// one more revokes the oldest of them.
+	MaxUsablePushCredentials = 10
+	// MaxStoredPushCredentials is the most versions kept at all: beyond it
+	// the oldest revoked versions are deleted (metadata and sealed blob).
+	MaxStoredPushCredentials = 50
+)
 
 // PushCredential is one version of an app's credential for one push
 // provider. Sealed is the encrypted credential; everything else is
@@ -65,12 +79,16 @@ var ErrRevoked = errors.New("revoked")
 // and returns it. seal is called inside the transaction with the version
 // number (it binds the ciphertext to it) and returns the sealed blob; it
 // must be quick and do no I/O. c's App, Provider, Version, Status and
-// Sealed are set here; the other fields are kept.
-func (db *DB) AddPushCredential(app, provider string, c PushCredential, seal func(version uint64) ([]byte, error)) (PushCredential, error) {
+// Sealed are set here; the other fields are kept. In the same transaction
+// it keeps the bounds: the versions it revoked (the oldest usable ones
+// beyond MaxUsablePushCredentials, revoked at c.CreatedAt) are returned in
+// retired; the oldest revoked ones beyond MaxStoredPushCredentials are
+// deleted.
+func (db *DB) AddPushCredential(app, provider string, c PushCredential, seal func(version uint64) ([]byte, error)) (_ PushCredential, retired []uint64, err error) {
 	if app == "" || provider == "" {
-		return PushCredential{}, fmt.Errorf("storage: add push credential: %w: app and provider are required", ErrInvalid)
+		return PushCredential{}, nil, fmt.Errorf("storage: add push credential: %w: app and provider are required", ErrInvalid)
 	}
-	err := db.update(inBucket(bucketPushCredentials, func(b *bolt.Bucket) error {
+	err = db.update(inBucket(bucketPushCredentials, func(b *bolt.Bucket) error {
 		pb, err := providerBucket(b, app, provider, true)
 		if err != nil {
 			return err
@@ -84,12 +102,76 @@ func (db *DB) AddPushCredential(app, provider string, c PushCredential, seal fun
 			return err
 		}
 		c.App, c.Provider, c.Version, c.Status, c.Sealed = app, provider, v, PushCredentialActive, sealed
-		return putPushCredential(pb, c)
+		if err := putPushCredential(pb, c); err != nil {
+			return err
+		}
+		at := c.CreatedAt
+		if at.IsZero() {
+			at = time.Now()
+		}
+		retired, err = boundVersions(pb, at.UTC())
+		return err
 	}))
 	if err != nil {
-		return PushCredential{}, fmt.Errorf("storage: add push credential %s/%s: %w", app, provider, err)
+		return PushCredential{}, nil, fmt.Errorf("storage: add push credential %s/%s: %w", app, provider, err)
 	}
-	return c, nil
+	return c, retired, nil
+}
+
+// boundVersions revokes, at at, the usable versions of pb beyond the
+// newest MaxUsablePushCredentials and returns them, then deletes the
+// oldest revoked versions beyond MaxStoredPushCredentials.
+func boundVersions(pb *bolt.Bucket, at time.Time) ([]uint64, error) {
+	type row struct {
+		key     []byte
+		revoked bool
+	}
+	// Only the status is read of each version (the sealed blobs are up to
+	// tens of kilobytes), oldest first; the bucket changes after the scan.
+	var rows []row
+	err := pb.ForEach(func(k, v []byte) error {
+		var x struct {
+			Status string `json:"status"`
+		}
+		if err := json.Unmarshal(v, &x); err != nil {
+			return fmt.Errorf("version %x: %w", k, err)
+		}
+		rows = append(rows, row{key: slices.Clone(k), revoked: x.Status == PushCredentialRevoked})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var retired []uint64
+	usable := 0
+	for i := len(rows) - 1; i >= 0; i-- {
+		if rows[i].revoked {
+			continue
+		}
+		if usable++; usable <= MaxUsablePushCredentials {
+			continue
+		}
+		var c PushCredential
+		if err := json.Unmarshal(pb.Get(rows[i].key), &c); err != nil {
+			return nil, err
+		}
+		c.Status, c.RevokedAt = PushCredentialRevoked, at
+		if err := putPushCredential(pb, c); err != nil {
+			return nil, err
+		}
+		rows[i].revoked = true
+		retired = append(retired, c.Version)
+	}
+	for i, excess := 0, len(rows)-MaxStoredPushCredentials; i < len(rows) && excess > 0; i++ {
+		if rows[i].revoked {
+			if err := pb.Delete(rows[i].key); err != nil {
+				return nil, err
+			}
+			excess--
+		}
+	}
+	slices.Reverse(retired)
+	return retired, nil
 }
 
 // PushCredential returns one version with its sealed blob, or an error

@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -10,7 +11,7 @@ import (
 
 func addCred(t *testing.T, db *DB, app, provider, fp string) PushCredential {
 	t.Helper()
-	c, err := db.AddPushCredential(app, provider, PushCredential{Fingerprint: fp, CreatedAt: time.Unix(1, 0).UTC()},
+	c, _, err := db.AddPushCredential(app, provider, PushCredential{Fingerprint: fp, CreatedAt: time.Unix(1, 0).UTC()},
 		func(v uint64) ([]byte, error) { return fmt.Appendf(nil, "sealed-%s-%s-%d", app, provider, v), nil })
 	if err != nil {
 		t.Fatal(err)
@@ -143,7 +144,7 @@ func TestPushCredentialUse(t *testing.T) {
 func TestPushCredentialSealFailureStoresNothing(t *testing.T) {
 	db := openTestDB(t)
 	boom := errors.New("boom")
-	_, err := db.AddPushCredential("a", "apns", PushCredential{}, func(uint64) ([]byte, error) { return nil, boom })
+	_, _, err := db.AddPushCredential("a", "apns", PushCredential{}, func(uint64) ([]byte, error) { return nil, boom })
 	if !errors.Is(err, boom) {
 		t.Fatalf("err %v", err)
 	}
@@ -197,5 +198,70 @@ func TestResealPushCredentials(t *testing.T) {
 	boom := errors.New("boom")
 	if _, err := db.ResealPushCredentials("a", func(PushCredential) ([]byte, error) { return nil, boom }); !errors.Is(err, boom) {
 		t.Fatalf("err %v", err)
+	}
+}
+
+// TestPushCredentialVersionsBounded: a put beyond MaxUsablePushCredentials
+// usable versions revokes the oldest usable one and reports it; beyond
+// MaxStoredPushCredentials versions the oldest revoked ones are deleted.
+func TestPushCredentialVersionsBounded(t *testing.T) {
+	db := openTestDB(t)
+	at := time.Unix(1, 0).UTC()
+	add := func() []uint64 {
+		t.Helper()
+		_, retired, err := db.AddPushCredential("a", "apns", PushCredential{CreatedAt: at},
+			func(v uint64) ([]byte, error) { return []byte("sealed"), nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return retired
+	}
+	for i := 1; i <= MaxUsablePushCredentials; i++ {
+		if r := add(); len(r) != 0 {
+			t.Fatalf("put %d retired %v", i, r)
+		}
+	}
+	if _, err := db.RevokePushCredential("a", "apns", 3, at); err != nil {
+		t.Fatal(err)
+	}
+	if r := add(); len(r) != 0 { // v3 revoked by hand: 10 usable with v11
+		t.Fatalf("put 11 retired %v", r)
+	}
+	if r := add(); !slices.Equal(r, []uint64{1}) {
+		t.Fatalf("put 12 retired %v, want [1]", r)
+	}
+	c, err := db.PushCredential("a", "apns", 1)
+	if err != nil || c.Status != PushCredentialRevoked || !c.RevokedAt.Equal(at) || string(c.Sealed) != "sealed" {
+		t.Fatalf("v1 after the bound: %+v %v", c, err)
+	}
+	if c, _ := db.PushCredential("a", "apns", 2); c.Status != PushCredentialActive {
+		t.Fatalf("v2 %+v", c)
+	}
+
+	for range 2 * MaxStoredPushCredentials {
+		if r := add(); len(r) != 1 {
+			t.Fatalf("retired %v", r)
+		}
+	}
+	all, err := db.PushCredentials("a", "apns")
+	if err != nil || len(all) != MaxStoredPushCredentials {
+		t.Fatalf("%d versions stored, want %d (%v)", len(all), MaxStoredPushCredentials, err)
+	}
+	usable := 0
+	for _, c := range all {
+		if c.Status == PushCredentialActive {
+			usable++
+		}
+	}
+	last := all[len(all)-1].Version
+	if usable != MaxUsablePushCredentials || all[0].Version != last-MaxStoredPushCredentials+1 {
+		t.Fatalf("%d usable, oldest v%d, newest v%d", usable, all[0].Version, last)
+	}
+	if _, err := db.PushCredential("a", "apns", 1); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("v1 kept: %v", err)
+	}
+	// Another provider and app are bounds of their own.
+	if _, r, _ := db.AddPushCredential("a", "fcm", PushCredential{}, func(uint64) ([]byte, error) { return nil, nil }); len(r) != 0 {
+		t.Fatalf("fcm retired %v", r)
 	}
 }

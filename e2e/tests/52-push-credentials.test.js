@@ -6,14 +6,36 @@
 
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
+const http = require('node:http');
+const { before, after } = require('node:test');
 const { useServer, it } = require('../lib/harness');
 const { newBackend } = require('../lib/clients');
 const { signedRequest, plainRequest, sdkJson } = require('../lib/rest');
 
-const ref = useServer({
-  name: 'push-credentials',
-  env: { PUSH_CREDENTIAL_ENCRYPTION_KEY: crypto.randomBytes(32).toString('base64') },
+// A fake OAuth2 token endpoint: the operator's PUSH_FCM_TOKEN_URL (a
+// service account's own token_uri must be Google's). PUSH_FCM_ENDPOINT away
+// from the exact default used to lift that rule.
+const tokenRequests = [];
+const tokenServer = http.createServer((req, res) => {
+  let body = '';
+  req.on('data', (c) => (body += c));
+  req.on('end', () => {
+    tokenRequests.push({ path: req.url, form: new URLSearchParams(body) });
+    res.setHeader('Content-Type', 'application/json');
+    res.end(JSON.stringify({ access_token: 't', expires_in: 3600, token_type: 'Bearer' }));
+  });
 });
+const env = {
+  PUSH_CREDENTIAL_ENCRYPTION_KEY: crypto.randomBytes(32).toString('base64'),
+  PUSH_FCM_ENDPOINT: 'https://fcm.googleapis.com/',
+};
+before(async () => {
+  await new Promise((resolve) => tokenServer.listen(0, '127.0.0.1', resolve));
+  env.PUSH_FCM_TOKEN_URL = `http://127.0.0.1:${tokenServer.address().port}/token`;
+});
+after(() => tokenServer.close());
+
+const ref = useServer({ name: 'push-credentials', env });
 const base = () => `/apps/${ref.server.app.id}/push/credentials`;
 
 it('APNs key and VAPID pair: stored, listed as metadata only, validated and revoked', async () => {
@@ -88,4 +110,37 @@ it('the CLI on a running server goes through the admin socket: a new VAPID key i
   const [web] = JSON.parse(list.stdout);
   assert.equal(web.current_version, Number(m[1].slice(1)));
   assert.ok(web.versions.every((v) => v.created_by), list.stdout);
+});
+
+it('FCM: a token_uri other than Google\'s is refused; live validation fetches from PUSH_FCM_TOKEN_URL only', async () => {
+  const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const serviceAccount = (tokenUri) => ({
+    type: 'service_account',
+    project_id: 'demo-project',
+    private_key_id: 'k1',
+    private_key: privateKey.export({ type: 'pkcs8', format: 'pem' }),
+    client_email: 'push@demo-project.iam.gserviceaccount.com',
+    token_uri: tokenUri,
+  });
+  let r = await signedRequest(ref.server, {
+    method: 'PUT',
+    path: `${base()}/fcm`,
+    body: { service_account: serviceAccount(env.PUSH_FCM_TOKEN_URL.replace('/token', '/other')) },
+  });
+  assert.equal(r.status, 400, r.text);
+  assert.equal(r.json.error, 'invalid_credential');
+  assert.match(r.json.description, /token_uri/);
+
+  r = await signedRequest(ref.server, {
+    method: 'PUT',
+    path: `${base()}/fcm`,
+    body: { service_account: serviceAccount('https://oauth2.googleapis.com/token') },
+  });
+  assert.equal(r.status, 201, r.text);
+  r = await signedRequest(ref.server, { method: 'POST', path: `${base()}/fcm/validate`, body: { live: true } });
+  assert.equal(r.status, 200, r.text);
+  assert.equal(r.json.ok, true, r.text);
+  assert.equal(r.json.live, true, r.text);
+  assert.deepEqual(tokenRequests.map((t) => t.path), ['/token']);
+  assert.equal(tokenRequests[0].form.get('grant_type'), 'urn:ietf:params:oauth:grant-type:jwt-bearer');
 });

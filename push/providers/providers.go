@@ -9,6 +9,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/sockudo/sockudo/internal/netguard"
 	"github.com/sockudo/sockudo/push"
 	"github.com/sockudo/sockudo/push/apns"
 	"github.com/sockudo/sockudo/push/fcm"
@@ -16,24 +17,35 @@ import (
 )
 
 // Builder returns a push.ClientBuilder for the operator's provider
-// settings in cfg (APNsEndpoint, FCMEndpoint, AllowLocalWebPush). Every
-// Web Push sender it makes shares one HTTP client (webpush.NewHTTPClient);
-// APNs and FCM clients each have their own HTTP/2 transport. It starts no
-// goroutines.
+// settings in cfg (APNsEndpoint, FCMEndpoint, FCMTokenURL,
+// AllowLocalWebPush). Every Web Push sender it makes shares one HTTP client
+// (webpush.NewHTTPClient), and every FCM client whose token endpoint the
+// operator did not choose fetches its access tokens through one client that
+// refuses private addresses and redirects (netguard); APNs and FCM sends
+// each have their own HTTP/2 transport. It starts no goroutines.
 func Builder(cfg push.Config) push.ClientBuilder {
 	web := webpush.NewHTTPClient(webpush.HTTPConfig{AllowLocal: cfg.AllowLocalWebPush})
+	token := netguard.NewHTTPClient(netguard.Config{Timeout: fcm.DefaultTimeout})
 	return func(oc push.OpenedCredential) (any, error) {
-		return build(cfg, web, oc)
+		return build(cfg, web, token, oc)
 	}
 }
 
-func build(cfg push.Config, web *http.Client, oc push.OpenedCredential) (any, error) {
+func build(cfg push.Config, web, token *http.Client, oc push.OpenedCredential) (any, error) {
 	switch {
 	case oc.APNs != nil:
 		return apns.New(apns.Config{TeamID: oc.APNs.TeamID, KeyID: oc.APNs.KeyID, Key: oc.APNs.P8,
 			Endpoint: cfg.APNsEndpoint})
 	case oc.FCM != nil:
-		return fcm.New(fcm.Config{ServiceAccount: oc.FCM.ServiceAccount, Endpoint: cfg.FCMEndpoint})
+		tokenURL, override, err := push.FCMTokenURL(cfg, oc.FCM.ServiceAccount)
+		if err != nil {
+			return nil, err
+		}
+		fc := fcm.Config{ServiceAccount: oc.FCM.ServiceAccount, Endpoint: cfg.FCMEndpoint, TokenURL: tokenURL}
+		if !override {
+			fc.TokenHTTPClient = token
+		}
+		return fcm.New(fc)
 	case oc.WebPush != nil:
 		key, err := webpush.ParseVAPIDKey(oc.WebPush.PrivateKey)
 		if err != nil {

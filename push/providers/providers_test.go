@@ -70,8 +70,8 @@ func serviceAccount(t *testing.T, tokenURI string) []byte {
 // TestBuildsRealClients puts one credential per provider and gets the
 // provider packages' clients back from the registry.
 func TestBuildsRealClients(t *testing.T) {
-	// A loopback token endpoint: allowed because FCM itself points at a
-	// test endpoint.
+	// A loopback token endpoint: the operator's PUSH_FCM_TOKEN_URL (a
+	// service account's own token_uri must be Google's).
 	var tokens atomic.Int32
 	tokenSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tokens.Add(1)
@@ -83,13 +83,14 @@ func TestBuildsRealClients(t *testing.T) {
 		_, _ = w.Write([]byte(`{"access_token":"t","expires_in":3600,"token_type":"Bearer"}`))
 	}))
 	defer tokenSrv.Close()
-	m := newCredentials(t, push.Config{APNsEndpoint: "http://127.0.0.1:1", FCMEndpoint: "http://127.0.0.1:1"})
+	m := newCredentials(t, push.Config{APNsEndpoint: "http://127.0.0.1:1", FCMEndpoint: "http://127.0.0.1:1",
+		FCMTokenURL: tokenSrv.URL + "/token"})
 
 	body, _ := json.Marshal(map[string]string{"team_id": "TEAM123456", "key_id": "KEY1234567", "p8": p8(t)})
 	if _, err := m.Put("a", push.ProviderAPNs, body, by); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Put("a", push.ProviderFCM, serviceAccount(t, tokenSrv.URL+"/token"), by); err != nil {
+	if _, err := m.Put("a", push.ProviderFCM, serviceAccount(t, "https://oauth2.googleapis.com/token"), by); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := m.GenerateVAPID("a", "mailto:ops@example.com", by); err != nil {
