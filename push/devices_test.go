@@ -359,6 +359,44 @@ func TestClientChannelsAndUserSwitch(t *testing.T) {
 	e.expect(e.do("GET", base, d.secret, nil), 401, "unauthorized")
 }
 
+// TestSignedChannelsNeedAUser: a private channel subscribed while the
+// device had no user would escape the revocation by user and pass to the
+// next user who binds the device.
+func TestSignedChannelsNeedAUser(t *testing.T) {
+	e := newEnv(t, push.Config{})
+	d := e.register("app", 1)
+	base := "/apps/app/push/client/devices/" + d.id
+
+	// No user: refused even with a valid signature, and the challenge is
+	// not used up.
+	sid := e.challenge("app", d)
+	e.expect(e.do("PUT", base+"/channels/private-room", d.secret, channelAuth("app-key", "app-secret", sid, "private-room", "")), 403, "user_required")
+	e.expect(e.do("PUT", base+"/channels/private-encrypted-room", d.secret, channelAuth("app-key", "app-secret", sid, "private-encrypted-room", "")), 403, "user_required")
+	e.expect(e.do("PUT", base+"/channels/news", d.secret, nil), 200, "")
+	e.expect(e.do("PUT", base+"/interests", d.secret, map[string]any{"interests": []string{"anon"}}), 200, "")
+	r := e.do("DELETE", "/apps/app/push/channels/private-room/subscriptions?user_id=alice", "", nil)
+	if r.status != 200 || r.body["revoked"] != 0.0 {
+		t.Fatalf("revoke = %s", r.raw)
+	}
+	// A signed subscription the backend gave the anonymous device is
+	// dropped when a user binds it.
+	e.expect(e.do("PUT", "/apps/app/push/devices/"+d.id+"/channels/private-room", "", nil), 200, "")
+	r = e.do("PUT", base+"/user", d.secret, userAuth("app-key", "app-secret", d.socketID, `{"id":"bob"}`))
+	e.expect(r, 200, "")
+	if chs := r.body["channels"].([]any); len(chs) != 1 || chs[0].(map[string]any)["channel"] != "news" {
+		t.Fatalf("bob inherited the anonymous device's private channel: %s", r.raw)
+	}
+	// Bound: the same signature now works.
+	e.expect(e.do("PUT", base+"/channels/private-room", d.secret, channelAuth("app-key", "app-secret", sid, "private-room", "")), 200, "")
+	// Logout drops the device's own interests and the signed channels.
+	e.expect(e.do("PUT", base+"/interests", d.secret, map[string]any{"interests": []string{"bobs"}}), 200, "")
+	r = e.do("DELETE", base+"/user", d.secret, nil)
+	e.expect(r, 200, "")
+	if r.body["interests"] != nil || len(r.body["channels"].([]any)) != 1 {
+		t.Fatalf("after logout: %s", r.raw)
+	}
+}
+
 func TestInterests(t *testing.T) {
 	e := newEnv(t, push.Config{})
 	d := e.register("app", 1)

@@ -318,28 +318,39 @@ func (s *Service) serverPatch(r *http.Request, appID string, body []byte) (int, 
 // switchUser binds d to user ("" unbinds) with userInterests, the user's.
 // Moving from one user to another drops what the previous one had: the
 // device's own interests and its channel subscriptions (spec §4.2), so
-// nothing authorised for them reaches the next user. Unbinding drops the
-// subscriptions that needed a signature.
+// nothing authorised for them reaches the next user. Unbinding (logout)
+// drops the device's own interests and the subscriptions that needed a
+// signature, so the next user inherits neither. Binding a device that had
+// no user drops the subscriptions that needed a signature too: nobody's
+// revocation (RevokeChannel goes by user) could have reached them.
 func switchUser(d *storage.Device, user string, userInterests []string) {
 	switch {
 	case d.UserID == user:
 		return
 	case user == "":
-		d.UserInterests = nil
-		kept := d.Channels[:0]
-		for _, c := range d.Channels {
-			if !protocol.Classify(c.Channel).NeedsAuth() {
-				kept = append(kept, c)
-			}
-		}
-		d.Channels = kept
+		d.UserInterests, d.Interests = nil, nil
+		dropSignedChannels(d)
 	case d.UserID != "":
 		d.Interests, d.Channels = nil, nil
+	default:
+		dropSignedChannels(d)
 	}
 	d.UserID = user
 	if user != "" {
 		d.UserInterests = userInterests
 	}
+}
+
+// dropSignedChannels removes d's subscriptions to channels that need a
+// signature (private, encrypted, presence).
+func dropSignedChannels(d *storage.Device) {
+	kept := d.Channels[:0]
+	for _, c := range d.Channels {
+		if !protocol.Classify(c.Channel).NeedsAuth() {
+			kept = append(kept, c)
+		}
+	}
+	d.Channels = kept
 }
 
 // auditUserChange audits a device's user binding changing from prev.
@@ -899,8 +910,8 @@ func (s *Service) clientChannels(r *http.Request, appID string, _ []byte) (int, 
 }
 
 // clientSubscribe is PUT …/channels/{channel}: public channels need
-// nothing; private and encrypted ones {socket_id, auth} as
-// pusher.authorizeChannel makes them; presence ones also channel_data,
+// nothing; private and encrypted ones a bound user and {socket_id, auth}
+// as pusher.authorizeChannel makes them; presence ones also channel_data,
 // whose user must be the device's bound user. The signature is checked as
 // for pusher:subscribe, over a challenge of this device.
 func (s *Service) clientSubscribe(r *http.Request, appID string, body []byte) (int, any, *apiError) {
@@ -924,8 +935,12 @@ func (s *Service) clientSubscribe(r *http.Request, appID string, body []byte) (i
 		if presence && in.ChannelData == "" {
 			return 0, nil, errorf(400, "bad_request", "presence channels need channel_data")
 		}
-		if _, e := s.asDevice(r, appID); e != nil {
+		dev, e := s.asDevice(r, appID)
+		if e != nil {
 			return 0, nil, e
+		}
+		if dev.UserID == "" {
+			return 0, nil, errUserRequired()
 		}
 		data := ""
 		if presence {
@@ -947,7 +962,10 @@ func (s *Service) clientSubscribe(r *http.Request, appID string, body []byte) (i
 	}
 	d, e := s.updateAsDevice(r, appID, func(d *storage.Device) *apiError {
 		if kind.NeedsAuth() {
-			if presence && (d.UserID == "" || d.UserID != member) {
+			if d.UserID == "" {
+				return errUserRequired()
+			}
+			if presence && d.UserID != member {
 				return errorf(403, "presence_user_mismatch", "channel_data's user_id must be the device's bound user")
 			}
 			if e := useChallenge(d, in.SocketID, now); e != nil {
@@ -958,7 +976,7 @@ func (s *Service) clientSubscribe(r *http.Request, appID string, body []byte) (i
 		return nil
 	})
 	if e != nil {
-		if e.status == 403 {
+		if e.status == 403 && e.code != "user_required" {
 			e = s.signatureDenied(r, appID, ch, e)
 		}
 		return 0, nil, e
@@ -968,6 +986,13 @@ func (s *Service) clientSubscribe(r *http.Request, appID string, body []byte) (i
 			Channel: ch, UserID: d.UserID, Reason: deviceReason(&d, "via=client_api")})
 	}
 	return http.StatusOK, channelView(sub), nil
+}
+
+// errUserRequired refuses a subscription that needs a signature from a
+// device without a bound user: revocations go by user (RevokeChannel), so
+// such a subscription could never be revoked.
+func errUserRequired() *apiError {
+	return errorf(403, "user_required", "bind a user to the device before subscribing to private, encrypted or presence channels")
 }
 
 func (s *Service) clientUnsubscribe(r *http.Request, appID string, _ []byte) (int, any, *apiError) {
