@@ -21,6 +21,7 @@ import (
 const (
 	DefaultMaxDevicesPerUser     = 100
 	DefaultMaxInterestsPerDevice = 5000
+	DefaultMaxChannelsPerDevice  = 100
 	DefaultChallengeTTL          = 5 * time.Minute
 
 	// MaxNameLength bounds interest and channel names (spec §4
@@ -44,6 +45,9 @@ type DeviceConfig struct {
 	// MaxInterestsPerDevice is the most interests one device may have, its
 	// own and its user's together (5000).
 	MaxInterestsPerDevice int
+	// MaxChannelsPerDevice is the most channel subscriptions one device
+	// may have (100).
+	MaxChannelsPerDevice int
 	// ChallengeTTL is how long a pseudo socket id may be signed and used
 	// (5 minutes).
 	ChallengeTTL time.Duration
@@ -69,6 +73,9 @@ func (c DeviceConfig) withDefaults(d Deps) DeviceConfig {
 	if c.MaxInterestsPerDevice <= 0 {
 		c.MaxInterestsPerDevice = DefaultMaxInterestsPerDevice
 	}
+	if c.MaxChannelsPerDevice <= 0 {
+		c.MaxChannelsPerDevice = DefaultMaxChannelsPerDevice
+	}
 	if c.ChallengeTTL <= 0 {
 		c.ChallengeTTL = DefaultChallengeTTL
 	}
@@ -81,7 +88,8 @@ func (s *Service) now() time.Time { return s.cfg.Devices.now() }
 // limits are the device limits of appID: its overrides where set, the
 // server-wide DeviceConfig otherwise.
 func (s *Service) limits(appID string) storage.DeviceLimits {
-	l := storage.DeviceLimits{MaxPerUser: s.cfg.Devices.MaxDevicesPerUser, MaxInterests: s.cfg.Devices.MaxInterestsPerDevice}
+	l := storage.DeviceLimits{MaxPerUser: s.cfg.Devices.MaxDevicesPerUser, MaxInterests: s.cfg.Devices.MaxInterestsPerDevice,
+		MaxChannels: s.cfg.Devices.MaxChannelsPerDevice}
 	o := s.apps.AppPushLimits(appID)
 	if o.MaxDevicesPerUser > 0 {
 		l.MaxPerUser = o.MaxDevicesPerUser
@@ -134,6 +142,8 @@ func storageError(err error) *apiError {
 		return errorf(409, "limit_exceeded", "the user has reached the maximum number of devices")
 	case errors.Is(err, storage.ErrInterestLimit):
 		return errorf(409, "limit_exceeded", "too many interests")
+	case errors.Is(err, storage.ErrChannelLimit):
+		return errorf(409, "limit_exceeded", "too many channel subscriptions")
 	case errors.Is(err, storage.ErrInvalid):
 		return errorf(400, "bad_request", "invalid device fields")
 	}

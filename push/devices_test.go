@@ -434,6 +434,17 @@ func TestLimits(t *testing.T) {
 		d := e.register("app", 1)
 		e.expect(e.do("PUT", "/apps/app/push/client/devices/"+d.id+"/user", d.secret, userAuth("app-key", "app-secret", d.socketID, `{"id":"u"}`)), 409, "limit_exceeded")
 	})
+	t.Run("channels per device", func(t *testing.T) {
+		e := newEnv(t, push.Config{})
+		d := e.register("app", 1)
+		base := "/apps/app/push/client/devices/" + d.id
+		for i := range push.DefaultMaxChannelsPerDevice {
+			e.expect(e.do("PUT", fmt.Sprint(base, "/channels/room-", i), d.secret, nil), 200, "")
+		}
+		e.expect(e.do("PUT", base+"/channels/one-more", d.secret, nil), 409, "limit_exceeded")
+		e.expect(e.do("PUT", "/apps/app/push/devices/"+d.id+"/channels/one-more", "", nil), 409, "limit_exceeded")
+		e.expect(e.do("PUT", base+"/channels/room-0", d.secret, nil), 200, "")
+	})
 	t.Run("registrations per IP", func(t *testing.T) {
 		lim := ratelimit.NewMemory(ratelimit.MemoryConfig{Limit: 2, Window: time.Minute})
 		e := newEnv(t, push.Config{Limits: push.Limits{Registrations: lim}})

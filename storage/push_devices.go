@@ -47,6 +47,9 @@ var (
 	// ErrInterestLimit is returned when a device or a user would have more
 	// interests than [DeviceLimits.MaxInterests].
 	ErrInterestLimit = errors.New("too many interests")
+	// ErrChannelLimit is returned when a device would have more channel
+	// subscriptions than [DeviceLimits.MaxChannels].
+	ErrChannelLimit = errors.New("too many channel subscriptions")
 )
 
 // Device platforms.
@@ -174,6 +177,10 @@ type DeviceLimits struct {
 	// MaxInterests is the most interests one device may have (own and
 	// user interests together), and one user.
 	MaxInterests int
+	// MaxChannels is the most channel subscriptions one device may have.
+	// A device already over it (the limit was lowered) may keep or shrink
+	// its set but not grow it.
+	MaxChannels int
 }
 
 // DeviceFilter selects devices for [DB.ListDevices]; empty fields match
@@ -664,6 +671,9 @@ func (bs deviceBuckets) write(old, d *Device, lim DeviceLimits) error {
 	if d != nil {
 		if lim.MaxInterests > 0 && len(d.AllInterests()) > lim.MaxInterests {
 			return ErrInterestLimit
+		}
+		if lim.MaxChannels > 0 && len(d.Channels) > lim.MaxChannels && (old == nil || len(d.Channels) > len(old.Channels)) {
+			return ErrChannelLimit
 		}
 		if lim.MaxPerUser > 0 && d.UserID != "" && (old == nil || old.UserID != d.UserID) &&
 			len(prefixIDs(bs.users, join(d.App, d.UserID, ""), "", lim.MaxPerUser)) >= lim.MaxPerUser {

@@ -346,3 +346,38 @@ func TestDeviceSubscribed(t *testing.T) {
 		t.Fatalf("Subscribed wrong for %+v", d.Channels)
 	}
 }
+
+// TestDeviceChannelLimit: channel subscriptions per device are bounded in
+// the transaction, like interests; a device over a lowered limit may
+// shrink its set but not grow it.
+func TestDeviceChannelLimit(t *testing.T) {
+	db := openTestDB(t)
+	lim := DeviceLimits{MaxChannels: 2}
+	d := webDevice("a1", "x")
+	for _, ch := range []string{"c1", "c2", "c3"} {
+		d.SetChannel(ChannelSub{Channel: ch, AuthorizedAt: devT0})
+	}
+	if _, _, err := db.PutDevice(d, lim, devT0, false); !errors.Is(err, ErrChannelLimit) {
+		t.Fatalf("PutDevice with 3 channels = %v, want ErrChannelLimit", err)
+	}
+	saved, _, err := db.PutDevice(d, DeviceLimits{}, devT0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := func(ch string) func(*Device) error {
+		return func(d *Device) error { d.SetChannel(ChannelSub{Channel: ch, AuthorizedAt: devT0}); return nil }
+	}
+	if _, err := db.UpdateDevice("a1", saved.ID, lim, devT0, sub("c4")); !errors.Is(err, ErrChannelLimit) {
+		t.Fatalf("UpdateDevice adding a 4th channel = %v, want ErrChannelLimit", err)
+	}
+	// Replacing one it has, or dropping one, is fine over the limit.
+	if _, err := db.UpdateDevice("a1", saved.ID, lim, devT0, sub("c1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.UpdateDevice("a1", saved.ID, lim, devT0, func(d *Device) error { d.RemoveChannel("c1"); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.UpdateDevice("a1", saved.ID, lim, devT0, sub("c4")); !errors.Is(err, ErrChannelLimit) {
+		t.Fatalf("UpdateDevice at the limit = %v, want ErrChannelLimit", err)
+	}
+}
