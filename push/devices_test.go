@@ -397,6 +397,36 @@ func TestSignedChannelsNeedAUser(t *testing.T) {
 	}
 }
 
+// TestTokenTakeover: knowing a device's token is not enough to register
+// it again and take the device over.
+func TestTokenTakeover(t *testing.T) {
+	e := newEnv(t, push.Config{})
+	sub := webSubscription(t, 1)
+	body := map[string]any{"platform": "web", "subscription": sub}
+	r := e.do("POST", "/apps/app/push/client/devices", "", body)
+	e.expect(r, 201, "")
+	d := device{id: r.body["id"].(string), secret: r.body["device_secret"].(string), socketID: r.body["socket_id"].(string)}
+	base := "/apps/app/push/client/devices/" + d.id
+	e.expect(e.do("PUT", base+"/user", d.secret, userAuth("app-key", "app-secret", d.socketID, `{"id":"alice"}`)), 200, "")
+	e.expect(e.do("PUT", base+"/channels/news", d.secret, nil), 200, "")
+
+	e.expect(e.do("POST", "/apps/app/push/client/devices", "", body), 409, "token_in_use")
+	r = e.do("GET", base, d.secret, nil)
+	e.expect(r, 200, "")
+	if r.body["user_id"] != "alice" || len(r.body["channels"].([]any)) != 1 {
+		t.Fatalf("the victim's device changed: %s", r.raw)
+	}
+	if !e.audit.has(push.ActionDeviceAuthDenied) {
+		t.Fatalf("audit = %v", e.audit.actions())
+	}
+	// A device the backend registered has no secret: only the backend
+	// registers its token again.
+	apns := map[string]any{"platform": "apns", "token": strings.Repeat("0b", 32)}
+	e.expect(e.do("POST", "/apps/app/push/devices", "", apns), 201, "")
+	e.expect(e.do("POST", "/apps/app/push/client/devices", "", apns), 409, "token_in_use")
+	e.expect(e.do("POST", "/apps/app/push/devices", "", apns), 200, "")
+}
+
 func TestInterests(t *testing.T) {
 	e := newEnv(t, push.Config{})
 	d := e.register("app", 1)
@@ -569,11 +599,16 @@ func TestClientRegisterValidation(t *testing.T) {
 			e.expect(e.do("POST", "/apps/app/push/client/devices", "", tc.body), 400, tc.code)
 		})
 	}
-	// Registering the same token again: same id, fresh secret, reset state.
+	// Registering the same token again needs the device's secret: then
+	// the same id, a fresh secret, a reset state.
 	sub := webSubscription(t, 1)
-	r1 := e.do("POST", "/apps/app/push/client/devices", "", map[string]any{"platform": "web", "subscription": sub})
-	r2 := e.do("POST", "/apps/app/push/client/devices", "", map[string]any{"platform": "web", "subscription": sub})
-	if r1.status != 201 || r2.status != 200 || r1.body["id"] != r2.body["id"] || r1.body["device_secret"] == r2.body["device_secret"] {
+	body := map[string]any{"platform": "web", "subscription": sub}
+	r1 := e.do("POST", "/apps/app/push/client/devices", "", body)
+	e.expect(r1, 201, "")
+	e.expect(e.do("POST", "/apps/app/push/client/devices", "", body), 409, "token_in_use")
+	e.expect(e.do("POST", "/apps/app/push/client/devices", "x"+r1.body["device_secret"].(string)[1:], body), 409, "token_in_use")
+	r2 := e.do("POST", "/apps/app/push/client/devices", r1.body["device_secret"].(string), body)
+	if r2.status != 200 || r1.body["id"] != r2.body["id"] || r1.body["device_secret"] == r2.body["device_secret"] {
 		t.Fatalf("re-registration: %s then %s", r1.raw, r2.raw)
 	}
 	base := "/apps/app/push/client/devices/" + r1.body["id"].(string)

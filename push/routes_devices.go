@@ -592,9 +592,13 @@ func (s *Service) serverRevokeChannel(r *http.Request, appID string, _ []byte) (
 // ---- client API (device secret, signatures over challenges) ----
 
 // clientRegister is POST …/client/devices: rate limited per app and client
-// IP, no credentials. A token registered before gets the same id back with
-// its state reset (user, interests, channels) and a new secret: whoever
-// holds the token is the device.
+// IP, no credentials. A token registered before is refused (409
+// token_in_use) unless the request carries that device's secret: then it
+// gets the same id back with its state reset (user, interests, channels)
+// and a new secret. Knowing a token is not owning its device: without the
+// check, whoever learnt a token could take the device over (a new secret,
+// its binding and channels wiped). A backend re-registers through the
+// server API.
 func (s *Service) clientRegister(r *http.Request, appID string, body []byte) (int, any, *apiError) {
 	ip := s.clientIP(r)
 	var in struct {
@@ -617,7 +621,18 @@ func (s *Service) clientRegister(r *http.Request, appID string, body []byte) (in
 	secret, hash := newDeviceSecret()
 	d.SecretHash = hash
 	ch := addChallenge(&d, now, s.cfg.Devices.ChallengeTTL)
-	saved, created, err := s.db.PutDevice(d, s.limits(appID), now, true)
+	presented := r.Header.Get(DeviceSecretHeader)
+	saved, created, err := s.db.PutDeviceChecked(d, s.limits(appID), now, true, func(old *storage.Device) error {
+		if !secretMatches(old, presented) {
+			return errTokenInUse
+		}
+		return nil
+	})
+	if errors.Is(err, errTokenInUse) {
+		s.audit.Record(storage.AuditEntry{Time: now, App: appID, Action: ActionDeviceAuthDenied, IP: ip,
+			Reason: "platform=" + d.Platform + " token_in_use"})
+		return 0, nil, errorf(409, "token_in_use", "a device already has this token: re-register with its "+DeviceSecretHeader)
+	}
 	if err != nil {
 		return 0, nil, storageError(err)
 	}
@@ -700,7 +715,10 @@ func (s *Service) updateAsDevice(r *http.Request, appID string, fn func(*storage
 	return d, nil
 }
 
-var errDenied = errors.New("device secret refused")
+var (
+	errDenied     = errors.New("device secret refused")
+	errTokenInUse = errors.New("token registered by a device whose secret was not presented")
+)
 
 // deviceDenied audits a request without the device's secret. An unknown
 // device gets the same answer, so ids cannot be probed.

@@ -205,6 +205,14 @@ func join(parts ...string) []byte { return []byte(strings.Join(parts, "\x00")) }
 // rotate is true and d.SecretHash is set. created reports a new device.
 // Giving d.ID a token another device holds fails with ErrTokenInUse.
 func (db *DB) PutDevice(d Device, lim DeviceLimits, now time.Time, rotate bool) (saved Device, created bool, err error) {
+	return db.PutDeviceChecked(d, lim, now, rotate, nil)
+}
+
+// PutDeviceChecked is PutDevice with a condition on replacing a device:
+// when d would replace one, replace (nil: always allowed) is called with
+// it inside the write transaction, and its error aborts the put and is
+// returned as it is (wrapped). replace must be quick and do no I/O.
+func (db *DB) PutDeviceChecked(d Device, lim DeviceLimits, now time.Time, rotate bool, replace func(old *Device) error) (saved Device, created bool, err error) {
 	if err := checkDevice(&d); err != nil {
 		return Device{}, false, fmt.Errorf("storage: put device: %w", err)
 	}
@@ -233,6 +241,11 @@ func (db *DB) PutDevice(d Device, lim DeviceLimits, now time.Time, rotate bool) 
 			}
 			d.CreatedAt, created = now, true
 		} else {
+			if replace != nil {
+				if err := replace(old); err != nil {
+					return err
+				}
+			}
 			d.CreatedAt = old.CreatedAt
 			if d.SecretHash == "" || !rotate {
 				d.SecretHash = old.SecretHash

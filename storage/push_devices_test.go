@@ -381,3 +381,32 @@ func TestDeviceChannelLimit(t *testing.T) {
 		t.Fatalf("UpdateDevice at the limit = %v, want ErrChannelLimit", err)
 	}
 }
+
+// TestPutDeviceChecked: the replace condition sees the device a token
+// upsert would replace, and its error leaves that device as it was.
+func TestPutDeviceChecked(t *testing.T) {
+	db := openTestDB(t)
+	d := webDevice("a1", "x")
+	d.UserID, d.SecretHash = "u1", "h1"
+	saved, _, err := db.PutDevice(d, DeviceLimits{}, devT0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errNo := errors.New("no")
+	var seen string
+	again := webDevice("a1", "x")
+	again.SecretHash = "h2"
+	if _, _, err := db.PutDeviceChecked(again, DeviceLimits{}, devT0, true, func(old *Device) error { seen = old.SecretHash; return errNo }); !errors.Is(err, errNo) || seen != "h1" {
+		t.Fatalf("refused replace = %v (saw %q)", err, seen)
+	}
+	if got, _ := db.Device("a1", saved.ID); got.UserID != "u1" || got.SecretHash != "h1" {
+		t.Fatalf("a refused replace changed the device: %+v", got)
+	}
+	if got, created, err := db.PutDeviceChecked(again, DeviceLimits{}, devT0, true, func(*Device) error { return nil }); err != nil || created || got.ID != saved.ID || got.SecretHash != "h2" {
+		t.Fatalf("allowed replace = %+v, %v, %v", got, created, err)
+	}
+	// A new token never calls it.
+	if _, created, err := db.PutDeviceChecked(webDevice("a1", "y"), DeviceLimits{}, devT0, true, func(*Device) error { return errNo }); err != nil || !created {
+		t.Fatalf("new device = %v, %v", created, err)
+	}
+}
