@@ -87,7 +87,14 @@ func TestPushDeviceSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	var memory []*ratelimit.Memory
-	d := c.PushConfig(&memory).Devices
+	pc := c.PushConfig(&memory)
+	d := pc.Devices
+	if len(memory) != 2 || pc.Limits.DeviceRequests != memory[1] {
+		t.Fatalf("limiters %v, DeviceRequests %v: want the registrations' and the devices' in memory", memory, pc.Limits.DeviceRequests)
+	}
+	if dec := pc.Limits.DeviceRequests.Allow("app\x00d"); dec.Limit != 10 {
+		t.Fatalf("PUSH_DEVICE_REQUESTS_PER_SECOND default: %+v", dec)
+	}
 	if d.MaxDevicesPerUser != 3 || d.MaxInterestsPerDevice != 7 || d.MaxChannelsPerDevice != 9 || d.ChannelAuthTTL != time.Hour {
 		t.Fatalf("Devices = %+v", d)
 	}

@@ -30,8 +30,11 @@ const (
 	// maxChallenges is how many unused pseudo socket ids a device keeps;
 	// asking for more drops the oldest.
 	maxChallenges = 4
-	// maxTokenLength bounds an APNs or FCM token (FCM's are ~160 bytes).
+	// maxTokenLength bounds an FCM token (FCM's are ~160 bytes).
 	maxTokenLength = 4096
+	// An APNs device token is 32 bytes today, 64 hex digits; Apple says it
+	// may grow, so up to 100 bytes are taken.
+	minAPNsTokenLength, maxAPNsTokenLength = 64, 200
 	// maxMetadataLength bounds a device's metadata JSON.
 	maxMetadataLength = 4096
 )
@@ -175,8 +178,8 @@ type tokenBody struct {
 func (t tokenBody) apply(d *storage.Device, webSub func(endpoint, p256dh, auth string) ([]byte, []byte, error)) *apiError {
 	switch d.Platform {
 	case storage.PlatformAPNs:
-		if _, err := hex.DecodeString(t.Token); err != nil || len(t.Token) < 16 || len(t.Token) > maxTokenLength {
-			return errorf(400, "invalid_token", "an APNs token is the device token in hex")
+		if _, err := hex.DecodeString(t.Token); err != nil || len(t.Token) < minAPNsTokenLength || len(t.Token) > maxAPNsTokenLength {
+			return errorf(400, "invalid_token", "an APNs token is the device token in hex, %d-%d digits", minAPNsTokenLength, maxAPNsTokenLength)
 		}
 		switch t.Environment {
 		case "":

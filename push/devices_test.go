@@ -503,12 +503,59 @@ func TestLimits(t *testing.T) {
 		// Successes are not counted.
 		e.expect(e.do("GET", "/apps/app/push/client/devices/"+d.id, d.secret, nil), 200, "")
 	})
+	t.Run("requests per device", func(t *testing.T) {
+		lim := ratelimit.NewMemory(ratelimit.MemoryConfig{Limit: 2, Window: time.Minute})
+		e := newEnv(t, push.Config{Limits: push.Limits{DeviceRequests: lim}})
+		d, other := e.register("app", 1), e.register("app", 2)
+		base := "/apps/app/push/client/devices/" + d.id
+		// Requests without the secret do not spend the device's budget.
+		for range 3 {
+			e.expect(e.do("POST", base+"/challenge", "wrong", nil), 401, "unauthorized")
+		}
+		e.challenge("app", d)
+		e.expect(e.do("PUT", base+"/channels/news", d.secret, nil), 200, "")
+		r := e.do("PUT", base+"/interests", d.secret, map[string]any{"interests": []string{"a"}})
+		e.expect(r, 429, "rate_limited")
+		if r.header.Get("Retry-After") == "" {
+			t.Fatalf("no Retry-After: %v", r.header)
+		}
+		e.expect(e.do("POST", base+"/challenge", d.secret, nil), 429, "rate_limited")
+		// Reads are not limited, and another device has its own budget.
+		e.expect(e.do("GET", base, d.secret, nil), 200, "")
+		e.challenge("app", other)
+	})
+	t.Run("secret before body", func(t *testing.T) {
+		e := newEnv(t, push.Config{})
+		d := e.register("app", 1)
+		body := &countingReader{r: strings.NewReader(strings.Repeat("x", 2<<20))}
+		req := httptest.NewRequest("PUT", "/apps/app/push/client/devices/"+d.id+"/interests", body)
+		req.Header.Set(push.DeviceSecretHeader, "wrong")
+		w := httptest.NewRecorder()
+		e.mux.ServeHTTP(w, req)
+		if w.Code != 401 || body.n != 0 {
+			t.Fatalf("wrong secret with a 2 MiB body: %d %s, %d bytes read", w.Code, w.Body, body.n)
+		}
+		big := map[string]any{"interests": []string{strings.Repeat("x", 1<<20)}}
+		e.expect(e.do("PUT", "/apps/app/push/client/devices/"+d.id+"/interests", d.secret, big), 413, "body_too_large")
+	})
 	t.Run("body size", func(t *testing.T) {
 		e := newEnv(t, push.Config{})
 		big := `{"platform":"fcm","token":"t","metadata":{"x":"` + strings.Repeat("a", 17<<10) + `"}}`
 		e.expect(e.do("POST", "/apps/app/push/client/devices", "", big), 413, "body_too_large")
 		e.expect(e.do("POST", "/apps/app/push/client/devices", "", `{"platform":`), 400, "invalid_json")
 	})
+}
+
+// countingReader counts the bytes read from r.
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
 }
 
 // TestPerAppLimits: an app with overrides gets its own limits while the
@@ -588,6 +635,8 @@ func TestClientRegisterValidation(t *testing.T) {
 	}{
 		{"unknown platform", map[string]any{"platform": "sms", "token": "x"}, "invalid_platform"},
 		{"apns token not hex", map[string]any{"platform": "apns", "token": "zz"}, "invalid_token"},
+		{"apns token too short", map[string]any{"platform": "apns", "token": strings.Repeat("ab", 31)}, "invalid_token"},
+		{"apns token too long", map[string]any{"platform": "apns", "token": strings.Repeat("ab", 101)}, "invalid_token"},
 		{"apns environment", map[string]any{"platform": "apns", "token": strings.Repeat("ab", 32), "environment": "dev"}, "invalid_environment"},
 		{"fcm empty", map[string]any{"platform": "fcm"}, "invalid_token"},
 		{"web without subscription", map[string]any{"platform": "web"}, "invalid_subscription"},
@@ -598,6 +647,9 @@ func TestClientRegisterValidation(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e.expect(e.do("POST", "/apps/app/push/client/devices", "", tc.body), 400, tc.code)
 		})
+	}
+	for _, n := range []int{32, 100} {
+		e.expect(e.do("POST", "/apps/app/push/client/devices", "", map[string]any{"platform": "apns", "token": strings.Repeat("cd", n)}), 201, "")
 	}
 	// Registering the same token again needs the device's secret: then
 	// the same id, a fresh secret, a reset state.

@@ -48,26 +48,29 @@ func (s *Service) deviceRoutes() []SignedRoute {
 }
 
 // clientRoutes are the client API routes devices call (spec §4.2). Every
-// route but registration needs the device secret; binding a user and
-// subscribing to a private or presence channel also need a signature of
-// the app's secret over a challenge.
+// route but registration needs the device secret, checked before the body
+// is read; the routes that change the device are also rate limited per
+// device (Limits.DeviceRequests). Binding a user and subscribing to a
+// private or presence channel also need a signature of the app's secret
+// over a challenge.
 func (s *Service) clientRoutes() []Route {
 	const p = "/apps/{app_id}/push/client/devices"
+	const read, write = false, true
 	return []Route{
 		{"POST " + p, s.clientRegistration(s.client(clientBodyLimit, s.clientRegister))},
-		{"GET " + p + "/{device_id}", s.client(clientBodyLimit, s.clientGet)},
-		{"DELETE " + p + "/{device_id}", s.client(clientBodyLimit, s.clientDelete)},
-		{"POST " + p + "/{device_id}/challenge", s.client(clientBodyLimit, s.clientChallenge)},
-		{"PUT " + p + "/{device_id}/user", s.client(clientBodyLimit, s.clientBindUser)},
-		{"DELETE " + p + "/{device_id}/user", s.client(clientBodyLimit, s.clientUnbindUser)},
-		{"PUT " + p + "/{device_id}/token", s.client(clientBodyLimit, s.clientToken)},
-		{"GET " + p + "/{device_id}/interests", s.client(clientBodyLimit, s.clientInterests)},
-		{"PUT " + p + "/{device_id}/interests", s.client(interestsBodyLimit, s.clientSetInterests)},
-		{"POST " + p + "/{device_id}/interests/{interest}", s.client(clientBodyLimit, s.clientAddInterest)},
-		{"DELETE " + p + "/{device_id}/interests/{interest}", s.client(clientBodyLimit, s.clientRemoveInterest)},
-		{"GET " + p + "/{device_id}/channels", s.client(clientBodyLimit, s.clientChannels)},
-		{"PUT " + p + "/{device_id}/channels/{channel}", s.client(clientBodyLimit, s.clientSubscribe)},
-		{"DELETE " + p + "/{device_id}/channels/{channel}", s.client(clientBodyLimit, s.clientUnsubscribe)},
+		{"GET " + p + "/{device_id}", s.asClient(read, clientBodyLimit, s.clientGet)},
+		{"DELETE " + p + "/{device_id}", s.asClient(read, clientBodyLimit, s.clientDelete)},
+		{"POST " + p + "/{device_id}/challenge", s.asClient(write, clientBodyLimit, s.clientChallenge)},
+		{"PUT " + p + "/{device_id}/user", s.asClient(write, clientBodyLimit, s.clientBindUser)},
+		{"DELETE " + p + "/{device_id}/user", s.asClient(write, clientBodyLimit, s.clientUnbindUser)},
+		{"PUT " + p + "/{device_id}/token", s.asClient(write, clientBodyLimit, s.clientToken)},
+		{"GET " + p + "/{device_id}/interests", s.asClient(read, clientBodyLimit, s.clientInterests)},
+		{"PUT " + p + "/{device_id}/interests", s.asClient(write, interestsBodyLimit, s.clientSetInterests)},
+		{"POST " + p + "/{device_id}/interests/{interest}", s.asClient(write, clientBodyLimit, s.clientAddInterest)},
+		{"DELETE " + p + "/{device_id}/interests/{interest}", s.asClient(write, clientBodyLimit, s.clientRemoveInterest)},
+		{"GET " + p + "/{device_id}/channels", s.asClient(read, clientBodyLimit, s.clientChannels)},
+		{"PUT " + p + "/{device_id}/channels/{channel}", s.asClient(write, clientBodyLimit, s.clientSubscribe)},
+		{"DELETE " + p + "/{device_id}/channels/{channel}", s.asClient(write, clientBodyLimit, s.clientUnsubscribe)},
 	}
 }
 
@@ -92,6 +95,41 @@ func (s *Service) client(limit int64, fn handlerFunc) http.Handler {
 		if _, _, ok := s.apps.AppCredentials(appID); !ok {
 			replyError(w, errorf(404, "not_found", "no such app"))
 			return
+		}
+		body, e := readBody(w, r, limit)
+		if e != nil {
+			replyError(w, e)
+			return
+		}
+		status, v, e := fn(r, appID, body)
+		reply(w, status, v, e)
+	})
+}
+
+// asClient adapts fn to a client route that takes the device secret: a
+// known, enabled app, the device's secret checked before anything else (a
+// read transaction), then, when mutating, the device's request budget
+// (Limits.DeviceRequests, keyed by app and device, so only the device's
+// own requests spend it), and only then a body of at most limit bytes.
+// fn checks the secret again in its own transaction.
+func (s *Service) asClient(mutating bool, limit int64, fn handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		appID := r.PathValue("app_id")
+		if _, _, ok := s.apps.AppCredentials(appID); !ok {
+			replyError(w, errorf(404, "not_found", "no such app"))
+			return
+		}
+		if _, e := s.asDevice(r, appID); e != nil {
+			replyError(w, e)
+			return
+		}
+		if mutating {
+			if d := s.cfg.Limits.DeviceRequests.Allow(appID + "\x00" + r.PathValue("device_id")); !d.Allowed {
+				secs := int((max(d.RetryAfter, time.Second) + time.Second - 1) / time.Second)
+				replyError(w, &apiError{status: 429, code: "rate_limited", retryAfter: secs,
+					descr: "too many requests from this device, retry after " + strconv.Itoa(secs) + "s"})
+				return
+			}
 		}
 		body, e := readBody(w, r, limit)
 		if e != nil {
