@@ -269,12 +269,7 @@ func (s *Service) serverRegister(r *http.Request, appID string, body []byte) (in
 		if e := checkUserID(in.UserID); e != nil {
 			return 0, nil, e
 		}
-		d.UserID = in.UserID
-		ui, err := s.db.UserInterests(appID, in.UserID)
-		if err != nil {
-			return 0, nil, storageError(err)
-		}
-		d.UserInterests = ui
+		d.UserID = in.UserID // storage gives it the user's interests
 	}
 	secret, hash := newDeviceSecret()
 	d.SecretHash = hash
@@ -316,14 +311,9 @@ func (s *Service) serverPatch(r *http.Request, appID string, body []byte) (int, 
 	if e := decodeBody(body, &in, false); e != nil {
 		return 0, nil, e
 	}
-	var userInterests []string
 	if in.UserID != nil && *in.UserID != "" {
 		if e := checkUserID(*in.UserID); e != nil {
 			return 0, nil, e
-		}
-		var err error
-		if userInterests, err = s.db.UserInterests(appID, *in.UserID); err != nil {
-			return 0, nil, storageError(err)
 		}
 	}
 	meta, e := checkMetadata(in.Metadata)
@@ -342,7 +332,7 @@ func (s *Service) serverPatch(r *http.Request, appID string, body []byte) (int, 
 			d.Metadata = meta
 		}
 		if in.UserID != nil {
-			switchUser(d, *in.UserID, userInterests)
+			switchUser(d, *in.UserID)
 		}
 		return nil
 	})
@@ -353,7 +343,8 @@ func (s *Service) serverPatch(r *http.Request, appID string, body []byte) (int, 
 	return http.StatusOK, viewOf(&d, true), nil
 }
 
-// switchUser binds d to user ("" unbinds) with userInterests, the user's.
+// switchUser binds d to user ("" unbinds); storage gives it the user's
+// interests in the same transaction.
 // Moving from one user to another drops what the previous one had: the
 // device's own interests and its channel subscriptions (spec §4.2), so
 // nothing authorised for them reaches the next user. Unbinding (logout)
@@ -361,7 +352,7 @@ func (s *Service) serverPatch(r *http.Request, appID string, body []byte) (int, 
 // signature, so the next user inherits neither. Binding a device that had
 // no user drops the subscriptions that needed a signature too: nobody's
 // revocation (RevokeChannel goes by user) could have reached them.
-func switchUser(d *storage.Device, user string, userInterests []string) {
+func switchUser(d *storage.Device, user string) {
 	switch {
 	case d.UserID == user:
 		return
@@ -374,9 +365,6 @@ func switchUser(d *storage.Device, user string, userInterests []string) {
 		dropSignedChannels(d)
 	}
 	d.UserID = user
-	if user != "" {
-		d.UserInterests = userInterests
-	}
 }
 
 // dropSignedChannels removes d's subscriptions to channels that need a
@@ -848,17 +836,13 @@ func (s *Service) clientBindUser(r *http.Request, appID string, body []byte) (in
 	if e := checkUserID(u.ID); e != nil {
 		return 0, nil, e
 	}
-	userInterests, err := s.db.UserInterests(appID, u.ID)
-	if err != nil {
-		return 0, nil, storageError(err)
-	}
 	var prev string
 	d, e := s.updateAsDevice(r, appID, func(d *storage.Device) *apiError {
 		if e := useChallenge(d, in.SocketID, s.now().UTC()); e != nil {
 			return e
 		}
 		prev = d.UserID
-		switchUser(d, u.ID, userInterests)
+		switchUser(d, u.ID)
 		return nil
 	})
 	if e != nil {
@@ -879,7 +863,7 @@ func (s *Service) clientUnbindUser(r *http.Request, appID string, _ []byte) (int
 	var prev string
 	d, e := s.updateAsDevice(r, appID, func(d *storage.Device) *apiError {
 		prev = d.UserID
-		switchUser(d, "", nil)
+		switchUser(d, "")
 		return nil
 	})
 	if e != nil {

@@ -85,7 +85,8 @@ type Device struct {
 	UserID string `json:"user_id,omitempty"`
 	// Interests are the device's own interests, UserInterests those it has
 	// from its user (kept apart so a user switch can drop the former and
-	// replace the latter).
+	// replace the latter). The methods here set UserInterests from the
+	// user's (SetUserInterests) when the device is bound.
 	Interests     []string `json:"interests,omitempty"`
 	UserInterests []string `json:"user_interests,omitempty"`
 	// Channels are its channel subscriptions, sorted by channel.
@@ -679,9 +680,18 @@ func decodeDevice(v []byte) (*Device, error) {
 }
 
 // write replaces old (nil: none) with d (nil: delete), updating only the
-// index entries that differ, after checking lim.
+// index entries that differ, after checking lim. A device bound to a user
+// it did not have gets the user's interests as they are in this
+// transaction (an unbound one none), so a concurrent SetUserInterests is
+// never lost between reading them and binding.
 func (bs deviceBuckets) write(old, d *Device, lim DeviceLimits) error {
 	if d != nil {
+		switch {
+		case d.UserID == "":
+			d.UserInterests = nil
+		case old == nil || old.UserID != d.UserID:
+			d.UserInterests = prefixIDs(bs.userInterests, join(d.App, d.UserID, ""), "", 0)
+		}
 		if lim.MaxInterests > 0 && len(d.AllInterests()) > lim.MaxInterests {
 			return ErrInterestLimit
 		}

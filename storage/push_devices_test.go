@@ -410,3 +410,43 @@ func TestPutDeviceChecked(t *testing.T) {
 		t.Fatalf("new device = %v, %v", created, err)
 	}
 }
+
+// TestBindingReadsUserInterests: a device bound to a user gets the user's
+// interests in the binding transaction, not from a read before it that a
+// concurrent SetUserInterests could make stale.
+func TestBindingReadsUserInterests(t *testing.T) {
+	db := openTestDB(t)
+	if _, err := db.SetUserInterests("a1", "u1", DeviceLimits{}, devT0, func([]string) []string { return []string{"promo"} }); err != nil {
+		t.Fatal(err)
+	}
+	saved, _, err := db.PutDevice(webDevice("a1", "x"), DeviceLimits{}, devT0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.UpdateDevice("a1", saved.ID, DeviceLimits{}, devT0, func(d *Device) error {
+		d.UserID, d.UserInterests = "u1", []string{"stale"}
+		return nil
+	})
+	if err != nil || !slices.Equal(got.UserInterests, []string{"promo"}) {
+		t.Fatalf("bound = %v, %v", got.UserInterests, err)
+	}
+	if page, _, _ := db.ListDevices("a1", DeviceFilter{Interest: "promo"}, "", 0); len(page) != 1 {
+		t.Fatalf("interest index: %v", ids(page))
+	}
+	d := webDevice("a1", "y")
+	d.UserID = "u1"
+	if put, _, err := db.PutDevice(d, DeviceLimits{}, devT0, false); err != nil || !slices.Equal(put.UserInterests, []string{"promo"}) {
+		t.Fatalf("PutDevice bound = %v, %v", put.UserInterests, err)
+	}
+	got, err = db.UpdateDevice("a1", saved.ID, DeviceLimits{}, devT0, func(d *Device) error { d.UserID = ""; return nil })
+	if err != nil || got.UserInterests != nil {
+		t.Fatalf("unbound = %v, %v", got.UserInterests, err)
+	}
+	// The interest limit counts them.
+	if _, err := db.UpdateDevice("a1", saved.ID, DeviceLimits{MaxInterests: 1}, devT0, func(d *Device) error {
+		d.UserID, d.Interests = "u1", []string{"own"}
+		return nil
+	}); !errors.Is(err, ErrInterestLimit) {
+		t.Fatalf("over the interest limit = %v", err)
+	}
+}
