@@ -53,6 +53,8 @@ type pushConfig struct {
 	// MaxChannelsPerDevice is the most channel subscriptions one device may
 	// have.
 	MaxChannelsPerDevice int `env:"PUSH_MAX_CHANNELS_PER_DEVICE" envDefault:"100"`
+	// MaxDevicesPerApp is the most push devices one app may have.
+	MaxDevicesPerApp int `env:"PUSH_MAX_DEVICES_PER_APP" envDefault:"1000000"`
 	// ChannelAuthTTLSeconds is how long a channel subscription authorised by
 	// a device's signature lasts, in seconds; 0 means until revoked.
 	ChannelAuthTTLSeconds int `env:"PUSH_CHANNEL_AUTH_TTL_SECONDS" envDefault:"0"`
@@ -129,6 +131,7 @@ func (c Config) pushProblems(ch *checks) {
 	ch.intIn("PUSH_MAX_DEVICES_PER_USER", p.MaxDevicesPerUser, 1, 100_000)
 	ch.intIn("PUSH_MAX_INTERESTS_PER_DEVICE", p.MaxInterestsPerDevice, 1, 100_000)
 	ch.intIn("PUSH_MAX_CHANNELS_PER_DEVICE", p.MaxChannelsPerDevice, 1, 100_000)
+	ch.intIn("PUSH_MAX_DEVICES_PER_APP", p.MaxDevicesPerApp, 1, 1_000_000_000)
 	ch.intIn("PUSH_CHANNEL_AUTH_TTL_SECONDS", p.ChannelAuthTTLSeconds, 0, 10*365*24*3600)
 }
 
@@ -142,7 +145,7 @@ func (c Config) PushConfig(memory *[]*ratelimit.Memory) push.Config {
 	pc := push.Config{CredentialKey: key, PreviousCredentialKeys: prev, APNsEndpoint: p.APNsEndpoint,
 		FCMEndpoint: p.FCMEndpoint, AllowLocalWebPush: p.AllowLocalWebPush,
 		Devices: push.DeviceConfig{MaxDevicesPerUser: p.MaxDevicesPerUser, MaxInterestsPerDevice: p.MaxInterestsPerDevice,
-			MaxChannelsPerDevice: p.MaxChannelsPerDevice, ChannelAuthTTL: time.Duration(p.ChannelAuthTTLSeconds) * time.Second}}
+			MaxChannelsPerDevice: p.MaxChannelsPerDevice, MaxDevicesPerApp: p.MaxDevicesPerApp, ChannelAuthTTL: time.Duration(p.ChannelAuthTTLSeconds) * time.Second}}
 	if c.RateLimit.Enabled && p.RegistrationsPerMinute > 0 {
 		m := ratelimit.NewMemory(ratelimit.MemoryConfig{Limit: p.RegistrationsPerMinute, Window: time.Minute})
 		*memory = append(*memory, m)

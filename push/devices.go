@@ -22,6 +22,7 @@ const (
 	DefaultMaxDevicesPerUser     = 100
 	DefaultMaxInterestsPerDevice = 5000
 	DefaultMaxChannelsPerDevice  = 100
+	DefaultMaxDevicesPerApp      = 1_000_000
 	DefaultChallengeTTL          = 5 * time.Minute
 
 	// MaxNameLength bounds interest and channel names (spec §4
@@ -51,6 +52,8 @@ type DeviceConfig struct {
 	// MaxChannelsPerDevice is the most channel subscriptions one device
 	// may have (100).
 	MaxChannelsPerDevice int
+	// MaxDevicesPerApp is the most devices one app may have (1,000,000).
+	MaxDevicesPerApp int
 	// ChallengeTTL is how long a pseudo socket id may be signed and used
 	// (5 minutes).
 	ChallengeTTL time.Duration
@@ -79,6 +82,9 @@ func (c DeviceConfig) withDefaults(d Deps) DeviceConfig {
 	if c.MaxChannelsPerDevice <= 0 {
 		c.MaxChannelsPerDevice = DefaultMaxChannelsPerDevice
 	}
+	if c.MaxDevicesPerApp <= 0 {
+		c.MaxDevicesPerApp = DefaultMaxDevicesPerApp
+	}
 	if c.ChallengeTTL <= 0 {
 		c.ChallengeTTL = DefaultChallengeTTL
 	}
@@ -92,7 +98,7 @@ func (s *Service) now() time.Time { return s.cfg.Devices.now() }
 // server-wide DeviceConfig otherwise.
 func (s *Service) limits(appID string) storage.DeviceLimits {
 	l := storage.DeviceLimits{MaxPerUser: s.cfg.Devices.MaxDevicesPerUser, MaxInterests: s.cfg.Devices.MaxInterestsPerDevice,
-		MaxChannels: s.cfg.Devices.MaxChannelsPerDevice}
+		MaxChannels: s.cfg.Devices.MaxChannelsPerDevice, MaxPerApp: s.cfg.Devices.MaxDevicesPerApp}
 	o := s.apps.AppPushLimits(appID)
 	if o.MaxDevicesPerUser > 0 {
 		l.MaxPerUser = o.MaxDevicesPerUser
@@ -145,6 +151,8 @@ func storageError(err error) *apiError {
 		return errorf(409, "limit_exceeded", "the user has reached the maximum number of devices")
 	case errors.Is(err, storage.ErrInterestLimit):
 		return errorf(409, "limit_exceeded", "too many interests")
+	case errors.Is(err, storage.ErrAppDeviceLimit):
+		return errorf(409, "limit_exceeded", "the app has reached the maximum number of devices")
 	case errors.Is(err, storage.ErrChannelLimit):
 		return errorf(409, "limit_exceeded", "too many channel subscriptions")
 	case errors.Is(err, storage.ErrInvalid):

@@ -464,6 +464,15 @@ func TestLimits(t *testing.T) {
 		d := e.register("app", 1)
 		e.expect(e.do("PUT", "/apps/app/push/client/devices/"+d.id+"/user", d.secret, userAuth("app-key", "app-secret", d.socketID, `{"id":"u"}`)), 409, "limit_exceeded")
 	})
+	t.Run("devices per app", func(t *testing.T) {
+		e := newEnv(t, push.Config{Devices: push.DeviceConfig{MaxDevicesPerApp: 2}})
+		e.register("app", 1)
+		e.expect(e.do("POST", "/apps/app/push/devices", "", map[string]any{"platform": "fcm", "token": "tok"}), 201, "")
+		e.expect(e.do("POST", "/apps/app/push/client/devices", "", map[string]any{"platform": "web", "subscription": webSubscription(t, 3)}), 409, "limit_exceeded")
+		e.expect(e.do("POST", "/apps/app/push/devices", "", map[string]any{"platform": "fcm", "token": "tok-2"}), 409, "limit_exceeded")
+		e.expect(e.do("POST", "/apps/app/push/devices", "", map[string]any{"platform": "fcm", "token": "tok"}), 200, "")
+		e.register("other", 4)
+	})
 	t.Run("channels per device", func(t *testing.T) {
 		e := newEnv(t, push.Config{})
 		d := e.register("app", 1)

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -27,6 +28,11 @@ import (
 //	push_device_interests app \0 interest \0 device -> empty (own and user interests)
 //	push_device_channels  app \0 channel \0 device -> empty
 //	push_user_interests   app \0 user \0 interest  -> empty
+//	push_device_counts    app                       -> uint64 big-endian, the app's devices
+//
+// The count is kept by every device write (counted once by a scan where it
+// is missing), so the per-app limit is checked without a scan. Whatever
+// removes an app's devices must delete its count too.
 var (
 	bucketPushDevices       = []byte("push_devices")
 	bucketPushTokens        = []byte("push_device_tokens")
@@ -34,6 +40,7 @@ var (
 	bucketPushInterests     = []byte("push_device_interests")
 	bucketPushChannels      = []byte("push_device_channels")
 	bucketPushUserInterests = []byte("push_user_interests")
+	bucketPushCounts        = []byte("push_device_counts")
 )
 
 // Errors of the push device methods, beside [ErrNotFound] and [ErrInvalid].
@@ -50,6 +57,9 @@ var (
 	// ErrChannelLimit is returned when a device would have more channel
 	// subscriptions than [DeviceLimits.MaxChannels].
 	ErrChannelLimit = errors.New("too many channel subscriptions")
+	// ErrAppDeviceLimit is returned when an app would have more devices
+	// than [DeviceLimits.MaxPerApp].
+	ErrAppDeviceLimit = errors.New("app has reached the maximum number of devices")
 )
 
 // Device platforms.
@@ -182,6 +192,9 @@ type DeviceLimits struct {
 	// A device already over it (the limit was lowered) may keep or shrink
 	// its set but not grow it.
 	MaxChannels int
+	// MaxPerApp is the most devices one app may have; a new device past it
+	// is refused.
+	MaxPerApp int
 }
 
 // DeviceFilter selects devices for [DB.ListDevices]; empty fields match
@@ -640,7 +653,7 @@ func checkDevice(d *Device) error {
 
 // deviceBuckets are the push device buckets of one write transaction.
 type deviceBuckets struct {
-	devices, tokens, users, interests, channels, userInterests *bolt.Bucket
+	devices, tokens, users, interests, channels, userInterests, counts *bolt.Bucket
 }
 
 func pushBuckets(tx *bolt.Tx) (deviceBuckets, error) {
@@ -651,7 +664,7 @@ func pushBuckets(tx *bolt.Tx) (deviceBuckets, error) {
 	}{
 		{&bs.devices, bucketPushDevices}, {&bs.tokens, bucketPushTokens}, {&bs.users, bucketPushUsers},
 		{&bs.interests, bucketPushInterests}, {&bs.channels, bucketPushChannels},
-		{&bs.userInterests, bucketPushUserInterests},
+		{&bs.userInterests, bucketPushUserInterests}, {&bs.counts, bucketPushCounts},
 	} {
 		// inBucket's create-on-first-use, for several buckets at once.
 		err := inBucket(p.name, func(b *bolt.Bucket) error { *p.b = b; return nil })(tx)
@@ -698,6 +711,15 @@ func (bs deviceBuckets) write(old, d *Device, lim DeviceLimits) error {
 		if lim.MaxChannels > 0 && len(d.Channels) > lim.MaxChannels && (old == nil || len(d.Channels) > len(old.Channels)) {
 			return ErrChannelLimit
 		}
+		if old == nil {
+			n := bs.count(d.App)
+			if lim.MaxPerApp > 0 && n >= lim.MaxPerApp {
+				return ErrAppDeviceLimit
+			}
+			if err := bs.setCount(d.App, n+1); err != nil {
+				return err
+			}
+		}
 		if lim.MaxPerUser > 0 && d.UserID != "" && (old == nil || old.UserID != d.UserID) &&
 			len(prefixIDs(bs.users, join(d.App, d.UserID, ""), "", lim.MaxPerUser)) >= lim.MaxPerUser {
 			return ErrDeviceLimit
@@ -721,6 +743,9 @@ func (bs deviceBuckets) write(old, d *Device, lim DeviceLimits) error {
 		}
 	}
 	if d == nil {
+		if err := bs.setCount(old.App, max(bs.count(old.App)-1, 0)); err != nil {
+			return err
+		}
 		return bs.devices.Delete(join(old.App, old.ID))
 	}
 	v, err := json.Marshal(d)
@@ -728,6 +753,24 @@ func (bs deviceBuckets) write(old, d *Device, lim DeviceLimits) error {
 		return err
 	}
 	return bs.devices.Put(join(d.App, d.ID), v)
+}
+
+// count is the number of app's devices, counted by a scan the first time.
+func (bs deviceBuckets) count(app string) int {
+	if v := bs.counts.Get([]byte(app)); len(v) == 8 {
+		return int(binary.BigEndian.Uint64(v))
+	}
+	n := 0
+	prefix := join(app, "")
+	c := bs.devices.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		n++
+	}
+	return n
+}
+
+func (bs deviceBuckets) setCount(app string, n int) error {
+	return bs.counts.Put([]byte(app), binary.BigEndian.AppendUint64(nil, uint64(n)))
 }
 
 // indexKeys are d's entries in the token, user, interest and channel

@@ -450,3 +450,51 @@ func TestBindingReadsUserInterests(t *testing.T) {
 		t.Fatalf("over the interest limit = %v", err)
 	}
 }
+
+// TestAppDeviceLimit: the app's device count is kept by every write, so
+// the per-app limit needs no scan; a missing count is taken by one.
+func TestAppDeviceLimit(t *testing.T) {
+	db := openTestDB(t)
+	lim := DeviceLimits{MaxPerApp: 2}
+	put := func(app, n string) (Device, error) {
+		d, _, err := db.PutDevice(webDevice(app, n), lim, devT0, false)
+		return d, err
+	}
+	d1, err := put("a1", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := put("a1", "2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := put("a1", "3"); !errors.Is(err, ErrAppDeviceLimit) {
+		t.Fatalf("third device = %v, want ErrAppDeviceLimit", err)
+	}
+	// An upsert is not a new device, and another app counts apart.
+	if _, err := put("a1", "1"); err != nil {
+		t.Fatalf("upsert at the limit = %v", err)
+	}
+	if _, err := put("a2", "1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.DeleteDevice("a1", d1.ID); err != nil {
+		t.Fatal(err)
+	}
+	d3, err := put("a1", "3")
+	if err != nil {
+		t.Fatalf("after a delete = %v", err)
+	}
+	// A database from before the count: counted once, then kept.
+	if err := db.update(func(tx *bolt.Tx) error { return tx.Bucket(bucketPushCounts).Delete([]byte("a1")) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := put("a1", "4"); !errors.Is(err, ErrAppDeviceLimit) {
+		t.Fatalf("recounted = %v, want ErrAppDeviceLimit", err)
+	}
+	if _, ok, err := db.RemoveInvalidDevice("a1", PlatformWeb, d3.TokenHash, time.Time{}); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	if _, err := put("a1", "4"); err != nil {
+		t.Fatalf("after an invalidation = %v", err)
+	}
+}
