@@ -40,12 +40,21 @@ type pushConfig struct {
 	// API per client IP and app, per minute; 0 means no limit. An app's
 	// PushLimits.RegistrationsPerMinute replaces it while it is on.
 	RegistrationsPerMinute int `env:"PUSH_REGISTRATIONS_PER_IP_PER_MINUTE" envDefault:"60"`
+	// DeviceRequestsPerSecond bounds the client API requests that change a
+	// device (challenge, user, token, interests, channels), per device,
+	// per second, with bursts of twice as many; 0 means no limit.
+	DeviceRequestsPerSecond int `env:"PUSH_DEVICE_REQUESTS_PER_SECOND" envDefault:"10"`
 	// MaxDevicesPerUser is the most push devices one user of an app may
 	// have, unless the app's PushLimits say otherwise.
 	MaxDevicesPerUser int `env:"PUSH_MAX_DEVICES_PER_USER" envDefault:"100"`
 	// MaxInterestsPerDevice is the most interests one device may have (its
 	// own and its user's), unless the app's PushLimits say otherwise.
 	MaxInterestsPerDevice int `env:"PUSH_MAX_INTERESTS_PER_DEVICE" envDefault:"5000"`
+	// MaxChannelsPerDevice is the most channel subscriptions one device may
+	// have.
+	MaxChannelsPerDevice int `env:"PUSH_MAX_CHANNELS_PER_DEVICE" envDefault:"100"`
+	// MaxDevicesPerApp is the most push devices one app may have.
+	MaxDevicesPerApp int `env:"PUSH_MAX_DEVICES_PER_APP" envDefault:"1000000"`
 	// ChannelAuthTTLSeconds is how long a channel subscription authorised by
 	// a device's signature lasts, in seconds; 0 means until revoked.
 	ChannelAuthTTLSeconds int `env:"PUSH_CHANNEL_AUTH_TTL_SECONDS" envDefault:"0"`
@@ -120,12 +129,15 @@ func (c Config) pushProblems(ch *checks) {
 		ch.bad("PUSH_FCM_ENDPOINT", "must be an http(s) URL, got %q", p.FCMEndpoint)
 	}
 	ch.intIn("PUSH_REGISTRATIONS_PER_IP_PER_MINUTE", p.RegistrationsPerMinute, 0, 1_000_000)
+	ch.intIn("PUSH_DEVICE_REQUESTS_PER_SECOND", p.DeviceRequestsPerSecond, 0, 1_000_000)
 	ch.intIn("PUSH_MAX_DEVICES_PER_USER", p.MaxDevicesPerUser, 1, 100_000)
 	ch.intIn("PUSH_MAX_INTERESTS_PER_DEVICE", p.MaxInterestsPerDevice, 1, 100_000)
+	ch.intIn("PUSH_MAX_CHANNELS_PER_DEVICE", p.MaxChannelsPerDevice, 1, 100_000)
+	ch.intIn("PUSH_MAX_DEVICES_PER_APP", p.MaxDevicesPerApp, 1, 1_000_000_000)
 	ch.intIn("PUSH_CHANNEL_AUTH_TTL_SECONDS", p.ChannelAuthTTLSeconds, 0, 10*365*24*3600)
 }
 
-// PushConfig is push.Config from the environment; the limiter it builds is
+// PushConfig is push.Config from the environment; the limiters it builds are
 // appended to memory so main runs its sweeps. It is called after
 // validation, so the key reads.
 func (c Config) PushConfig(memory *[]*ratelimit.Memory) push.Config {
@@ -135,11 +147,17 @@ func (c Config) PushConfig(memory *[]*ratelimit.Memory) push.Config {
 	pc := push.Config{CredentialKey: key, PreviousCredentialKeys: prev, APNsEndpoint: p.APNsEndpoint,
 		FCMEndpoint: p.FCMEndpoint, AllowLocalWebPush: p.AllowLocalWebPush, FCMTokenURL: p.FCMTokenURL,
 		Devices: push.DeviceConfig{MaxDevicesPerUser: p.MaxDevicesPerUser, MaxInterestsPerDevice: p.MaxInterestsPerDevice,
-			ChannelAuthTTL: time.Duration(p.ChannelAuthTTLSeconds) * time.Second}}
+			MaxChannelsPerDevice: p.MaxChannelsPerDevice, MaxDevicesPerApp: p.MaxDevicesPerApp, ChannelAuthTTL: time.Duration(p.ChannelAuthTTLSeconds) * time.Second}}
 	if c.RateLimit.Enabled && p.RegistrationsPerMinute > 0 {
 		m := ratelimit.NewMemory(ratelimit.MemoryConfig{Limit: p.RegistrationsPerMinute, Window: time.Minute})
 		*memory = append(*memory, m)
 		pc.Limits.Registrations = m
+	}
+	if c.RateLimit.Enabled && p.DeviceRequestsPerSecond > 0 {
+		m := ratelimit.NewMemory(ratelimit.MemoryConfig{Limit: p.DeviceRequestsPerSecond, Window: time.Second,
+			Burst: 2 * p.DeviceRequestsPerSecond})
+		*memory = append(*memory, m)
+		pc.Limits.DeviceRequests = m
 	}
 	return pc
 }

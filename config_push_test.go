@@ -97,13 +97,20 @@ func TestPushFCMTokenURL(t *testing.T) {
 
 func TestPushDeviceSettings(t *testing.T) {
 	c, err := loadConfig(map[string]string{"PUSH_MAX_DEVICES_PER_USER": "3", "PUSH_MAX_INTERESTS_PER_DEVICE": "7",
-		"PUSH_CHANNEL_AUTH_TTL_SECONDS": "3600"})
+		"PUSH_MAX_CHANNELS_PER_DEVICE": "9", "PUSH_MAX_DEVICES_PER_APP": "11", "PUSH_CHANNEL_AUTH_TTL_SECONDS": "3600"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var memory []*ratelimit.Memory
-	d := c.PushConfig(&memory).Devices
-	if d.MaxDevicesPerUser != 3 || d.MaxInterestsPerDevice != 7 || d.ChannelAuthTTL != time.Hour {
+	pc := c.PushConfig(&memory)
+	d := pc.Devices
+	if len(memory) != 2 || pc.Limits.DeviceRequests != memory[1] {
+		t.Fatalf("limiters %v, DeviceRequests %v: want the registrations' and the devices' in memory", memory, pc.Limits.DeviceRequests)
+	}
+	if dec := pc.Limits.DeviceRequests.Allow("app\x00d"); dec.Limit != 10 {
+		t.Fatalf("PUSH_DEVICE_REQUESTS_PER_SECOND default: %+v", dec)
+	}
+	if d.MaxDevicesPerUser != 3 || d.MaxInterestsPerDevice != 7 || d.MaxChannelsPerDevice != 9 || d.MaxDevicesPerApp != 11 || d.ChannelAuthTTL != time.Hour {
 		t.Fatalf("Devices = %+v", d)
 	}
 }

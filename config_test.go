@@ -56,8 +56,8 @@ func defaultConfig() Config {
 			Timeout: 10 * time.Second, RetryMax: 300 * time.Second, GracePeriodMs: 3000, MaxConcurrency: 64,
 			DeadLetterMax: 10000, CommitIntervalMs: 10, QueueMax: 10000},
 		Audit: auditConfig{AggregationWindow: time.Minute, MaxRefusals: 100_000},
-		Push: pushConfig{APNsEndpoint: "production", FCMEndpoint: "https://fcm.googleapis.com", RegistrationsPerMinute: 60,
-			MaxDevicesPerUser: 100, MaxInterestsPerDevice: 5000},
+		Push: pushConfig{APNsEndpoint: "production", FCMEndpoint: "https://fcm.googleapis.com", RegistrationsPerMinute: 60, DeviceRequestsPerSecond: 10,
+			MaxDevicesPerUser: 100, MaxInterestsPerDevice: 5000, MaxChannelsPerDevice: 100, MaxDevicesPerApp: 1_000_000},
 	}
 }
 

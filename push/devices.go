@@ -21,6 +21,8 @@ import (
 const (
 	DefaultMaxDevicesPerUser     = 100
 	DefaultMaxInterestsPerDevice = 5000
+	DefaultMaxChannelsPerDevice  = 100
+	DefaultMaxDevicesPerApp      = 1_000_000
 	DefaultChallengeTTL          = 5 * time.Minute
 
 	// MaxNameLength bounds interest and channel names (spec §4
@@ -29,8 +31,11 @@ const (
 	// maxChallenges is how many unused pseudo socket ids a device keeps;
 	// asking for more drops the oldest.
 	maxChallenges = 4
-	// maxTokenLength bounds an APNs or FCM token (FCM's are ~160 bytes).
+	// maxTokenLength bounds an FCM token (FCM's are ~160 bytes).
 	maxTokenLength = 4096
+	// An APNs device token is 32 bytes today, 64 hex digits; Apple says it
+	// may grow, so up to 100 bytes are taken.
+	minAPNsTokenLength, maxAPNsTokenLength = 64, 200
 	// maxMetadataLength bounds a device's metadata JSON.
 	maxMetadataLength = 4096
 )
@@ -44,6 +49,11 @@ type DeviceConfig struct {
 	// MaxInterestsPerDevice is the most interests one device may have, its
 	// own and its user's together (5000).
 	MaxInterestsPerDevice int
+	// MaxChannelsPerDevice is the most channel subscriptions one device
+	// may have (100).
+	MaxChannelsPerDevice int
+	// MaxDevicesPerApp is the most devices one app may have (1,000,000).
+	MaxDevicesPerApp int
 	// ChallengeTTL is how long a pseudo socket id may be signed and used
 	// (5 minutes).
 	ChallengeTTL time.Duration
@@ -69,6 +79,12 @@ func (c DeviceConfig) withDefaults(d Deps) DeviceConfig {
 	if c.MaxInterestsPerDevice <= 0 {
 		c.MaxInterestsPerDevice = DefaultMaxInterestsPerDevice
 	}
+	if c.MaxChannelsPerDevice <= 0 {
+		c.MaxChannelsPerDevice = DefaultMaxChannelsPerDevice
+	}
+	if c.MaxDevicesPerApp <= 0 {
+		c.MaxDevicesPerApp = DefaultMaxDevicesPerApp
+	}
 	if c.ChallengeTTL <= 0 {
 		c.ChallengeTTL = DefaultChallengeTTL
 	}
@@ -81,7 +97,8 @@ func (s *Service) now() time.Time { return s.cfg.Devices.now() }
 // limits are the device limits of appID: its overrides where set, the
 // server-wide DeviceConfig otherwise.
 func (s *Service) limits(appID string) storage.DeviceLimits {
-	l := storage.DeviceLimits{MaxPerUser: s.cfg.Devices.MaxDevicesPerUser, MaxInterests: s.cfg.Devices.MaxInterestsPerDevice}
+	l := storage.DeviceLimits{MaxPerUser: s.cfg.Devices.MaxDevicesPerUser, MaxInterests: s.cfg.Devices.MaxInterestsPerDevice,
+		MaxChannels: s.cfg.Devices.MaxChannelsPerDevice, MaxPerApp: s.cfg.Devices.MaxDevicesPerApp}
 	o := s.apps.AppPushLimits(appID)
 	if o.MaxDevicesPerUser > 0 {
 		l.MaxPerUser = o.MaxDevicesPerUser
@@ -134,6 +151,10 @@ func storageError(err error) *apiError {
 		return errorf(409, "limit_exceeded", "the user has reached the maximum number of devices")
 	case errors.Is(err, storage.ErrInterestLimit):
 		return errorf(409, "limit_exceeded", "too many interests")
+	case errors.Is(err, storage.ErrAppDeviceLimit):
+		return errorf(409, "limit_exceeded", "the app has reached the maximum number of devices")
+	case errors.Is(err, storage.ErrChannelLimit):
+		return errorf(409, "limit_exceeded", "too many channel subscriptions")
 	case errors.Is(err, storage.ErrInvalid):
 		return errorf(400, "bad_request", "invalid device fields")
 	}
@@ -165,8 +186,8 @@ type tokenBody struct {
 func (t tokenBody) apply(d *storage.Device, webSub func(endpoint, p256dh, auth string) ([]byte, []byte, error)) *apiError {
 	switch d.Platform {
 	case storage.PlatformAPNs:
-		if _, err := hex.DecodeString(t.Token); err != nil || len(t.Token) < 16 || len(t.Token) > maxTokenLength {
-			return errorf(400, "invalid_token", "an APNs token is the device token in hex")
+		if _, err := hex.DecodeString(t.Token); err != nil || len(t.Token) < minAPNsTokenLength || len(t.Token) > maxAPNsTokenLength {
+			return errorf(400, "invalid_token", "an APNs token is the device token in hex, %d-%d digits", minAPNsTokenLength, maxAPNsTokenLength)
 		}
 		switch t.Environment {
 		case "":

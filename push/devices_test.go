@@ -359,6 +359,74 @@ func TestClientChannelsAndUserSwitch(t *testing.T) {
 	e.expect(e.do("GET", base, d.secret, nil), 401, "unauthorized")
 }
 
+// TestSignedChannelsNeedAUser: a private channel subscribed while the
+// device had no user would escape the revocation by user and pass to the
+// next user who binds the device.
+func TestSignedChannelsNeedAUser(t *testing.T) {
+	e := newEnv(t, push.Config{})
+	d := e.register("app", 1)
+	base := "/apps/app/push/client/devices/" + d.id
+
+	// No user: refused even with a valid signature, and the challenge is
+	// not used up.
+	sid := e.challenge("app", d)
+	e.expect(e.do("PUT", base+"/channels/private-room", d.secret, channelAuth("app-key", "app-secret", sid, "private-room", "")), 403, "user_required")
+	e.expect(e.do("PUT", base+"/channels/private-encrypted-room", d.secret, channelAuth("app-key", "app-secret", sid, "private-encrypted-room", "")), 403, "user_required")
+	e.expect(e.do("PUT", base+"/channels/news", d.secret, nil), 200, "")
+	e.expect(e.do("PUT", base+"/interests", d.secret, map[string]any{"interests": []string{"anon"}}), 200, "")
+	r := e.do("DELETE", "/apps/app/push/channels/private-room/subscriptions?user_id=alice", "", nil)
+	if r.status != 200 || r.body["revoked"] != 0.0 {
+		t.Fatalf("revoke = %s", r.raw)
+	}
+	// A signed subscription the backend gave the anonymous device is
+	// dropped when a user binds it.
+	e.expect(e.do("PUT", "/apps/app/push/devices/"+d.id+"/channels/private-room", "", nil), 200, "")
+	r = e.do("PUT", base+"/user", d.secret, userAuth("app-key", "app-secret", d.socketID, `{"id":"bob"}`))
+	e.expect(r, 200, "")
+	if chs := r.body["channels"].([]any); len(chs) != 1 || chs[0].(map[string]any)["channel"] != "news" {
+		t.Fatalf("bob inherited the anonymous device's private channel: %s", r.raw)
+	}
+	// Bound: the same signature now works.
+	e.expect(e.do("PUT", base+"/channels/private-room", d.secret, channelAuth("app-key", "app-secret", sid, "private-room", "")), 200, "")
+	// Logout drops the device's own interests and the signed channels.
+	e.expect(e.do("PUT", base+"/interests", d.secret, map[string]any{"interests": []string{"bobs"}}), 200, "")
+	r = e.do("DELETE", base+"/user", d.secret, nil)
+	e.expect(r, 200, "")
+	if r.body["interests"] != nil || len(r.body["channels"].([]any)) != 1 {
+		t.Fatalf("after logout: %s", r.raw)
+	}
+}
+
+// TestTokenTakeover: knowing a device's token is not enough to register
+// it again and take the device over.
+func TestTokenTakeover(t *testing.T) {
+	e := newEnv(t, push.Config{})
+	sub := webSubscription(t, 1)
+	body := map[string]any{"platform": "web", "subscription": sub}
+	r := e.do("POST", "/apps/app/push/client/devices", "", body)
+	e.expect(r, 201, "")
+	d := device{id: r.body["id"].(string), secret: r.body["device_secret"].(string), socketID: r.body["socket_id"].(string)}
+	base := "/apps/app/push/client/devices/" + d.id
+	e.expect(e.do("PUT", base+"/user", d.secret, userAuth("app-key", "app-secret", d.socketID, `{"id":"alice"}`)), 200, "")
+	e.expect(e.do("PUT", base+"/channels/news", d.secret, nil), 200, "")
+
+	e.expect(e.do("POST", "/apps/app/push/client/devices", "", body), 409, "token_in_use")
+	r = e.do("GET", base, d.secret, nil)
+	e.expect(r, 200, "")
+	if r.body["user_id"] != "alice" || len(r.body["channels"].([]any)) != 1 {
+		t.Fatalf("the victim's device changed: %s", r.raw)
+	}
+	if !e.audit.has(push.ActionDeviceAuthDenied) {
+		t.Fatalf("audit = %v", e.audit.actions())
+	}
+	// A device the backend registered has no secret: only the backend
+	// registers its token again.
+	apns := map[string]any{"platform": "apns", "token": strings.Repeat("0b", 32)}
+	e.expect(e.do("POST", "/apps/app/push/devices", "", apns), 201, "")
+	e.expect(e.do("POST", "/apps/app/push/client/devices", "", apns), 409, "token_in_use")
+	e.expect(e.do("POST", "/apps/app/push/devices", "", apns), 200, "")
+}
+
 func TestInterests(t *testing.T) {
 	e := newEnv(t, push.Config{})
 	d := e.register("app", 1)
@@ -396,6 +464,26 @@ func TestLimits(t *testing.T) {
 		d := e.register("app", 1)
 		e.expect(e.do("PUT", "/apps/app/push/client/devices/"+d.id+"/user", d.secret, userAuth("app-key", "app-secret", d.socketID, `{"id":"u"}`)), 409, "limit_exceeded")
 	})
+	t.Run("devices per app", func(t *testing.T) {
+		e := newEnv(t, push.Config{Devices: push.DeviceConfig{MaxDevicesPerApp: 2}})
+		e.register("app", 1)
+		e.expect(e.do("POST", "/apps/app/push/devices", "", map[string]any{"platform": "fcm", "token": "tok"}), 201, "")
+		e.expect(e.do("POST", "/apps/app/push/client/devices", "", map[string]any{"platform": "web", "subscription": webSubscription(t, 3)}), 409, "limit_exceeded")
+		e.expect(e.do("POST", "/apps/app/push/devices", "", map[string]any{"platform": "fcm", "token": "tok-2"}), 409, "limit_exceeded")
+		e.expect(e.do("POST", "/apps/app/push/devices", "", map[string]any{"platform": "fcm", "token": "tok"}), 200, "")
+		e.register("other", 4)
+	})
+	t.Run("channels per device", func(t *testing.T) {
+		e := newEnv(t, push.Config{})
+		d := e.register("app", 1)
+		base := "/apps/app/push/client/devices/" + d.id
+		for i := range push.DefaultMaxChannelsPerDevice {
+			e.expect(e.do("PUT", fmt.Sprint(base, "/channels/room-", i), d.secret, nil), 200, "")
+		}
+		e.expect(e.do("PUT", base+"/channels/one-more", d.secret, nil), 409, "limit_exceeded")
+		e.expect(e.do("PUT", "/apps/app/push/devices/"+d.id+"/channels/one-more", "", nil), 409, "limit_exceeded")
+		e.expect(e.do("PUT", base+"/channels/room-0", d.secret, nil), 200, "")
+	})
 	t.Run("registrations per IP", func(t *testing.T) {
 		lim := ratelimit.NewMemory(ratelimit.MemoryConfig{Limit: 2, Window: time.Minute})
 		e := newEnv(t, push.Config{Limits: push.Limits{Registrations: lim}})
@@ -424,12 +512,59 @@ func TestLimits(t *testing.T) {
 		// Successes are not counted.
 		e.expect(e.do("GET", "/apps/app/push/client/devices/"+d.id, d.secret, nil), 200, "")
 	})
+	t.Run("requests per device", func(t *testing.T) {
+		lim := ratelimit.NewMemory(ratelimit.MemoryConfig{Limit: 2, Window: time.Minute})
+		e := newEnv(t, push.Config{Limits: push.Limits{DeviceRequests: lim}})
+		d, other := e.register("app", 1), e.register("app", 2)
+		base := "/apps/app/push/client/devices/" + d.id
+		// Requests without the secret do not spend the device's budget.
+		for range 3 {
+			e.expect(e.do("POST", base+"/challenge", "wrong", nil), 401, "unauthorized")
+		}
+		e.challenge("app", d)
+		e.expect(e.do("PUT", base+"/channels/news", d.secret, nil), 200, "")
+		r := e.do("PUT", base+"/interests", d.secret, map[string]any{"interests": []string{"a"}})
+		e.expect(r, 429, "rate_limited")
+		if r.header.Get("Retry-After") == "" {
+			t.Fatalf("no Retry-After: %v", r.header)
+		}
+		e.expect(e.do("POST", base+"/challenge", d.secret, nil), 429, "rate_limited")
+		// Reads are not limited, and another device has its own budget.
+		e.expect(e.do("GET", base, d.secret, nil), 200, "")
+		e.challenge("app", other)
+	})
+	t.Run("secret before body", func(t *testing.T) {
+		e := newEnv(t, push.Config{})
+		d := e.register("app", 1)
+		body := &countingReader{r: strings.NewReader(strings.Repeat("x", 2<<20))}
+		req := httptest.NewRequest("PUT", "/apps/app/push/client/devices/"+d.id+"/interests", body)
+		req.Header.Set(push.DeviceSecretHeader, "wrong")
+		w := httptest.NewRecorder()
+		e.mux.ServeHTTP(w, req)
+		if w.Code != 401 || body.n != 0 {
+			t.Fatalf("wrong secret with a 2 MiB body: %d %s, %d bytes read", w.Code, w.Body, body.n)
+		}
+		big := map[string]any{"interests": []string{strings.Repeat("x", 1<<20)}}
+		e.expect(e.do("PUT", "/apps/app/push/client/devices/"+d.id+"/interests", d.secret, big), 413, "body_too_large")
+	})
 	t.Run("body size", func(t *testing.T) {
 		e := newEnv(t, push.Config{})
 		big := `{"platform":"fcm","token":"t","metadata":{"x":"` + strings.Repeat("a", 17<<10) + `"}}`
 		e.expect(e.do("POST", "/apps/app/push/client/devices", "", big), 413, "body_too_large")
 		e.expect(e.do("POST", "/apps/app/push/client/devices", "", `{"platform":`), 400, "invalid_json")
 	})
+}
+
+// countingReader counts the bytes read from r.
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
 }
 
 // TestPerAppLimits: an app with overrides gets its own limits while the
@@ -509,6 +644,8 @@ func TestClientRegisterValidation(t *testing.T) {
 	}{
 		{"unknown platform", map[string]any{"platform": "sms", "token": "x"}, "invalid_platform"},
 		{"apns token not hex", map[string]any{"platform": "apns", "token": "zz"}, "invalid_token"},
+		{"apns token too short", map[string]any{"platform": "apns", "token": strings.Repeat("ab", 31)}, "invalid_token"},
+		{"apns token too long", map[string]any{"platform": "apns", "token": strings.Repeat("ab", 101)}, "invalid_token"},
 		{"apns environment", map[string]any{"platform": "apns", "token": strings.Repeat("ab", 32), "environment": "dev"}, "invalid_environment"},
 		{"fcm empty", map[string]any{"platform": "fcm"}, "invalid_token"},
 		{"web without subscription", map[string]any{"platform": "web"}, "invalid_subscription"},
@@ -520,11 +657,19 @@ func TestClientRegisterValidation(t *testing.T) {
 			e.expect(e.do("POST", "/apps/app/push/client/devices", "", tc.body), 400, tc.code)
 		})
 	}
-	// Registering the same token again: same id, fresh secret, reset state.
+	for _, n := range []int{32, 100} {
+		e.expect(e.do("POST", "/apps/app/push/client/devices", "", map[string]any{"platform": "apns", "token": strings.Repeat("cd", n)}), 201, "")
+	}
+	// Registering the same token again needs the device's secret: then
+	// the same id, a fresh secret, a reset state.
 	sub := webSubscription(t, 1)
-	r1 := e.do("POST", "/apps/app/push/client/devices", "", map[string]any{"platform": "web", "subscription": sub})
-	r2 := e.do("POST", "/apps/app/push/client/devices", "", map[string]any{"platform": "web", "subscription": sub})
-	if r1.status != 201 || r2.status != 200 || r1.body["id"] != r2.body["id"] || r1.body["device_secret"] == r2.body["device_secret"] {
+	body := map[string]any{"platform": "web", "subscription": sub}
+	r1 := e.do("POST", "/apps/app/push/client/devices", "", body)
+	e.expect(r1, 201, "")
+	e.expect(e.do("POST", "/apps/app/push/client/devices", "", body), 409, "token_in_use")
+	e.expect(e.do("POST", "/apps/app/push/client/devices", "x"+r1.body["device_secret"].(string)[1:], body), 409, "token_in_use")
+	r2 := e.do("POST", "/apps/app/push/client/devices", r1.body["device_secret"].(string), body)
+	if r2.status != 200 || r1.body["id"] != r2.body["id"] || r1.body["device_secret"] == r2.body["device_secret"] {
 		t.Fatalf("re-registration: %s then %s", r1.raw, r2.raw)
 	}
 	base := "/apps/app/push/client/devices/" + r1.body["id"].(string)

@@ -48,26 +48,29 @@ func (s *Service) deviceRoutes() []SignedRoute {
 }
 
 // clientRoutes are the client API routes devices call (spec §4.2). Every
-// route but registration needs the device secret; binding a user and
-// subscribing to a private or presence channel also need a signature of
-// the app's secret over a challenge.
+// route but registration needs the device secret, checked before the body
+// is read; the routes that change the device are also rate limited per
+// device (Limits.DeviceRequests). Binding a user and subscribing to a
+// private or presence channel also need a signature of the app's secret
+// over a challenge.
 func (s *Service) clientRoutes() []Route {
 	const p = "/apps/{app_id}/push/client/devices"
+	const read, write = false, true
 	return []Route{
 		{"POST " + p, s.clientRegistration(s.client(clientBodyLimit, s.clientRegister))},
-		{"GET " + p + "/{device_id}", s.client(clientBodyLimit, s.clientGet)},
-		{"DELETE " + p + "/{device_id}", s.client(clientBodyLimit, s.clientDelete)},
-		{"POST " + p + "/{device_id}/challenge", s.client(clientBodyLimit, s.clientChallenge)},
-		{"PUT " + p + "/{device_id}/user", s.client(clientBodyLimit, s.clientBindUser)},
-		{"DELETE " + p + "/{device_id}/user", s.client(clientBodyLimit, s.clientUnbindUser)},
-		{"PUT " + p + "/{device_id}/token", s.client(clientBodyLimit, s.clientToken)},
-		{"GET " + p + "/{device_id}/interests", s.client(clientBodyLimit, s.clientInterests)},
-		{"PUT " + p + "/{device_id}/interests", s.client(interestsBodyLimit, s.clientSetInterests)},
-		{"POST " + p + "/{device_id}/interests/{interest}", s.client(clientBodyLimit, s.clientAddInterest)},
-		{"DELETE " + p + "/{device_id}/interests/{interest}", s.client(clientBodyLimit, s.clientRemoveInterest)},
-		{"GET " + p + "/{device_id}/channels", s.client(clientBodyLimit, s.clientChannels)},
-		{"PUT " + p + "/{device_id}/channels/{channel}", s.client(clientBodyLimit, s.clientSubscribe)},
-		{"DELETE " + p + "/{device_id}/channels/{channel}", s.client(clientBodyLimit, s.clientUnsubscribe)},
+		{"GET " + p + "/{device_id}", s.asClient(read, clientBodyLimit, s.clientGet)},
+		{"DELETE " + p + "/{device_id}", s.asClient(read, clientBodyLimit, s.clientDelete)},
+		{"POST " + p + "/{device_id}/challenge", s.asClient(write, clientBodyLimit, s.clientChallenge)},
+		{"PUT " + p + "/{device_id}/user", s.asClient(write, clientBodyLimit, s.clientBindUser)},
+		{"DELETE " + p + "/{device_id}/user", s.asClient(write, clientBodyLimit, s.clientUnbindUser)},
+		{"PUT " + p + "/{device_id}/token", s.asClient(write, clientBodyLimit, s.clientToken)},
+		{"GET " + p + "/{device_id}/interests", s.asClient(read, clientBodyLimit, s.clientInterests)},
+		{"PUT " + p + "/{device_id}/interests", s.asClient(write, interestsBodyLimit, s.clientSetInterests)},
+		{"POST " + p + "/{device_id}/interests/{interest}", s.asClient(write, clientBodyLimit, s.clientAddInterest)},
+		{"DELETE " + p + "/{device_id}/interests/{interest}", s.asClient(write, clientBodyLimit, s.clientRemoveInterest)},
+		{"GET " + p + "/{device_id}/channels", s.asClient(read, clientBodyLimit, s.clientChannels)},
+		{"PUT " + p + "/{device_id}/channels/{channel}", s.asClient(write, clientBodyLimit, s.clientSubscribe)},
+		{"DELETE " + p + "/{device_id}/channels/{channel}", s.asClient(write, clientBodyLimit, s.clientUnsubscribe)},
 	}
 }
 
@@ -92,6 +95,41 @@ func (s *Service) client(limit int64, fn handlerFunc) http.Handler {
 		if _, _, ok := s.apps.AppCredentials(appID); !ok {
 			replyError(w, errorf(404, "not_found", "no such app"))
 			return
+		}
+		body, e := readBody(w, r, limit)
+		if e != nil {
+			replyError(w, e)
+			return
+		}
+		status, v, e := fn(r, appID, body)
+		reply(w, status, v, e)
+	})
+}
+
+// asClient adapts fn to a client route that takes the device secret: a
+// known, enabled app, the device's secret checked before anything else (a
+// read transaction), then, when mutating, the device's request budget
+// (Limits.DeviceRequests, keyed by app and device, so only the device's
+// own requests spend it), and only then a body of at most limit bytes.
+// fn checks the secret again in its own transaction.
+func (s *Service) asClient(mutating bool, limit int64, fn handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		appID := r.PathValue("app_id")
+		if _, _, ok := s.apps.AppCredentials(appID); !ok {
+			replyError(w, errorf(404, "not_found", "no such app"))
+			return
+		}
+		if _, e := s.asDevice(r, appID); e != nil {
+			replyError(w, e)
+			return
+		}
+		if mutating {
+			if d := s.cfg.Limits.DeviceRequests.Allow(appID + "\x00" + r.PathValue("device_id")); !d.Allowed {
+				secs := int((max(d.RetryAfter, time.Second) + time.Second - 1) / time.Second)
+				replyError(w, &apiError{status: 429, code: "rate_limited", retryAfter: secs,
+					descr: "too many requests from this device, retry after " + strconv.Itoa(secs) + "s"})
+				return
+			}
 		}
 		body, e := readBody(w, r, limit)
 		if e != nil {
@@ -231,12 +269,7 @@ func (s *Service) serverRegister(r *http.Request, appID string, body []byte) (in
 		if e := checkUserID(in.UserID); e != nil {
 			return 0, nil, e
 		}
-		d.UserID = in.UserID
-		ui, err := s.db.UserInterests(appID, in.UserID)
-		if err != nil {
-			return 0, nil, storageError(err)
-		}
-		d.UserInterests = ui
+		d.UserID = in.UserID // storage gives it the user's interests
 	}
 	secret, hash := newDeviceSecret()
 	d.SecretHash = hash
@@ -278,14 +311,9 @@ func (s *Service) serverPatch(r *http.Request, appID string, body []byte) (int, 
 	if e := decodeBody(body, &in, false); e != nil {
 		return 0, nil, e
 	}
-	var userInterests []string
 	if in.UserID != nil && *in.UserID != "" {
 		if e := checkUserID(*in.UserID); e != nil {
 			return 0, nil, e
-		}
-		var err error
-		if userInterests, err = s.db.UserInterests(appID, *in.UserID); err != nil {
-			return 0, nil, storageError(err)
 		}
 	}
 	meta, e := checkMetadata(in.Metadata)
@@ -304,7 +332,7 @@ func (s *Service) serverPatch(r *http.Request, appID string, body []byte) (int, 
 			d.Metadata = meta
 		}
 		if in.UserID != nil {
-			switchUser(d, *in.UserID, userInterests)
+			switchUser(d, *in.UserID)
 		}
 		return nil
 	})
@@ -315,31 +343,40 @@ func (s *Service) serverPatch(r *http.Request, appID string, body []byte) (int, 
 	return http.StatusOK, viewOf(&d, true), nil
 }
 
-// switchUser binds d to user ("" unbinds) with userInterests, the user's.
+// switchUser binds d to user ("" unbinds); storage gives it the user's
+// interests in the same transaction.
 // Moving from one user to another drops what the previous one had: the
 // device's own interests and its channel subscriptions (spec §4.2), so
-// nothing authorised for them reaches the next user. Unbinding drops the
-// subscriptions that needed a signature.
-func switchUser(d *storage.Device, user string, userInterests []string) {
+// nothing authorised for them reaches the next user. Unbinding (logout)
+// drops the device's own interests and the subscriptions that needed a
+// signature, so the next user inherits neither. Binding a device that had
+// no user drops the subscriptions that needed a signature too: nobody's
+// revocation (RevokeChannel goes by user) could have reached them.
+func switchUser(d *storage.Device, user string) {
 	switch {
 	case d.UserID == user:
 		return
 	case user == "":
-		d.UserInterests = nil
-		kept := d.Channels[:0]
-		for _, c := range d.Channels {
-			if !protocol.Classify(c.Channel).NeedsAuth() {
-				kept = append(kept, c)
-			}
-		}
-		d.Channels = kept
+		d.UserInterests, d.Interests = nil, nil
+		dropSignedChannels(d)
 	case d.UserID != "":
 		d.Interests, d.Channels = nil, nil
+	default:
+		dropSignedChannels(d)
 	}
 	d.UserID = user
-	if user != "" {
-		d.UserInterests = userInterests
+}
+
+// dropSignedChannels removes d's subscriptions to channels that need a
+// signature (private, encrypted, presence).
+func dropSignedChannels(d *storage.Device) {
+	kept := d.Channels[:0]
+	for _, c := range d.Channels {
+		if !protocol.Classify(c.Channel).NeedsAuth() {
+			kept = append(kept, c)
+		}
 	}
+	d.Channels = kept
 }
 
 // auditUserChange audits a device's user binding changing from prev.
@@ -581,9 +618,13 @@ func (s *Service) serverRevokeChannel(r *http.Request, appID string, _ []byte) (
 // ---- client API (device secret, signatures over challenges) ----
 
 // clientRegister is POST …/client/devices: rate limited per app and client
-// IP, no credentials. A token registered before gets the same id back with
-// its state reset (user, interests, channels) and a new secret: whoever
-// holds the token is the device.
+// IP, no credentials. A token registered before is refused (409
+// token_in_use) unless the request carries that device's secret: then it
+// gets the same id back with its state reset (user, interests, channels)
+// and a new secret. Knowing a token is not owning its device: without the
+// check, whoever learnt a token could take the device over (a new secret,
+// its binding and channels wiped). A backend re-registers through the
+// server API.
 func (s *Service) clientRegister(r *http.Request, appID string, body []byte) (int, any, *apiError) {
 	ip := s.clientIP(r)
 	var in struct {
@@ -606,7 +647,18 @@ func (s *Service) clientRegister(r *http.Request, appID string, body []byte) (in
 	secret, hash := newDeviceSecret()
 	d.SecretHash = hash
 	ch := addChallenge(&d, now, s.cfg.Devices.ChallengeTTL)
-	saved, created, err := s.db.PutDevice(d, s.limits(appID), now, true)
+	presented := r.Header.Get(DeviceSecretHeader)
+	saved, created, err := s.db.PutDeviceChecked(d, s.limits(appID), now, true, func(old *storage.Device) error {
+		if !secretMatches(old, presented) {
+			return errTokenInUse
+		}
+		return nil
+	})
+	if errors.Is(err, errTokenInUse) {
+		s.audit.Record(storage.AuditEntry{Time: now, App: appID, Action: ActionDeviceAuthDenied, IP: ip,
+			Reason: "platform=" + d.Platform + " token_in_use"})
+		return 0, nil, errorf(409, "token_in_use", "a device already has this token: re-register with its "+DeviceSecretHeader)
+	}
 	if err != nil {
 		return 0, nil, storageError(err)
 	}
@@ -689,7 +741,10 @@ func (s *Service) updateAsDevice(r *http.Request, appID string, fn func(*storage
 	return d, nil
 }
 
-var errDenied = errors.New("device secret refused")
+var (
+	errDenied     = errors.New("device secret refused")
+	errTokenInUse = errors.New("token registered by a device whose secret was not presented")
+)
 
 // deviceDenied audits a request without the device's secret. An unknown
 // device gets the same answer, so ids cannot be probed.
@@ -781,17 +836,13 @@ func (s *Service) clientBindUser(r *http.Request, appID string, body []byte) (in
 	if e := checkUserID(u.ID); e != nil {
 		return 0, nil, e
 	}
-	userInterests, err := s.db.UserInterests(appID, u.ID)
-	if err != nil {
-		return 0, nil, storageError(err)
-	}
 	var prev string
 	d, e := s.updateAsDevice(r, appID, func(d *storage.Device) *apiError {
 		if e := useChallenge(d, in.SocketID, s.now().UTC()); e != nil {
 			return e
 		}
 		prev = d.UserID
-		switchUser(d, u.ID, userInterests)
+		switchUser(d, u.ID)
 		return nil
 	})
 	if e != nil {
@@ -812,7 +863,7 @@ func (s *Service) clientUnbindUser(r *http.Request, appID string, _ []byte) (int
 	var prev string
 	d, e := s.updateAsDevice(r, appID, func(d *storage.Device) *apiError {
 		prev = d.UserID
-		switchUser(d, "", nil)
+		switchUser(d, "")
 		return nil
 	})
 	if e != nil {
@@ -899,8 +950,8 @@ func (s *Service) clientChannels(r *http.Request, appID string, _ []byte) (int, 
 }
 
 // clientSubscribe is PUT …/channels/{channel}: public channels need
-// nothing; private and encrypted ones {socket_id, auth} as
-// pusher.authorizeChannel makes them; presence ones also channel_data,
+// nothing; private and encrypted ones a bound user and {socket_id, auth}
+// as pusher.authorizeChannel makes them; presence ones also channel_data,
 // whose user must be the device's bound user. The signature is checked as
 // for pusher:subscribe, over a challenge of this device.
 func (s *Service) clientSubscribe(r *http.Request, appID string, body []byte) (int, any, *apiError) {
@@ -924,8 +975,12 @@ func (s *Service) clientSubscribe(r *http.Request, appID string, body []byte) (i
 		if presence && in.ChannelData == "" {
 			return 0, nil, errorf(400, "bad_request", "presence channels need channel_data")
 		}
-		if _, e := s.asDevice(r, appID); e != nil {
+		dev, e := s.asDevice(r, appID)
+		if e != nil {
 			return 0, nil, e
+		}
+		if dev.UserID == "" {
+			return 0, nil, errUserRequired()
 		}
 		data := ""
 		if presence {
@@ -947,7 +1002,10 @@ func (s *Service) clientSubscribe(r *http.Request, appID string, body []byte) (i
 	}
 	d, e := s.updateAsDevice(r, appID, func(d *storage.Device) *apiError {
 		if kind.NeedsAuth() {
-			if presence && (d.UserID == "" || d.UserID != member) {
+			if d.UserID == "" {
+				return errUserRequired()
+			}
+			if presence && d.UserID != member {
 				return errorf(403, "presence_user_mismatch", "channel_data's user_id must be the device's bound user")
 			}
 			if e := useChallenge(d, in.SocketID, now); e != nil {
@@ -958,7 +1016,7 @@ func (s *Service) clientSubscribe(r *http.Request, appID string, body []byte) (i
 		return nil
 	})
 	if e != nil {
-		if e.status == 403 {
+		if e.status == 403 && e.code != "user_required" {
 			e = s.signatureDenied(r, appID, ch, e)
 		}
 		return 0, nil, e
@@ -968,6 +1026,13 @@ func (s *Service) clientSubscribe(r *http.Request, appID string, body []byte) (i
 			Channel: ch, UserID: d.UserID, Reason: deviceReason(&d, "via=client_api")})
 	}
 	return http.StatusOK, channelView(sub), nil
+}
+
+// errUserRequired refuses a subscription that needs a signature from a
+// device without a bound user: revocations go by user (RevokeChannel), so
+// such a subscription could never be revoked.
+func errUserRequired() *apiError {
+	return errorf(403, "user_required", "bind a user to the device before subscribing to private, encrypted or presence channels")
 }
 
 func (s *Service) clientUnsubscribe(r *http.Request, appID string, _ []byte) (int, any, *apiError) {

@@ -83,6 +83,12 @@ type Limits struct {
 	// quotas (ratelimit.Memory).
 	Registrations ratelimit.Limiter
 
+	// DeviceRequests is keyed by app id and device id and counts the
+	// client API requests that change a device (challenge, user, token,
+	// interests, channels), after its secret was checked; refused: 429
+	// with Retry-After.
+	DeviceRequests ratelimit.Limiter
+
 	// AuthFailures is keyed by client IP and counts refused device secrets
 	// and signatures on the client API (main shares the WebSocket path's
 	// limiter); once spent, refusals answer 429.
@@ -158,6 +164,9 @@ func New(cfg Config, d Deps) (*Service, error) {
 	}
 	if cfg.Limits.Registrations == nil {
 		cfg.Limits.Registrations = ratelimit.Disabled{}
+	}
+	if cfg.Limits.DeviceRequests == nil {
+		cfg.Limits.DeviceRequests = ratelimit.Disabled{}
 	}
 	creds, err := NewCredentials(d.DB, cfg, d.ClientBuilder, d.Changes, nil)
 	if err != nil {

@@ -27,7 +27,8 @@
 // (app \0 device -> JSON of [Device]) and its indexes push_device_tokens
 // (app \0 platform \0 token hash -> device id), push_device_users,
 // push_device_interests, push_device_channels (app \0 user|interest|channel
-// \0 device -> empty) and push_user_interests (app \0 user \0 interest).
+// \0 device -> empty), push_user_interests (app \0 user \0 interest) and
+// push_device_counts (app -> its number of devices, for the per-app limit).
 // Index keys end with the device id, so a list is a prefix scan and its
 // cursor the last id; every write updates only the index entries that
 // changed, in the device's transaction.

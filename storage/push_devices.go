@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -27,6 +28,11 @@ import (
 //	push_device_interests app \0 interest \0 device -> empty (own and user interests)
 //	push_device_channels  app \0 channel \0 device -> empty
 //	push_user_interests   app \0 user \0 interest  -> empty
+//	push_device_counts    app                       -> uint64 big-endian, the app's devices
+//
+// The count is kept by every device write (counted once by a scan where it
+// is missing), so the per-app limit is checked without a scan. Whatever
+// removes an app's devices must delete its count too.
 var (
 	bucketPushDevices       = []byte("push_devices")
 	bucketPushTokens        = []byte("push_device_tokens")
@@ -34,6 +40,7 @@ var (
 	bucketPushInterests     = []byte("push_device_interests")
 	bucketPushChannels      = []byte("push_device_channels")
 	bucketPushUserInterests = []byte("push_user_interests")
+	bucketPushCounts        = []byte("push_device_counts")
 )
 
 // Errors of the push device methods, beside [ErrNotFound] and [ErrInvalid].
@@ -47,6 +54,12 @@ var (
 	// ErrInterestLimit is returned when a device or a user would have more
 	// interests than [DeviceLimits.MaxInterests].
 	ErrInterestLimit = errors.New("too many interests")
+	// ErrChannelLimit is returned when a device would have more channel
+	// subscriptions than [DeviceLimits.MaxChannels].
+	ErrChannelLimit = errors.New("too many channel subscriptions")
+	// ErrAppDeviceLimit is returned when an app would have more devices
+	// than [DeviceLimits.MaxPerApp].
+	ErrAppDeviceLimit = errors.New("app has reached the maximum number of devices")
 )
 
 // Device platforms.
@@ -82,7 +95,8 @@ type Device struct {
 	UserID string `json:"user_id,omitempty"`
 	// Interests are the device's own interests, UserInterests those it has
 	// from its user (kept apart so a user switch can drop the former and
-	// replace the latter).
+	// replace the latter). The methods here set UserInterests from the
+	// user's (SetUserInterests) when the device is bound.
 	Interests     []string `json:"interests,omitempty"`
 	UserInterests []string `json:"user_interests,omitempty"`
 	// Channels are its channel subscriptions, sorted by channel.
@@ -174,6 +188,13 @@ type DeviceLimits struct {
 	// MaxInterests is the most interests one device may have (own and
 	// user interests together), and one user.
 	MaxInterests int
+	// MaxChannels is the most channel subscriptions one device may have.
+	// A device already over it (the limit was lowered) may keep or shrink
+	// its set but not grow it.
+	MaxChannels int
+	// MaxPerApp is the most devices one app may have; a new device past it
+	// is refused.
+	MaxPerApp int
 }
 
 // DeviceFilter selects devices for [DB.ListDevices]; empty fields match
@@ -198,6 +219,14 @@ func join(parts ...string) []byte { return []byte(strings.Join(parts, "\x00")) }
 // rotate is true and d.SecretHash is set. created reports a new device.
 // Giving d.ID a token another device holds fails with ErrTokenInUse.
 func (db *DB) PutDevice(d Device, lim DeviceLimits, now time.Time, rotate bool) (saved Device, created bool, err error) {
+	return db.PutDeviceChecked(d, lim, now, rotate, nil)
+}
+
+// PutDeviceChecked is PutDevice with a condition on replacing a device:
+// when d would replace one, replace (nil: always allowed) is called with
+// it inside the write transaction, and its error aborts the put and is
+// returned as it is (wrapped). replace must be quick and do no I/O.
+func (db *DB) PutDeviceChecked(d Device, lim DeviceLimits, now time.Time, rotate bool, replace func(old *Device) error) (saved Device, created bool, err error) {
 	if err := checkDevice(&d); err != nil {
 		return Device{}, false, fmt.Errorf("storage: put device: %w", err)
 	}
@@ -226,6 +255,11 @@ func (db *DB) PutDevice(d Device, lim DeviceLimits, now time.Time, rotate bool) 
 			}
 			d.CreatedAt, created = now, true
 		} else {
+			if replace != nil {
+				if err := replace(old); err != nil {
+					return err
+				}
+			}
 			d.CreatedAt = old.CreatedAt
 			if d.SecretHash == "" || !rotate {
 				d.SecretHash = old.SecretHash
@@ -619,7 +653,7 @@ func checkDevice(d *Device) error {
 
 // deviceBuckets are the push device buckets of one write transaction.
 type deviceBuckets struct {
-	devices, tokens, users, interests, channels, userInterests *bolt.Bucket
+	devices, tokens, users, interests, channels, userInterests, counts *bolt.Bucket
 }
 
 func pushBuckets(tx *bolt.Tx) (deviceBuckets, error) {
@@ -630,7 +664,7 @@ func pushBuckets(tx *bolt.Tx) (deviceBuckets, error) {
 	}{
 		{&bs.devices, bucketPushDevices}, {&bs.tokens, bucketPushTokens}, {&bs.users, bucketPushUsers},
 		{&bs.interests, bucketPushInterests}, {&bs.channels, bucketPushChannels},
-		{&bs.userInterests, bucketPushUserInterests},
+		{&bs.userInterests, bucketPushUserInterests}, {&bs.counts, bucketPushCounts},
 	} {
 		// inBucket's create-on-first-use, for several buckets at once.
 		err := inBucket(p.name, func(b *bolt.Bucket) error { *p.b = b; return nil })(tx)
@@ -659,11 +693,32 @@ func decodeDevice(v []byte) (*Device, error) {
 }
 
 // write replaces old (nil: none) with d (nil: delete), updating only the
-// index entries that differ, after checking lim.
+// index entries that differ, after checking lim. A device bound to a user
+// it did not have gets the user's interests as they are in this
+// transaction (an unbound one none), so a concurrent SetUserInterests is
+// never lost between reading them and binding.
 func (bs deviceBuckets) write(old, d *Device, lim DeviceLimits) error {
 	if d != nil {
+		switch {
+		case d.UserID == "":
+			d.UserInterests = nil
+		case old == nil || old.UserID != d.UserID:
+			d.UserInterests = prefixIDs(bs.userInterests, join(d.App, d.UserID, ""), "", 0)
+		}
 		if lim.MaxInterests > 0 && len(d.AllInterests()) > lim.MaxInterests {
 			return ErrInterestLimit
+		}
+		if lim.MaxChannels > 0 && len(d.Channels) > lim.MaxChannels && (old == nil || len(d.Channels) > len(old.Channels)) {
+			return ErrChannelLimit
+		}
+		if old == nil {
+			n := bs.count(d.App)
+			if lim.MaxPerApp > 0 && n >= lim.MaxPerApp {
+				return ErrAppDeviceLimit
+			}
+			if err := bs.setCount(d.App, n+1); err != nil {
+				return err
+			}
 		}
 		if lim.MaxPerUser > 0 && d.UserID != "" && (old == nil || old.UserID != d.UserID) &&
 			len(prefixIDs(bs.users, join(d.App, d.UserID, ""), "", lim.MaxPerUser)) >= lim.MaxPerUser {
@@ -688,6 +743,9 @@ func (bs deviceBuckets) write(old, d *Device, lim DeviceLimits) error {
 		}
 	}
 	if d == nil {
+		if err := bs.setCount(old.App, max(bs.count(old.App)-1, 0)); err != nil {
+			return err
+		}
 		return bs.devices.Delete(join(old.App, old.ID))
 	}
 	v, err := json.Marshal(d)
@@ -695,6 +753,24 @@ func (bs deviceBuckets) write(old, d *Device, lim DeviceLimits) error {
 		return err
 	}
 	return bs.devices.Put(join(d.App, d.ID), v)
+}
+
+// count is the number of app's devices, counted by a scan the first time.
+func (bs deviceBuckets) count(app string) int {
+	if v := bs.counts.Get([]byte(app)); len(v) == 8 {
+		return int(binary.BigEndian.Uint64(v))
+	}
+	n := 0
+	prefix := join(app, "")
+	c := bs.devices.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		n++
+	}
+	return n
+}
+
+func (bs deviceBuckets) setCount(app string, n int) error {
+	return bs.counts.Put([]byte(app), binary.BigEndian.AppendUint64(nil, uint64(n)))
 }
 
 // indexKeys are d's entries in the token, user, interest and channel

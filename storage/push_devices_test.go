@@ -346,3 +346,155 @@ func TestDeviceSubscribed(t *testing.T) {
 		t.Fatalf("Subscribed wrong for %+v", d.Channels)
 	}
 }
+
+// TestDeviceChannelLimit: channel subscriptions per device are bounded in
+// the transaction, like interests; a device over a lowered limit may
+// shrink its set but not grow it.
+func TestDeviceChannelLimit(t *testing.T) {
+	db := openTestDB(t)
+	lim := DeviceLimits{MaxChannels: 2}
+	d := webDevice("a1", "x")
+	for _, ch := range []string{"c1", "c2", "c3"} {
+		d.SetChannel(ChannelSub{Channel: ch, AuthorizedAt: devT0})
+	}
+	if _, _, err := db.PutDevice(d, lim, devT0, false); !errors.Is(err, ErrChannelLimit) {
+		t.Fatalf("PutDevice with 3 channels = %v, want ErrChannelLimit", err)
+	}
+	saved, _, err := db.PutDevice(d, DeviceLimits{}, devT0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := func(ch string) func(*Device) error {
+		return func(d *Device) error { d.SetChannel(ChannelSub{Channel: ch, AuthorizedAt: devT0}); return nil }
+	}
+	if _, err := db.UpdateDevice("a1", saved.ID, lim, devT0, sub("c4")); !errors.Is(err, ErrChannelLimit) {
+		t.Fatalf("UpdateDevice adding a 4th channel = %v, want ErrChannelLimit", err)
+	}
+	// Replacing one it has, or dropping one, is fine over the limit.
+	if _, err := db.UpdateDevice("a1", saved.ID, lim, devT0, sub("c1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.UpdateDevice("a1", saved.ID, lim, devT0, func(d *Device) error { d.RemoveChannel("c1"); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.UpdateDevice("a1", saved.ID, lim, devT0, sub("c4")); !errors.Is(err, ErrChannelLimit) {
+		t.Fatalf("UpdateDevice at the limit = %v, want ErrChannelLimit", err)
+	}
+}
+
+// TestPutDeviceChecked: the replace condition sees the device a token
+// upsert would replace, and its error leaves that device as it was.
+func TestPutDeviceChecked(t *testing.T) {
+	db := openTestDB(t)
+	d := webDevice("a1", "x")
+	d.UserID, d.SecretHash = "u1", "h1"
+	saved, _, err := db.PutDevice(d, DeviceLimits{}, devT0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errNo := errors.New("no")
+	var seen string
+	again := webDevice("a1", "x")
+	again.SecretHash = "h2"
+	if _, _, err := db.PutDeviceChecked(again, DeviceLimits{}, devT0, true, func(old *Device) error { seen = old.SecretHash; return errNo }); !errors.Is(err, errNo) || seen != "h1" {
+		t.Fatalf("refused replace = %v (saw %q)", err, seen)
+	}
+	if got, _ := db.Device("a1", saved.ID); got.UserID != "u1" || got.SecretHash != "h1" {
+		t.Fatalf("a refused replace changed the device: %+v", got)
+	}
+	if got, created, err := db.PutDeviceChecked(again, DeviceLimits{}, devT0, true, func(*Device) error { return nil }); err != nil || created || got.ID != saved.ID || got.SecretHash != "h2" {
+		t.Fatalf("allowed replace = %+v, %v, %v", got, created, err)
+	}
+	// A new token never calls it.
+	if _, created, err := db.PutDeviceChecked(webDevice("a1", "y"), DeviceLimits{}, devT0, true, func(*Device) error { return errNo }); err != nil || !created {
+		t.Fatalf("new device = %v, %v", created, err)
+	}
+}
+
+// TestBindingReadsUserInterests: a device bound to a user gets the user's
+// interests in the binding transaction, not from a read before it that a
+// concurrent SetUserInterests could make stale.
+func TestBindingReadsUserInterests(t *testing.T) {
+	db := openTestDB(t)
+	if _, err := db.SetUserInterests("a1", "u1", DeviceLimits{}, devT0, func([]string) []string { return []string{"promo"} }); err != nil {
+		t.Fatal(err)
+	}
+	saved, _, err := db.PutDevice(webDevice("a1", "x"), DeviceLimits{}, devT0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.UpdateDevice("a1", saved.ID, DeviceLimits{}, devT0, func(d *Device) error {
+		d.UserID, d.UserInterests = "u1", []string{"stale"}
+		return nil
+	})
+	if err != nil || !slices.Equal(got.UserInterests, []string{"promo"}) {
+		t.Fatalf("bound = %v, %v", got.UserInterests, err)
+	}
+	if page, _, _ := db.ListDevices("a1", DeviceFilter{Interest: "promo"}, "", 0); len(page) != 1 {
+		t.Fatalf("interest index: %v", ids(page))
+	}
+	d := webDevice("a1", "y")
+	d.UserID = "u1"
+	if put, _, err := db.PutDevice(d, DeviceLimits{}, devT0, false); err != nil || !slices.Equal(put.UserInterests, []string{"promo"}) {
+		t.Fatalf("PutDevice bound = %v, %v", put.UserInterests, err)
+	}
+	got, err = db.UpdateDevice("a1", saved.ID, DeviceLimits{}, devT0, func(d *Device) error { d.UserID = ""; return nil })
+	if err != nil || got.UserInterests != nil {
+		t.Fatalf("unbound = %v, %v", got.UserInterests, err)
+	}
+	// The interest limit counts them.
+	if _, err := db.UpdateDevice("a1", saved.ID, DeviceLimits{MaxInterests: 1}, devT0, func(d *Device) error {
+		d.UserID, d.Interests = "u1", []string{"own"}
+		return nil
+	}); !errors.Is(err, ErrInterestLimit) {
+		t.Fatalf("over the interest limit = %v", err)
+	}
+}
+
+// TestAppDeviceLimit: the app's device count is kept by every write, so
+// the per-app limit needs no scan; a missing count is taken by one.
+func TestAppDeviceLimit(t *testing.T) {
+	db := openTestDB(t)
+	lim := DeviceLimits{MaxPerApp: 2}
+	put := func(app, n string) (Device, error) {
+		d, _, err := db.PutDevice(webDevice(app, n), lim, devT0, false)
+		return d, err
+	}
+	d1, err := put("a1", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := put("a1", "2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := put("a1", "3"); !errors.Is(err, ErrAppDeviceLimit) {
+		t.Fatalf("third device = %v, want ErrAppDeviceLimit", err)
+	}
+	// An upsert is not a new device, and another app counts apart.
+	if _, err := put("a1", "1"); err != nil {
+		t.Fatalf("upsert at the limit = %v", err)
+	}
+	if _, err := put("a2", "1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.DeleteDevice("a1", d1.ID); err != nil {
+		t.Fatal(err)
+	}
+	d3, err := put("a1", "3")
+	if err != nil {
+		t.Fatalf("after a delete = %v", err)
+	}
+	// A database from before the count: counted once, then kept.
+	if err := db.update(func(tx *bolt.Tx) error { return tx.Bucket(bucketPushCounts).Delete([]byte("a1")) }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := put("a1", "4"); !errors.Is(err, ErrAppDeviceLimit) {
+		t.Fatalf("recounted = %v, want ErrAppDeviceLimit", err)
+	}
+	if _, ok, err := db.RemoveInvalidDevice("a1", PlatformWeb, d3.TokenHash, time.Time{}); err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	if _, err := put("a1", "4"); err != nil {
+		t.Fatalf("after an invalidation = %v", err)
+	}
+}
