@@ -7,7 +7,8 @@ import (
 )
 
 // appDeviceBuckets are every bucket of push devices and their indexes
-// (push_devices.go): each key starts with the app id and a NUL. A bucket
+// (push_devices.go) whose keys start with the app id and a NUL; the count
+// bucket (bucketPushCounts) is keyed by the bare app id. A bucket
 // added there belongs here too, or a deleted app's entries in it outlive
 // the app (TestDeleteAppDeletesDevices checks every push_ bucket).
 var appDeviceBuckets = [][]byte{
@@ -28,6 +29,10 @@ func deletePushDevices(tx *bolt.Tx, app string) error {
 		if err := deletePrefix(b, prefix); err != nil {
 			return err
 		}
+	}
+	// The per-app device count is keyed by the bare app id.
+	if b := tx.Bucket(bucketPushCounts); b != nil {
+		return b.Delete([]byte(app))
 	}
 	return nil
 }
