@@ -90,20 +90,7 @@ func (s *Service) signed(fn handlerFunc) func(http.ResponseWriter, *http.Request
 // client adapts fn to a client route: a known, enabled app and a body of at
 // most limit bytes.
 func (s *Service) client(limit int64, fn handlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		appID := r.PathValue("app_id")
-		if _, _, ok := s.apps.AppCredentials(appID); !ok {
-			replyError(w, errorf(404, "not_found", "no such app"))
-			return
-		}
-		body, e := readBody(w, r, limit)
-		if e != nil {
-			replyError(w, e)
-			return
-		}
-		status, v, e := fn(r, appID, body)
-		reply(w, status, v, e)
-	})
+	return s.clientRoute(false, false, limit, fn)
 }
 
 // asClient adapts fn to a client route that takes the device secret: a
@@ -113,15 +100,21 @@ func (s *Service) client(limit int64, fn handlerFunc) http.Handler {
 // own requests spend it), and only then a body of at most limit bytes.
 // fn checks the secret again in its own transaction.
 func (s *Service) asClient(mutating bool, limit int64, fn handlerFunc) http.Handler {
+	return s.clientRoute(true, mutating, limit, fn)
+}
+
+func (s *Service) clientRoute(device, mutating bool, limit int64, fn handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		appID := r.PathValue("app_id")
 		if _, _, ok := s.apps.AppCredentials(appID); !ok {
 			replyError(w, errorf(404, "not_found", "no such app"))
 			return
 		}
-		if _, e := s.asDevice(r, appID); e != nil {
-			replyError(w, e)
-			return
+		if device {
+			if _, e := s.asDevice(r, appID); e != nil {
+				replyError(w, e)
+				return
+			}
 		}
 		if mutating {
 			if d := s.cfg.Limits.DeviceRequests.Allow(appID + "\x00" + r.PathValue("device_id")); !d.Allowed {
