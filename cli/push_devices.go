@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sockudo/sockudo/admin"
+	"github.com/sockudo/sockudo/push"
 	"github.com/sockudo/sockudo/storage"
 )
 
@@ -38,35 +39,12 @@ var pushDeviceCommands = map[string]func(*command, []string) int{
 	"delete": (*command).pushDevicesDelete,
 }
 
-// deviceLine is a device as the CLI prints it: no token, no secret, no
-// challenges.
-type deviceLine struct {
-	ID              string               `json:"id"`
-	App             string               `json:"app_id"`
-	Platform        string               `json:"platform"`
-	TokenHash       string               `json:"token_hash"`
-	TokenLast6      string               `json:"token_last6"`
-	Environment     string               `json:"environment,omitempty"`
-	Topic           string               `json:"topic,omitempty"`
-	VAPIDKeyVersion int                  `json:"vapid_key_version,omitempty"`
-	UserID          string               `json:"user_id,omitempty"`
-	Interests       []string             `json:"interests,omitempty"`
-	UserInterests   []string             `json:"user_interests,omitempty"`
-	Channels        []storage.ChannelSub `json:"channels,omitempty"`
-	CreatedAt       time.Time            `json:"created_at"`
-	UpdatedAt       time.Time            `json:"updated_at"`
-	LastSeen        time.Time            `json:"last_seen,omitzero"`
-}
-
-func lineOf(d storage.Device) deviceLine {
-	last := d.Token
-	if len(last) > 6 {
-		last = last[len(last)-6:]
-	}
-	return deviceLine{ID: d.ID, App: d.App, Platform: d.Platform, TokenHash: d.TokenHash, TokenLast6: last,
-		Environment: d.Environment, Topic: d.Topic, VAPIDKeyVersion: d.VAPIDKeyVersion, UserID: d.UserID,
-		Interests: d.Interests, UserInterests: d.UserInterests, Channels: d.Channels,
-		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt, LastSeen: d.LastSeen}
+// lineOf is a device as the CLI prints it: the API's view (no token, no
+// secret, no challenges) with its app.
+func lineOf(d storage.Device) push.DeviceView {
+	v := push.ViewOf(&d, true)
+	v.App = d.App
+	return v
 }
 
 // deviceStore is where the push devices commands read and delete: the
@@ -120,20 +98,20 @@ func (c *command) pushDevicesList(args []string) int {
 		if err != nil {
 			return c.failf("%v", err)
 		}
-		lines := make([]deviceLine, 0, len(page))
+		lines := make([]push.DeviceView, 0, len(page))
 		for _, d := range page {
 			lines = append(lines, lineOf(d))
 		}
 		if *asJSON {
 			return c.printJSON(struct {
-				Items      []deviceLine `json:"items"`
-				NextCursor string       `json:"next_cursor,omitempty"`
+				Items      []push.DeviceView `json:"items"`
+				NextCursor string            `json:"next_cursor,omitempty"`
 			}{lines, next})
 		}
 		code := c.printTable("ID\tPLATFORM\tUSER\tTOKEN\tINTERESTS\tCHANNELS\tUPDATED", func(w io.Writer) {
 			for _, l := range lines {
 				fmt.Fprintf(w, "%s\t%s\t%s\t…%s\t%d\t%d\t%s\n", l.ID, l.Platform, dash(l.UserID), l.TokenLast6,
-					len(l.Interests)+len(l.UserInterests), len(l.Channels), l.UpdatedAt.Format(time.RFC3339))
+					l.InterestCount, len(l.Channels), l.UpdatedAt.Format(time.RFC3339))
 			}
 		})
 		if code == 0 && next != "" {

@@ -156,10 +156,12 @@ func reply(w http.ResponseWriter, status int, v any, e *apiError) {
 	}
 }
 
-// deviceView is a device as the API shows it: the token only as its hash
-// and last 6 characters, never the device secret.
-type deviceView struct {
-	ID              string          `json:"id"`
+// DeviceView is a device as the API and the CLI show it: the token only as
+// its hash and last 6 characters, never the device secret.
+type DeviceView struct {
+	ID string `json:"id"`
+	// App is set by the CLI, which lists devices of any app.
+	App             string          `json:"app_id,omitempty"`
 	Platform        string          `json:"platform"`
 	TokenHash       string          `json:"token_hash"`
 	TokenLast6      string          `json:"token_last6"`
@@ -183,13 +185,13 @@ type channelView struct {
 	ExpiresAt    time.Time `json:"expires_at,omitzero"`
 }
 
-// viewOf shows d; lists leave the interests out (up to 5000 a device).
-func viewOf(d *storage.Device, withInterests bool) deviceView {
+// ViewOf shows d; lists leave the interests out (up to 5000 a device).
+func ViewOf(d *storage.Device, withInterests bool) DeviceView {
 	last := d.Token
 	if len(last) > 6 {
 		last = last[len(last)-6:]
 	}
-	v := deviceView{ID: d.ID, Platform: d.Platform, TokenHash: d.TokenHash, TokenLast6: last,
+	v := DeviceView{ID: d.ID, Platform: d.Platform, TokenHash: d.TokenHash, TokenLast6: last,
 		Environment: d.Environment, Topic: d.Topic, VAPIDKeyVersion: d.VAPIDKeyVersion, UserID: d.UserID,
 		InterestCount: len(d.AllInterests()), Channels: channelsOf(d), Metadata: d.Metadata,
 		CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt, LastSeenAt: d.LastSeen}
@@ -273,12 +275,12 @@ func (s *Service) serverRegister(r *http.Request, appID string, body []byte) (in
 	s.audit.Record(storage.AuditEntry{Time: now, App: appID, Action: ActionDeviceRegistered, UserID: saved.UserID,
 		Reason: deviceReason(&saved, "via=server_api")})
 	s.log.Debug("push device registered", "app_id", appID, "device_id", saved.ID, "platform", saved.Platform, "created", created)
-	v := viewOf(&saved, true)
+	v := ViewOf(&saved, true)
 	if !created {
 		return http.StatusOK, v, nil
 	}
 	return http.StatusCreated, struct {
-		deviceView
+		DeviceView
 		DeviceSecret string `json:"device_secret"`
 	}{v, secret}, nil
 }
@@ -288,7 +290,7 @@ func (s *Service) serverGet(r *http.Request, appID string, _ []byte) (int, any, 
 	if err != nil {
 		return 0, nil, storageError(err)
 	}
-	return http.StatusOK, viewOf(&d, true), nil
+	return http.StatusOK, ViewOf(&d, true), nil
 }
 
 // patchBody is PATCH /apps/{app_id}/push/devices/{device_id}: absent
@@ -333,7 +335,7 @@ func (s *Service) serverPatch(r *http.Request, appID string, body []byte) (int, 
 		return 0, nil, storageError(err)
 	}
 	s.auditUserChange(r, &d, prev, "via=server_api")
-	return http.StatusOK, viewOf(&d, true), nil
+	return http.StatusOK, ViewOf(&d, true), nil
 }
 
 // switchUser binds d to user ("" unbinds); storage gives it the user's
@@ -428,12 +430,12 @@ func (s *Service) listPage(r *http.Request, appID string, f storage.DeviceFilter
 		}
 		return 0, nil, storageError(err)
 	}
-	items := make([]deviceView, 0, len(page))
+	items := make([]DeviceView, 0, len(page))
 	for i := range page {
-		items = append(items, viewOf(&page[i], false))
+		items = append(items, ViewOf(&page[i], false))
 	}
 	return http.StatusOK, struct {
-		Items      []deviceView `json:"items"`
+		Items      []DeviceView `json:"items"`
 		NextCursor string       `json:"next_cursor,omitempty"`
 	}{items, next}, nil
 }
@@ -764,7 +766,7 @@ func (s *Service) clientGet(r *http.Request, appID string, _ []byte) (int, any, 
 	if e != nil {
 		return 0, nil, e
 	}
-	return http.StatusOK, viewOf(&d, true), nil
+	return http.StatusOK, ViewOf(&d, true), nil
 }
 
 func (s *Service) clientDelete(r *http.Request, appID string, _ []byte) (int, any, *apiError) {
@@ -842,7 +844,7 @@ func (s *Service) clientBindUser(r *http.Request, appID string, body []byte) (in
 		return 0, nil, e
 	}
 	s.auditUserChange(r, &d, prev, "via=client_api")
-	return http.StatusOK, viewOf(&d, true), nil
+	return http.StatusOK, ViewOf(&d, true), nil
 }
 
 // signatureDenied audits a refused signature.
@@ -863,7 +865,7 @@ func (s *Service) clientUnbindUser(r *http.Request, appID string, _ []byte) (int
 		return 0, nil, e
 	}
 	s.auditUserChange(r, &d, prev, "via=client_api")
-	return http.StatusOK, viewOf(&d, true), nil
+	return http.StatusOK, ViewOf(&d, true), nil
 }
 
 // clientToken is PUT …/token: a refreshed APNs/FCM token or a new web
@@ -879,7 +881,7 @@ func (s *Service) clientToken(r *http.Request, appID string, body []byte) (int, 
 	if e != nil {
 		return 0, nil, e
 	}
-	return http.StatusOK, viewOf(&d, true), nil
+	return http.StatusOK, ViewOf(&d, true), nil
 }
 
 func (s *Service) clientInterests(r *http.Request, appID string, _ []byte) (int, any, *apiError) {
