@@ -3,7 +3,6 @@ package push
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -101,10 +100,10 @@ func (s *Service) listCredentials(w http.ResponseWriter, r *http.Request, appID 
 		return
 	}
 	if p != "" {
-		writeCredentialJSON(w, http.StatusOK, list[0])
+		replyJSON(w, http.StatusOK, list[0])
 		return
 	}
-	writeCredentialJSON(w, http.StatusOK, struct {
+	replyJSON(w, http.StatusOK, struct {
 		Credentials []ProviderCredentials `json:"credentials"`
 	}{list})
 }
@@ -119,7 +118,7 @@ func (s *Service) putCredential(w http.ResponseWriter, r *http.Request, appID st
 		s.credentialFail(w, err)
 		return
 	}
-	writeCredentialJSON(w, http.StatusCreated, v)
+	replyJSON(w, http.StatusCreated, v)
 }
 
 func (s *Service) generateVAPID(w http.ResponseWriter, r *http.Request, appID string, body []byte) {
@@ -140,7 +139,7 @@ func (s *Service) generateVAPID(w http.ResponseWriter, r *http.Request, appID st
 		s.credentialFail(w, err)
 		return
 	}
-	writeCredentialJSON(w, http.StatusCreated, v)
+	replyJSON(w, http.StatusCreated, v)
 }
 
 func (s *Service) validateCredential(w http.ResponseWriter, r *http.Request, appID string, body []byte) {
@@ -167,7 +166,7 @@ func (s *Service) validateCredential(w http.ResponseWriter, r *http.Request, app
 		s.credentialFail(w, err)
 		return
 	}
-	writeCredentialJSON(w, http.StatusOK, res)
+	replyJSON(w, http.StatusOK, res)
 }
 
 func (s *Service) revokeCredential(w http.ResponseWriter, r *http.Request, appID string, _ []byte) {
@@ -189,7 +188,7 @@ func (s *Service) revokeCredential(w http.ResponseWriter, r *http.Request, appID
 		s.credentialFail(w, err)
 		return
 	}
-	writeCredentialJSON(w, http.StatusOK, res)
+	replyJSON(w, http.StatusOK, res)
 }
 
 // resealCredentials (admin socket only) reseals the app's credentials with
@@ -200,7 +199,7 @@ func (s *Service) resealCredentials(w http.ResponseWriter, r *http.Request, appI
 		s.credentialFail(w, err)
 		return
 	}
-	writeCredentialJSON(w, http.StatusOK, res)
+	replyJSON(w, http.StatusOK, res)
 }
 
 func (s *Service) vapidPublicKey(w http.ResponseWriter, r *http.Request) {
@@ -222,7 +221,7 @@ func (s *Service) vapidPublicKey(w http.ResponseWriter, r *http.Request) {
 	// changes on rotation, so it is not cached for long.
 	w.Header().Set("Access-Control-Allow-Origin", "*")
 	w.Header().Set("Cache-Control", "no-cache")
-	writeCredentialJSON(w, http.StatusOK, struct {
+	replyJSON(w, http.StatusOK, struct {
 		VAPIDPublicKey string `json:"vapid_public_key"`
 		KeyID          string `json:"key_id"`
 	}{pub, kid})
@@ -249,22 +248,7 @@ func (s *Service) credentialFail(w http.ResponseWriter, err error) {
 	}
 }
 
-// writeCredentialJSON writes v as JSON with status.
-func writeCredentialJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		http.Error(w, `{"error":"internal_error"}`, http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
-}
-
-// writeCredentialError writes the push API's error shape.
+// writeCredentialError writes the push API's error shape (replyError).
 func writeCredentialError(w http.ResponseWriter, status int, code, description string) {
-	writeCredentialJSON(w, status, struct {
-		Error       string `json:"error"`
-		Description string `json:"description"`
-	}{code, description})
+	replyError(w, &apiError{status: status, code: code, descr: description})
 }
