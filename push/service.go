@@ -168,7 +168,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if cfg.Limits.DeviceRequests == nil {
 		cfg.Limits.DeviceRequests = ratelimit.Disabled{}
 	}
-	creds, err := NewCredentials(d.DB, cfg, d.ClientBuilder, d.Changes, nil)
+	creds, err := NewCredentials(d.DB, cfg, d.ClientBuilder, d.Changes, d.Now)
 	if err != nil {
 		return nil, err
 	}
