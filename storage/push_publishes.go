@@ -159,20 +159,34 @@ func (p *PushPublish) Finished() bool {
 // PushDelivery is one device's share of a publish. Publish and Seq (with
 // App) identify it; Seq is assigned by CreatePushPublish from 1.
 type PushDelivery struct {
-	App      string `json:"-"`
-	Publish  string `json:"-"`
-	Seq      uint64 `json:"-"`
-	DeviceID string `json:"d"`
-	Platform string `json:"p"`
-	State    string `json:"s"`
-	Attempts int    `json:"a,omitempty"`
+	App      string `json:"app_id"`
+	Publish  string `json:"publish_id"`
+	Seq      uint64 `json:"seq"`
+	DeviceID string `json:"device_id"`
+	Platform string `json:"platform"`
+	State    string `json:"state"`
+	Attempts int    `json:"attempts"`
 	// NextAttempt is when a pending delivery is due.
-	NextAttempt time.Time `json:"n,omitzero"`
+	NextAttempt time.Time `json:"next_attempt,omitzero"`
 	// LeaseUntil is when an inflight delivery may be claimed again.
-	LeaseUntil time.Time `json:"l,omitzero"`
-	LastError  string    `json:"e,omitempty"`
-	// DeadID is the dead-letter id of a dead delivery.
-	DeadID uint64 `json:"x,omitempty"`
+	LeaseUntil time.Time `json:"lease_until,omitzero"`
+	LastError  string    `json:"last_error,omitempty"`
+	// DeadID is the dead-letter id of a dead delivery, what
+	// ReplayPushDeliveries takes.
+	DeadID uint64 `json:"dead_id,omitempty"`
+}
+
+// deliveryRecord is how a delivery is stored: short names and millisecond
+// times keep a 10,000-device fan-out small. App, publish and seq are the key.
+type deliveryRecord struct {
+	D string `json:"d"`
+	P string `json:"p"`
+	S string `json:"s"`
+	A int    `json:"a,omitempty"`
+	N int64  `json:"n,omitempty"`
+	L int64  `json:"l,omitempty"`
+	E string `json:"e,omitempty"`
+	X uint64 `json:"x,omitempty"`
 }
 
 // PushResult is a worker's outcome for one claimed delivery.
@@ -310,16 +324,26 @@ func (bs *pubBuckets) getDelivery(k []byte) (*PushDelivery, error) {
 	if v == nil {
 		return nil, ErrNotFound
 	}
-	var d PushDelivery
-	if err := json.Unmarshal(v, &d); err != nil {
-		return nil, fmt.Errorf("decode delivery: %w", err)
+	d, err := decodeDelivery(v)
+	if err != nil {
+		return nil, err
 	}
 	d.App, d.Publish, d.Seq, _ = splitDeliveryKey(k)
-	return &d, nil
+	return d, nil
+}
+
+func decodeDelivery(v []byte) (*PushDelivery, error) {
+	var r deliveryRecord
+	if err := json.Unmarshal(v, &r); err != nil {
+		return nil, fmt.Errorf("decode delivery: %w", err)
+	}
+	return &PushDelivery{DeviceID: r.D, Platform: r.P, State: r.S, Attempts: r.A, NextAttempt: fromUnixMs(r.N),
+		LeaseUntil: fromUnixMs(r.L), LastError: r.E, DeadID: r.X}, nil
 }
 
 func (bs *pubBuckets) putDelivery(k []byte, d *PushDelivery) error {
-	v, err := json.Marshal(d)
+	v, err := json.Marshal(deliveryRecord{D: d.DeviceID, P: d.Platform, S: d.State, A: d.Attempts,
+		N: unixMs(d.NextAttempt), L: unixMs(d.LeaseUntil), E: d.LastError, X: d.DeadID})
 	if err != nil {
 		return fmt.Errorf("encode delivery: %w", err)
 	}
@@ -868,12 +892,12 @@ func (db *DB) CancelPushPublish(app, id string, partial bool, by string, now tim
 		var drop [][]byte
 		c := bs.dels.Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			var d PushDelivery
-			if err := json.Unmarshal(v, &d); err != nil {
-				return fmt.Errorf("decode delivery: %w", err)
+			d, err := decodeDelivery(v)
+			if err != nil {
+				return err
 			}
 			if d.State == DeliveryPending || p.State == PublishCancelled {
-				if err := bs.unfile(k, &d); err != nil {
+				if err := bs.unfile(k, d); err != nil {
 					return err
 				}
 				drop = append(drop, bytes.Clone(k))
