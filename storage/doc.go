@@ -33,6 +33,19 @@
 // cursor the last id; every write updates only the index entries that
 // changed, in the device's transaction.
 //
+// Push publishes (push_publishes.go, created on first use): push_publishes
+// (app \0 publish -> JSON of [PushPublish]) with its indexes
+// push_publish_states (app \0 state \0 publish), push_publish_idem (app \0
+// idempotency key -> creation ms + publish id, honoured for
+// [IdempotencyWindow]) and push_publish_sched (send_at ms + app \0 publish,
+// the scheduled ones); push_deliveries (app \0 publish \0 seq -> a compact
+// JSON delivery), push_delivery_due (ms + delivery key: a pending delivery
+// at its next attempt, an inflight one at its lease expiry, so a worker
+// that died leaves its deliveries claimable again) and push_delivery_dead
+// (app \0 dead id -> delivery key, bounded per app). A publish and its
+// deliveries are written in one transaction; a delivery's outcome and its
+// publish's counters and state in one transaction.
+//
 // The webhook queue is bounded by the dispatcher's retry window and by a
 // per-target maximum depth (the oldest entries become dead letters); the dead
 // letters by a per-app maximum, oldest dropped first. A nested bucket's

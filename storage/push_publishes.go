@@ -92,6 +92,10 @@ const (
 	OutcomeDead = "dead"
 )
 
+// DefaultPushLease is the lease of ClaimPushDeliveries when the caller
+// passes a non-positive one.
+const DefaultPushLease = time.Minute
+
 // ReasonExpired counts, in ErrorsByReason, the deliveries still open when
 // their publish's ExpireAt came.
 const ReasonExpired = "expired"
@@ -599,10 +603,14 @@ func (db *DB) DuePushPublishes(now time.Time, limit int) ([]PushPublish, error) 
 // attempt on each and returns them, in due order. Their publishes become
 // dispatching. A delivery claimed again after its lease expired may have
 // been sent already: delivery is at least once, and the duplicates are
-// bounded by what was in flight.
+// bounded by what was in flight. A non-positive lease means
+// DefaultPushLease.
 func (db *DB) ClaimPushDeliveries(now time.Time, limit int, lease time.Duration) ([]PushDelivery, error) {
 	if limit <= 0 {
 		return nil, nil
+	}
+	if lease <= 0 {
+		lease = DefaultPushLease
 	}
 	now = ms(now)
 	end := msKey(now)

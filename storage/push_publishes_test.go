@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 )
@@ -487,4 +488,46 @@ func BenchmarkCreatePushPublish10k(b *testing.B) {
 	}
 	b.ReportMetric(float64(st.Size()-st0.Size())/float64(b.N), "file-B/op")
 	b.ReportMetric(float64(st.Size()-st0.Size())/float64(b.N)/10_000, "file-B/delivery")
+}
+
+// Concurrent claimers never get the same delivery while its lease runs.
+func TestPushDeliveryConcurrentClaims(t *testing.T) {
+	db, _ := openPubDB(t)
+	const n = 300
+	if _, err := db.CreatePushPublish(PushPublish{App: "a", CreatedAt: t0}, fanOut(n)); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	seen := map[uint64]int{}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				ds, err := db.ClaimPushDeliveries(t0, 16, time.Minute)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(ds) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, d := range ds {
+					seen[d.Seq]++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(seen) != n {
+		t.Fatalf("claimed %d of %d", len(seen), n)
+	}
+	for seq, c := range seen {
+		if c != 1 {
+			t.Fatalf("delivery %d claimed %d times", seq, c)
+		}
+	}
 }
