@@ -205,6 +205,10 @@ type PushResult struct {
 	Error string
 	// RetryAt is when OutcomeRetry tries again (Retry-After or backoff).
 	RetryAt time.Time
+	// Attempt, when not zero, is the claimed delivery's Attempts: the
+	// result is skipped if the delivery was claimed again since (its lease
+	// expired and another worker holds it now).
+	Attempt int
 }
 
 // NewPushPublishID returns "pub_", the creation time in milliseconds as 12
@@ -699,7 +703,8 @@ func (db *DB) ClaimPushDeliveries(now time.Time, limit int, lease time.Duration)
 // updates their publishes' counters, and states once no delivery is open,
 // in one transaction. A result for a delivery that is not inflight (a late
 // worker whose lease expired and whose delivery finished elsewhere, or a
-// cancelled one) is skipped. OutcomeDead files a dead letter of the app,
+// cancelled one), or that was claimed again since (see
+// PushResult.Attempt), is skipped. OutcomeDead files a dead letter of the app,
 // which keeps at most maxDead (non-positive means DefaultMaxDeadLetters;
 // the oldest are dropped from the list, the delivery stays dead). It
 // returns how many results were applied.
@@ -727,7 +732,7 @@ func (db *DB) CompletePushDeliveries(results []PushResult, now time.Time, maxDea
 			if err != nil {
 				return err
 			}
-			if d.State != DeliveryInflight {
+			if d.State != DeliveryInflight || r.Attempt != 0 && r.Attempt != d.Attempts {
 				continue
 			}
 			pk := r.App + "\x00" + r.Publish
@@ -1048,6 +1053,92 @@ func (db *DB) ReplayPushDeliveries(app string, ids []uint64, now time.Time) (int
 		return 0, fmt.Errorf("storage: replay push deliveries of %s: %w", app, err)
 	}
 	return n, nil
+}
+
+// PurgePushPublishes deletes up to limit (non-positive means 1000) of the
+// app's finished publishes that finished before before, with their
+// deliveries, dead letters and idempotency key, oldest created first, and
+// returns how many it deleted. Keep before at least IdempotencyWindow ago
+// so that keys keep naming their publishes for the whole window.
+func (db *DB) PurgePushPublishes(app string, before time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	var n int
+	err := db.update(func(tx *bolt.Tx) error {
+		n = 0
+		bs, err := openPubBuckets(tx)
+		if err != nil {
+			return err
+		}
+		var gone []*PushPublish
+		prefix := join(app, "")
+		c := bs.pubs.Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(gone) < limit; k, _ = c.Next() {
+			p, err := bs.getPub(app, string(k[len(prefix):]))
+			if err != nil {
+				return err
+			}
+			if p.Finished() && !p.FinishedAt.IsZero() && p.FinishedAt.Before(before) {
+				gone = append(gone, p)
+			}
+		}
+		for _, p := range gone {
+			if err := bs.deletePub(p); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("storage: purge push publishes of %s: %w", app, err)
+	}
+	return n, nil
+}
+
+// deletePub deletes p, its index entries and its deliveries.
+func (bs *pubBuckets) deletePub(p *PushPublish) error {
+	prefix := join(p.App, p.ID, "")
+	var keys [][]byte
+	c := bs.dels.Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		d, err := decodeDelivery(v)
+		if err != nil {
+			return err
+		}
+		if err := bs.unfile(k, d); err != nil {
+			return err
+		}
+		if d.DeadID != 0 {
+			if err := bs.dead.Delete(append(join(p.App, ""), seqKey(d.DeadID)...)); err != nil {
+				return err
+			}
+		}
+		keys = append(keys, bytes.Clone(k))
+	}
+	for _, k := range keys {
+		if err := bs.dels.Delete(k); err != nil {
+			return err
+		}
+	}
+	if p.IdempotencyKey != "" {
+		ik := join(p.App, p.IdempotencyKey)
+		if v := bs.idem.Get(ik); len(v) > 8 && string(v[8:]) == p.ID {
+			if err := bs.idem.Delete(ik); err != nil {
+				return err
+			}
+		}
+	}
+	if p.State == PublishScheduled {
+		if err := bs.sched.Delete(prefixed(msKey(p.SendAt), join(p.App, p.ID))); err != nil {
+			return err
+		}
+	}
+	if err := bs.states.Delete(join(p.App, p.State, p.ID)); err != nil {
+		return err
+	}
+	return bs.pubs.Delete(join(p.App, p.ID))
 }
 
 // PushDeliveries returns the deliveries of a publish in seq order.

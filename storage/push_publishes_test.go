@@ -531,3 +531,61 @@ func TestPushDeliveryConcurrentClaims(t *testing.T) {
 		}
 	}
 }
+
+func TestPushResultOfStaleClaimSkipped(t *testing.T) {
+	db, _ := openPubDB(t)
+	p, _ := db.CreatePushPublish(PushPublish{App: "a", CreatedAt: t0}, fanOut(1))
+	first, _ := db.ClaimPushDeliveries(t0, 1, time.Second)
+	second, _ := db.ClaimPushDeliveries(t0.Add(time.Second), 1, time.Minute) // first lease expired
+	if len(first) != 1 || len(second) != 1 || second[0].Attempts != 2 {
+		t.Fatalf("claims %v %v", first, second)
+	}
+	late := PushResult{App: "a", Publish: p.ID, Seq: 1, Outcome: OutcomeRetry, RetryAt: t0.Add(time.Hour), Attempt: first[0].Attempts}
+	if n, _ := db.CompletePushDeliveries([]PushResult{late}, t0, 0); n != 0 {
+		t.Fatal("stale result applied")
+	}
+	cur := PushResult{App: "a", Publish: p.ID, Seq: 1, Outcome: OutcomeSent, Attempt: second[0].Attempts}
+	if n, _ := db.CompletePushDeliveries([]PushResult{cur}, t0, 0); n != 1 {
+		t.Fatal("current result skipped")
+	}
+	if got := mustPub(t, db, "a", p.ID); got.State != PublishSucceeded {
+		t.Fatalf("%+v", got)
+	}
+}
+
+func TestPurgePushPublishes(t *testing.T) {
+	db, _ := openPubDB(t)
+	done, _ := db.CreatePushPublish(PushPublish{App: "a", CreatedAt: t0, IdempotencyKey: "k"}, fanOut(2))
+	open, _ := db.CreatePushPublish(PushPublish{App: "a", CreatedAt: t0.Add(time.Millisecond)}, fanOut(1))
+	ds, _ := db.ClaimPushDeliveries(t0, 2, time.Minute) // both of done's
+	if _, err := db.CompletePushDeliveries([]PushResult{
+		{App: "a", Publish: done.ID, Seq: ds[0].Seq, Outcome: OutcomeSent},
+		{App: "a", Publish: done.ID, Seq: ds[1].Seq, Outcome: OutcomeDead},
+	}, t0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := db.PurgePushPublishes("a", t0, 0); err != nil || n != 0 {
+		t.Fatalf("purged too early: %d, %v", n, err)
+	}
+	if n, err := db.PurgePushPublishes("a", t0.Add(25*time.Hour), 0); err != nil || n != 1 {
+		t.Fatalf("purge: %d, %v", n, err)
+	}
+	if _, err := db.PushPublish("a", done.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("still there: %v", err)
+	}
+	if d, _ := db.PushDeliveries("a", done.ID); len(d) != 0 {
+		t.Fatalf("deliveries left %v", d)
+	}
+	if d, _ := db.PushDeadLetters("a", 0); len(d) != 0 {
+		t.Fatalf("dead letters left %v", d)
+	}
+	if l, _, _ := db.PushPublishes("a", PublishPartiallySucceeded, "", 0); len(l) != 0 {
+		t.Fatalf("state index left %v", l)
+	}
+	if p, err := db.CreatePushPublish(PushPublish{App: "a", CreatedAt: t0.Add(25 * time.Hour), IdempotencyKey: "k"}, nil); err != nil || p.ID == done.ID {
+		t.Fatalf("key after purge: %+v %v", p, err)
+	}
+	if ds, _ := db.ClaimPushDeliveries(t0.Add(time.Millisecond), 10, time.Minute); len(ds) != 1 || ds[0].Publish != open.ID {
+		t.Fatalf("open publish disturbed: %v", ds)
+	}
+}
