@@ -38,8 +38,10 @@
 // push_publish_states (app \0 state \0 publish), push_publish_idem (app \0
 // idempotency key -> creation ms + publish id, honoured for
 // [IdempotencyWindow]) and push_publish_sched (send_at ms + app \0 publish,
-// the scheduled ones); push_deliveries (app \0 publish \0 seq -> a compact
-// JSON delivery), push_delivery_due (ms + delivery key: a pending delivery
+// the scheduled ones); push_publish_nums (num -> app \0 publish: a 16-byte
+// delivery key is the publish's num and the delivery's seq),
+// push_deliveries (num + seq -> a compact JSON delivery),
+// push_delivery_due (ms + delivery key: a pending delivery
 // at its next attempt, an inflight one at its lease expiry, so a worker
 // that died leaves its deliveries claimable again) and push_delivery_dead
 // (app \0 dead id -> delivery key, bounded per app). A publish and its

@@ -19,10 +19,13 @@ import (
 //	push_publish_states  app \0 state \0 publish -> empty (list by state)
 //	push_publish_idem    app \0 idempotency key  -> created ms (8 bytes) + publish id
 //	push_publish_sched   send_at ms (8) + app \0 publish -> empty (scheduled ones)
-//	push_deliveries      app \0 publish \0 seq (8) -> JSON of a delivery
+//	push_publish_nums    num (8)                 -> app \0 publish
+//	push_deliveries      num (8) + seq (8)       -> JSON of a delivery
 //	push_delivery_due    ms (8) + delivery key   -> empty
 //	push_delivery_dead   app \0 dead id (8)      -> delivery key
 //
+// A publish's num (from push_publish_nums' sequence) stands for it in the
+// delivery keys, which are 16 bytes however long the app and publish ids.
 // A pending delivery has a due entry at its next attempt and an inflight one
 // at its lease expiry, so a claim is one scan of push_delivery_due from the
 // start up to now: a delivery whose worker died (crash, SIGKILL) shows up
@@ -34,6 +37,7 @@ var (
 	bucketPushPubStates  = []byte("push_publish_states")
 	bucketPushPubIdem    = []byte("push_publish_idem")
 	bucketPushPubSched   = []byte("push_publish_sched")
+	bucketPushPubNums    = []byte("push_publish_nums")
 	bucketPushDeliveries = []byte("push_deliveries")
 	bucketPushDue        = []byte("push_delivery_due")
 	bucketPushDead       = []byte("push_delivery_dead")
@@ -125,6 +129,16 @@ type PushPublish struct {
 	// Open is the number of deliveries pending or inflight; the publish
 	// finishes when it reaches zero. Kept by the methods here.
 	Open int `json:"open"`
+
+	// num stands for the publish in its delivery keys (stored through
+	// pubRecord).
+	num uint64
+}
+
+// pubRecord is how a publish is stored: with its num.
+type pubRecord struct {
+	PushPublish
+	Num uint64 `json:"num"`
 }
 
 // PushCounters count a publish's deliveries.
@@ -224,7 +238,7 @@ func NewPushPublishID(now time.Time) (string, error) {
 
 // pubBuckets are the buckets of the publish pipeline within one tx.
 type pubBuckets struct {
-	pubs, states, idem, sched, dels, due, dead *bolt.Bucket
+	pubs, states, idem, sched, nums, dels, due, dead *bolt.Bucket
 }
 
 func openPubBuckets(tx *bolt.Tx) (*pubBuckets, error) {
@@ -233,7 +247,7 @@ func openPubBuckets(tx *bolt.Tx) (*pubBuckets, error) {
 		b    **bolt.Bucket
 		name []byte
 	}{{&bs.pubs, bucketPushPublishes}, {&bs.states, bucketPushPubStates}, {&bs.idem, bucketPushPubIdem},
-		{&bs.sched, bucketPushPubSched}, {&bs.dels, bucketPushDeliveries}, {&bs.due, bucketPushDue},
+		{&bs.sched, bucketPushPubSched}, {&bs.nums, bucketPushPubNums}, {&bs.dels, bucketPushDeliveries}, {&bs.due, bucketPushDue},
 		{&bs.dead, bucketPushDead}} {
 		if !tx.Writable() {
 			*x.b = tx.Bucket(x.name)
@@ -266,21 +280,11 @@ func prefixed(prefix, rest []byte) []byte {
 	return append(append(k, prefix...), rest...)
 }
 
-func deliveryKey(app, pub string, seq uint64) []byte {
-	return append(join(app, pub, ""), seqKey(seq)...)
-}
-
-// splitDeliveryKey parses app \0 publish \0 seq8.
-func splitDeliveryKey(k []byte) (app, pub string, seq uint64, ok bool) {
-	if len(k) < 8+4 {
-		return "", "", 0, false
-	}
-	head, tail := k[:len(k)-8], k[len(k)-8:]
-	parts := bytes.Split(head, []byte{0})
-	if len(parts) != 3 || len(parts[2]) != 0 {
-		return "", "", 0, false
-	}
-	return string(parts[0]), string(parts[1]), binary.BigEndian.Uint64(tail), true
+func deliveryKey(num, seq uint64) []byte {
+	var k [16]byte
+	binary.BigEndian.PutUint64(k[:8], num)
+	binary.BigEndian.PutUint64(k[8:], seq)
+	return k[:]
 }
 
 func ms(t time.Time) time.Time {
@@ -295,16 +299,17 @@ func (bs *pubBuckets) getPub(app, id string) (*PushPublish, error) {
 	if v == nil {
 		return nil, ErrNotFound
 	}
-	var p PushPublish
-	if err := json.Unmarshal(v, &p); err != nil {
+	var r pubRecord
+	if err := json.Unmarshal(v, &r); err != nil {
 		return nil, fmt.Errorf("decode publish %s: %w", id, err)
 	}
-	return &p, nil
+	r.PushPublish.num = r.Num
+	return &r.PushPublish, nil
 }
 
 // putPub writes p and moves its state index entry from oldState.
 func (bs *pubBuckets) putPub(p *PushPublish, oldState string) error {
-	v, err := json.Marshal(p)
+	v, err := json.Marshal(pubRecord{PushPublish: *p, Num: p.num})
 	if err != nil {
 		return fmt.Errorf("encode publish: %w", err)
 	}
@@ -327,16 +332,22 @@ func (bs *pubBuckets) putPub(p *PushPublish, oldState string) error {
 	return nil
 }
 
+// getDelivery reads the delivery with key k, naming its app and publish.
 func (bs *pubBuckets) getDelivery(k []byte) (*PushDelivery, error) {
 	v := bs.dels.Get(k)
-	if v == nil {
+	if v == nil || len(k) != 16 {
 		return nil, ErrNotFound
 	}
 	d, err := decodeDelivery(v)
 	if err != nil {
 		return nil, err
 	}
-	d.App, d.Publish, d.Seq, _ = splitDeliveryKey(k)
+	owner := bs.nums.Get(k[:8])
+	i := bytes.IndexByte(owner, 0)
+	if i < 0 {
+		return nil, ErrNotFound // an orphan: skip it rather than wedge the queue
+	}
+	d.App, d.Publish, d.Seq = string(owner[:i]), string(owner[i+1:]), binary.BigEndian.Uint64(k[8:])
 	return d, nil
 }
 
@@ -462,6 +473,12 @@ func (db *DB) CreatePushPublish(p PushPublish, deliveries []PushDelivery) (PushP
 		if bs.pubs.Get(join(p.App, p.ID)) != nil {
 			return ErrExists
 		}
+		if p.num, err = bs.nums.NextSequence(); err != nil {
+			return err
+		}
+		if err := bs.nums.Put(seqKey(p.num), join(p.App, p.ID)); err != nil {
+			return err
+		}
 		if err := bs.putPub(&p, ""); err != nil {
 			return err
 		}
@@ -472,7 +489,7 @@ func (db *DB) CreatePushPublish(p PushPublish, deliveries []PushDelivery) (PushP
 		}
 		// Keys ascend in both buckets: let bbolt fill its pages.
 		bs.dels.FillPercent, bs.due.FillPercent = 0.9, 0.9
-		prefix := join(p.App, p.ID, "")
+		prefix := seqKey(p.num)
 		dueKey := prefixed(msKey(due), prefix)
 		for i, d := range deliveries {
 			rec := PushDelivery{DeviceID: d.DeviceID, Platform: d.Platform, State: DeliveryPending, NextAttempt: due}
@@ -724,7 +741,20 @@ func (db *DB) CompletePushDeliveries(results []PushResult, now time.Time, maxDea
 		olds := map[string]string{}
 		var deadApps []string
 		for _, r := range results {
-			k := deliveryKey(r.App, r.Publish, r.Seq)
+			pk := r.App + "\x00" + r.Publish
+			p := pubs[pk]
+			if p == nil {
+				var err error
+				p, err = bs.getPub(r.App, r.Publish)
+				if errors.Is(err, ErrNotFound) {
+					continue // purged
+				}
+				if err != nil {
+					return err
+				}
+				pubs[pk], olds[pk] = p, p.State
+			}
+			k := deliveryKey(p.num, r.Seq)
 			d, err := bs.getDelivery(k)
 			if errors.Is(err, ErrNotFound) {
 				continue
@@ -734,14 +764,6 @@ func (db *DB) CompletePushDeliveries(results []PushResult, now time.Time, maxDea
 			}
 			if d.State != DeliveryInflight || r.Attempt != 0 && r.Attempt != d.Attempts {
 				continue
-			}
-			pk := r.App + "\x00" + r.Publish
-			p := pubs[pk]
-			if p == nil {
-				if p, err = bs.getPub(r.App, r.Publish); err != nil {
-					return err
-				}
-				pubs[pk], olds[pk] = p, p.State
 			}
 			if err := bs.unfile(k, d); err != nil {
 				return err
@@ -901,7 +923,7 @@ func (db *DB) CancelPushPublish(app, id string, partial bool, by string, now tim
 			out = *p
 			return ErrConflict
 		}
-		prefix := join(app, id, "")
+		prefix := seqKey(p.num)
 		var drop [][]byte
 		c := bs.dels.Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
@@ -1099,7 +1121,7 @@ func (db *DB) PurgePushPublishes(app string, before time.Time, limit int) (int, 
 
 // deletePub deletes p, its index entries and its deliveries.
 func (bs *pubBuckets) deletePub(p *PushPublish) error {
-	prefix := join(p.App, p.ID, "")
+	prefix := seqKey(p.num)
 	var keys [][]byte
 	c := bs.dels.Cursor()
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
@@ -1138,6 +1160,9 @@ func (bs *pubBuckets) deletePub(p *PushPublish) error {
 	if err := bs.states.Delete(join(p.App, p.State, p.ID)); err != nil {
 		return err
 	}
+	if err := bs.nums.Delete(seqKey(p.num)); err != nil {
+		return err
+	}
 	return bs.pubs.Delete(join(p.App, p.ID))
 }
 
@@ -1152,7 +1177,14 @@ func (db *DB) PushDeliveries(app, id string) ([]PushDelivery, error) {
 		if err != nil {
 			return err
 		}
-		prefix := join(app, id, "")
+		p, err := bs.getPub(app, id)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		prefix := seqKey(p.num)
 		c := bs.dels.Cursor()
 		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 			d, err := bs.getDelivery(k)
