@@ -89,8 +89,10 @@ type Publish struct {
 	Priority Priority
 	// CollapseKey is 0..MaxCollapseKey bytes; empty means none.
 	CollapseKey string
-	// SendAt is when to send (zero: now); ExpireAt when to stop trying
-	// (zero: never), after SendAt and now.
+	// SendAt is when to send: zero, or a past send_at, means now; at most
+	// MaxScheduleAhead away. ExpireAt is when to stop trying (zero: when
+	// the lifetime ends), after SendAt and now and at most MaxPublishTTL
+	// after the later of them; it also bounds the providers' lifetime.
 	SendAt, ExpireAt time.Time
 	// IdempotencyKey is the body's idempotency_key, "" when absent.
 	IdempotencyKey string
@@ -474,8 +476,9 @@ func (b *publishBody) options(p *Publish, now time.Time) *apiError {
 		}
 	}
 	if b.ExpireAt != nil {
-		if *b.ExpireAt <= start.Unix() || *b.ExpireAt > start.Add(MaxPublishTTL+MaxScheduleAhead).Unix() {
-			return errorf(400, "invalid_expire_at", "expire_at must be unix seconds after send_at and now")
+		if *b.ExpireAt <= start.Unix() || *b.ExpireAt > start.Add(MaxPublishTTL).Unix() {
+			return errorf(400, "invalid_expire_at", "expire_at must be unix seconds after send_at and now, at most %d days later",
+				int(MaxPublishTTL/(24*time.Hour)))
 		}
 		p.ExpireAt = time.Unix(*b.ExpireAt, 0).UTC()
 	}

@@ -77,6 +77,12 @@ func TestParsePublishValid(t *testing.T) {
 					t.Fatalf("%+v", p)
 				}
 			}},
+		{"latest expire_at", "users", `{"users":["a"],"notification":{"title":"x"},"send_at":1800000600,"expire_at":1802419800}`,
+			func(t *testing.T, p Publish) {
+				if p.ExpireAt.Unix() != 1802419800 {
+					t.Fatal(p.ExpireAt)
+				}
+			}},
 		{"maximum counts", "users", `{"users":` + names("u", MaxPublishUsers) + `,"notification":{"title":"x"}}`,
 			func(t *testing.T, p Publish) {
 				if len(p.Names) != MaxPublishUsers {
@@ -153,6 +159,7 @@ func TestParsePublishRefused(t *testing.T) {
 		{"send_at too far", "users", `{"users":["a"],"notification":{"title":"x"},"send_at":1802592001}`, 400, "invalid_send_at"},
 		{"send_at zero", "users", `{"users":["a"],"notification":{"title":"x"},"send_at":0}`, 400, "invalid_send_at"},
 		{"expire_at before send_at", "users", `{"users":["a"],"notification":{"title":"x"},"send_at":1800000600,"expire_at":1800000600}`, 400, "invalid_expire_at"},
+		{"expire_at too far", "users", `{"users":["a"],"notification":{"title":"x"},"send_at":1800000600,"expire_at":1802419801}`, 400, "invalid_expire_at"},
 		{"expire_at past", "users", `{"users":["a"],"notification":{"title":"x"},"expire_at":1799999999}`, 400, "invalid_expire_at"},
 		{"idempotency key", "users", `{"users":["a"],"notification":{"title":"x"},"idempotency_key":""}`, 400, "invalid_idempotency_key"},
 		{"apns too large", "users", `{"users":["a"],"apns":{"aps":{"alert":"` + big + `"}}}`, 413, "payload_too_large"},

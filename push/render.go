@@ -391,7 +391,7 @@ func (p Publish) RenderWeb(now time.Time) (WebRendering, *apiError) {
 	} else if m, _ := object(p.Web); m != nil {
 		if t, ok := m["time_to_live"]; ok {
 			var secs int64
-			if json.Unmarshal(t, &secs) == nil {
+			if present(t) && json.Unmarshal(t, &secs) == nil {
 				q.TTL, q.HasTTL = time.Duration(secs)*time.Second, true
 			}
 			delete(m, "time_to_live")

@@ -138,6 +138,14 @@ func TestRenderOverrides(t *testing.T) {
 	}
 }
 
+func TestRenderWebNullTimeToLive(t *testing.T) {
+	p := mustParse(t, `{"recipient":{"users":["u"]},"web":{"data":{"a":1},"time_to_live":null}}`)
+	w, _ := p.RenderWeb(publishNow)
+	if string(w.Payload) != `{"data":{"a":1}}` || w.TTL != 0 {
+		t.Fatalf("%s %v", w.Payload, w.TTL)
+	}
+}
+
 func TestRenderSkipsProvidersWithoutContent(t *testing.T) {
 	p := mustParse(t, `{"recipient":{"users":["u"]},"apns":{"aps":{"alert":"x"}}}`)
 	if f, e := p.RenderFCM(publishNow); f != nil || e != nil {
