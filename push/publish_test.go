@@ -230,5 +230,29 @@ func FuzzParsePublish(f *testing.F) {
 		if _, err := json.Marshal(d); err != nil {
 			t.Fatal(err)
 		}
+		for what, r := range map[string]*DryRunRendering{"apns": d.Rendered.APNs, "fcm": d.Rendered.FCM, "web": d.Rendered.Web} {
+			if r == nil {
+				continue
+			}
+			body := r.Payload
+			if what == "fcm" {
+				body = r.Message
+			}
+			m, ok := object(body)
+			if !ok {
+				t.Fatalf("%s rendering is not an object: %s", what, body)
+			}
+			if _, has := m["token"]; has && what == "fcm" {
+				t.Fatal("fcm body names a target")
+			}
+		}
+		if d.Rendered.FCM != nil {
+			var v struct {
+				Data map[string]string `json:"data"`
+			}
+			if err := json.Unmarshal(d.Rendered.FCM.Message, &v); err != nil {
+				t.Fatalf("fcm data values must be strings: %v", err)
+			}
+		}
 	})
 }
