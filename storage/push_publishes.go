@@ -883,11 +883,7 @@ func (bs *pubBuckets) trimDead(app string, keep int) error {
 		keep = DefaultMaxDeadLetters
 	}
 	prefix := join(app, "")
-	var keys [][]byte
-	c := bs.dead.Cursor()
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-		keys = append(keys, bytes.Clone(k))
-	}
+	keys := prefixKeys(bs.dead, prefix)
 	for _, k := range keys[:max(0, len(keys)-keep)] {
 		if err := bs.dead.Delete(k); err != nil {
 			return err
@@ -1008,10 +1004,7 @@ func (db *DB) ReplayPushDeliveries(app string, ids []uint64, now time.Time) (int
 		prefix := join(app, "")
 		var deadKeys [][]byte
 		if len(ids) == 0 {
-			c := bs.dead.Cursor()
-			for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-				deadKeys = append(deadKeys, bytes.Clone(k))
-			}
+			deadKeys = prefixKeys(bs.dead, prefix)
 		} else {
 			for _, id := range ids {
 				deadKeys = append(deadKeys, append(bytes.Clone(prefix), seqKey(id)...))
@@ -1215,4 +1208,15 @@ func containsString(s []string, v string) bool {
 		}
 	}
 	return false
+}
+
+// prefixKeys returns copies of b's keys that start with prefix, in order:
+// safe to delete by while iterating, and after the transaction.
+func prefixKeys(b *bolt.Bucket, prefix []byte) [][]byte {
+	var keys [][]byte
+	c := b.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		keys = append(keys, bytes.Clone(k))
+	}
+	return keys
 }
