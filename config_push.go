@@ -60,6 +60,31 @@ type pushConfig struct {
 	ChannelAuthTTLSeconds int `env:"PUSH_CHANNEL_AUTH_TTL_SECONDS" envDefault:"0"`
 	// FCMTokenURL replaces every FCM service account's token_uri (tests, emulators); "" keeps Google's.
 	FCMTokenURL string `env:"PUSH_FCM_TOKEN_URL"`
+
+	// PublishRPS bounds push publishes per app per second (Beams' and
+	// Sockudo's 100); 0 means no limit. Per app: PushLimits.publishes_per_second.
+	PublishRPS int `env:"PUSH_PUBLISH_RPS" envDefault:"100"`
+	// DailyNotifications bounds the notifications (devices reached) per
+	// app per UTC day, counted across restarts; 0 means no limit.
+	DailyNotifications int64 `env:"PUSH_DAILY_NOTIFICATIONS" envDefault:"0"`
+	// MaxRecipientsPerPublish bounds the devices one publish may reach.
+	MaxRecipientsPerPublish int `env:"PUSH_MAX_RECIPIENTS_PER_PUBLISH" envDefault:"100000"`
+	// MaxInFlight is the most deliveries being sent at once: what a crash
+	// may send twice.
+	MaxInFlight int `env:"PUSH_MAX_IN_FLIGHT" envDefault:"256"`
+	// ConcurrencyPerCredential is the most concurrent requests through one
+	// provider credential.
+	ConcurrencyPerCredential int `env:"PUSH_CONCURRENCY_PER_CREDENTIAL" envDefault:"64"`
+	// MaxAttempts is how many times a delivery is tried before it becomes
+	// a dead letter.
+	MaxAttempts int `env:"PUSH_MAX_ATTEMPTS" envDefault:"8"`
+	// RetryMaxSeconds caps the backoff between attempts (a provider's
+	// Retry-After may be longer).
+	RetryMaxSeconds int `env:"PUSH_RETRY_MAX_SECONDS" envDefault:"600"`
+	// SendTimeoutSeconds bounds one provider request.
+	SendTimeoutSeconds int `env:"PUSH_SEND_TIMEOUT_SECONDS" envDefault:"30"`
+	// MaxDeadLetters is how many dead push deliveries an app keeps.
+	MaxDeadLetters int `env:"PUSH_MAX_DEAD_LETTERS" envDefault:"10000"`
 }
 
 // credentialKey reads the credential encryption key: nil when none is set.
@@ -135,6 +160,17 @@ func (c Config) pushProblems(ch *checks) {
 	ch.intIn("PUSH_MAX_CHANNELS_PER_DEVICE", p.MaxChannelsPerDevice, 1, 100_000)
 	ch.intIn("PUSH_MAX_DEVICES_PER_APP", p.MaxDevicesPerApp, 1, 1_000_000_000)
 	ch.intIn("PUSH_CHANNEL_AUTH_TTL_SECONDS", p.ChannelAuthTTLSeconds, 0, 10*365*24*3600)
+	ch.intIn("PUSH_PUBLISH_RPS", p.PublishRPS, 0, 1_000_000)
+	if p.DailyNotifications < 0 {
+		ch.bad("PUSH_DAILY_NOTIFICATIONS", "must be 0 (no limit) or more, got %d", p.DailyNotifications)
+	}
+	ch.intIn("PUSH_MAX_RECIPIENTS_PER_PUBLISH", p.MaxRecipientsPerPublish, 1, 10_000_000)
+	ch.intIn("PUSH_MAX_IN_FLIGHT", p.MaxInFlight, 1, 100_000)
+	ch.intIn("PUSH_CONCURRENCY_PER_CREDENTIAL", p.ConcurrencyPerCredential, 1, 10_000)
+	ch.intIn("PUSH_MAX_ATTEMPTS", p.MaxAttempts, 1, 100)
+	ch.intIn("PUSH_RETRY_MAX_SECONDS", p.RetryMaxSeconds, 1, 7*24*3600)
+	ch.intIn("PUSH_SEND_TIMEOUT_SECONDS", p.SendTimeoutSeconds, 1, 600)
+	ch.intIn("PUSH_MAX_DEAD_LETTERS", p.MaxDeadLetters, 1, 10_000_000)
 }
 
 // PushConfig is push.Config from the environment; the limiters it builds are
@@ -147,7 +183,16 @@ func (c Config) PushConfig(memory *[]*ratelimit.Memory) push.Config {
 	pc := push.Config{CredentialKey: key, PreviousCredentialKeys: prev, APNsEndpoint: p.APNsEndpoint,
 		FCMEndpoint: p.FCMEndpoint, AllowLocalWebPush: p.AllowLocalWebPush, FCMTokenURL: p.FCMTokenURL,
 		Devices: push.DeviceConfig{MaxDevicesPerUser: p.MaxDevicesPerUser, MaxInterestsPerDevice: p.MaxInterestsPerDevice,
-			MaxChannelsPerDevice: p.MaxChannelsPerDevice, MaxDevicesPerApp: p.MaxDevicesPerApp, ChannelAuthTTL: time.Duration(p.ChannelAuthTTLSeconds) * time.Second}}
+			MaxChannelsPerDevice: p.MaxChannelsPerDevice, MaxDevicesPerApp: p.MaxDevicesPerApp, ChannelAuthTTL: time.Duration(p.ChannelAuthTTLSeconds) * time.Second},
+		Publish: push.PublishConfig{MaxRecipients: p.MaxRecipientsPerPublish, PerSecond: p.PublishRPS, PerDay: p.DailyNotifications},
+		Dispatch: push.DispatchConfig{InFlight: p.MaxInFlight, PerCredential: p.ConcurrencyPerCredential, MaxAttempts: p.MaxAttempts,
+			RetryMax: time.Duration(p.RetryMaxSeconds) * time.Second, SendTimeout: time.Duration(p.SendTimeoutSeconds) * time.Second,
+			MaxDeadLetters: p.MaxDeadLetters}}
+	if c.RateLimit.Enabled && p.PublishRPS > 0 {
+		m := ratelimit.NewMemory(ratelimit.MemoryConfig{Limit: p.PublishRPS, Window: time.Second})
+		*memory = append(*memory, m)
+		pc.Limits.Publishes = m
+	}
 	if c.RateLimit.Enabled && p.RegistrationsPerMinute > 0 {
 		m := ratelimit.NewMemory(ratelimit.MemoryConfig{Limit: p.RegistrationsPerMinute, Window: time.Minute})
 		*memory = append(*memory, m)

@@ -104,8 +104,11 @@ func TestPushDeviceSettings(t *testing.T) {
 	var memory []*ratelimit.Memory
 	pc := c.PushConfig(&memory)
 	d := pc.Devices
-	if len(memory) != 2 || pc.Limits.DeviceRequests != memory[1] {
-		t.Fatalf("limiters %v, DeviceRequests %v: want the registrations' and the devices' in memory", memory, pc.Limits.DeviceRequests)
+	if len(memory) != 3 || pc.Limits.DeviceRequests != memory[2] || pc.Limits.Publishes != memory[0] {
+		t.Fatalf("%d limiters: want the registrations', the devices' and the publishes' in memory", len(memory))
+	}
+	if dec := pc.Limits.Publishes.Allow("app"); dec.Limit != 100 {
+		t.Fatalf("PUSH_PUBLISH_RPS default: %+v", dec)
 	}
 	if dec := pc.Limits.DeviceRequests.Allow("app\x00d"); dec.Limit != 10 {
 		t.Fatalf("PUSH_DEVICE_REQUESTS_PER_SECOND default: %+v", dec)

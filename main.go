@@ -23,6 +23,7 @@ import (
 
 	"github.com/sockudo/sockudo/apps"
 	"github.com/sockudo/sockudo/cli"
+	"github.com/sockudo/sockudo/ratelimit"
 	"github.com/sockudo/sockudo/server"
 	"github.com/sockudo/sockudo/storage"
 	"github.com/sockudo/sockudo/webhooks"
@@ -136,11 +137,22 @@ func serve(ctx context.Context, environ map[string]string, stderr io.Writer) int
 			log.Error("writing the audit log", "err", err)
 		}
 	})
+	// The daily notification quota is counted in storage, so a restart
+	// does not reset it; it is flushed by its loop and once more at exit.
+	daily := ratelimit.NewWindow(db, 0, 24*time.Hour, nil)
+	daily.OnError = func(err error) { log.Error("push: daily quota counter", "err", err) }
+	pushCfg.Limits.Notifications = daily
+	bg.Add(1)
+	go func() { defer bg.Done(); daily.Run(bgCtx); _ = daily.Close() }()
 	pushSvc, err := routePush(srv, pushCfg, db, audit, log)
 	if err != nil {
 		log.Error("invalid push configuration", "err", err)
 		return 1
 	}
+	// Deliveries run until bg ends: after the server has drained, before
+	// storage closes; sends in flight are finished and recorded.
+	bg.Add(1)
+	go func() { defer bg.Done(); pushSvc.Run(bgCtx) }()
 	srv.Registry().MustRegister(newWebhookCollector(hooks))
 	if err := hooks.Start(context.Background()); err != nil {
 		log.Error("cannot start webhooks", "err", err)

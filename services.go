@@ -287,8 +287,13 @@ func (c *webhookCollector) Collect(ch chan<- prometheus.Metric) {
 // routePush builds the push subsystem and mounts its routes: the server API
 // signed like the Pusher API, the client API with its own authentication.
 func routePush(srv *server.Server, cfg push.Config, db *storage.DB, audit push.Audit, log *slog.Logger) (*push.Service, error) {
+	metrics := push.NewMetrics(srv.Registry(), func() float64 {
+		n, _ := db.PushQueueDepth()
+		return float64(n)
+	})
 	svc, err := push.New(cfg, push.Deps{DB: db, Apps: srv, Audit: audit, Changes: changeLog{db, log}, Log: log,
-		ClientIP: srv.ClientKey, WebSubscription: webSubscription(cfg.AllowLocalWebPush), ClientBuilder: providers.Builder(cfg)})
+		ClientIP: srv.ClientKey, WebSubscription: webSubscription(cfg.AllowLocalWebPush), ClientBuilder: providers.Builder(cfg),
+		Sender: providers.Send, Metrics: metrics})
 	if err != nil {
 		return nil, err
 	}

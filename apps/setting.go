@@ -66,6 +66,9 @@ var Settings = []Setting{
 	{Flag: "push-max-devices-per-user", NoEnv: true, Default: "0", Usage: "push devices one user may have (0 = PUSH_MAX_DEVICES_PER_USER)", Int: func(a *storage.App) *int { return &a.PushLimits.MaxDevicesPerUser }},
 	{Flag: "push-max-interests-per-device", NoEnv: true, Default: "0", Usage: "interests one push device may have, its own and its user's (0 = PUSH_MAX_INTERESTS_PER_DEVICE)", Int: func(a *storage.App) *int { return &a.PushLimits.MaxInterestsPerDevice }},
 	{Flag: "push-registrations-per-ip-per-minute", NoEnv: true, Default: "0", Usage: "push client API device registrations per client IP per minute (0 = PUSH_REGISTRATIONS_PER_IP_PER_MINUTE; applies while that limit is on)", Int: func(a *storage.App) *int { return &a.PushLimits.RegistrationsPerMinute }},
+	{Flag: "push-publishes-per-second", NoEnv: true, Default: "0", Usage: "push publishes per second (0 = PUSH_PUBLISH_RPS; applies while that limit is on)", Int: func(a *storage.App) *int { return &a.PushLimits.PublishesPerSecond }},
+	{Flag: "push-notifications-per-day", NoEnv: true, Default: "0", Usage: "push notifications (devices reached) per UTC day (0 = PUSH_DAILY_NOTIFICATIONS)", Int: func(a *storage.App) *int { return &a.PushLimits.NotificationsPerDay }},
+	{Flag: "push-max-recipients-per-publish", NoEnv: true, Default: "0", Usage: "devices one push publish may reach (0 = PUSH_MAX_RECIPIENTS_PER_PUBLISH)", Int: func(a *storage.App) *int { return &a.PushLimits.MaxRecipientsPerPublish }},
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

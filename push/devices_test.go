@@ -90,6 +90,7 @@ func (c *testClock) Add(d time.Duration) {
 
 type env struct {
 	t     testing.TB
+	db    *storage.DB
 	svc   *push.Service
 	mux   *http.ServeMux
 	clock *testClock
@@ -104,7 +105,7 @@ func newEnv(t testing.TB, cfg push.Config) *env {
 }
 
 // newEnvApps is newEnv with the apps' push limit overrides of apps.
-func newEnvApps(t testing.TB, cfg push.Config, apps testApps) *env {
+func newEnvApps(t testing.TB, cfg push.Config, apps testApps, opts ...func(*push.Deps)) *env {
 	t.Helper()
 	db, err := storage.Open(filepath.Join(t.TempDir(), "sockudo.db"), nil)
 	if err != nil {
@@ -114,7 +115,7 @@ func newEnvApps(t testing.TB, cfg push.Config, apps testApps) *env {
 	e := &env{t: t, mux: http.NewServeMux(), clock: &testClock{t: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)},
 		audit: &auditRecorder{}}
 	cfg.AllowLocalWebPush = true
-	e.svc, err = push.New(cfg, push.Deps{DB: db, Apps: apps, Audit: e.audit, Now: e.clock.Now,
+	deps := push.Deps{DB: db, Apps: apps, Audit: e.audit, Now: e.clock.Now,
 		ClientIP: func(*http.Request) string { return "127.0.0.1" },
 		WebSubscription: func(endpoint, p256dh, auth string) ([]byte, []byte, error) {
 			sub, err := webpush.ParseSubscription(endpoint, p256dh, auth)
@@ -122,7 +123,12 @@ func newEnvApps(t testing.TB, cfg push.Config, apps testApps) *env {
 				err = webpush.CheckEndpoint(endpoint, true)
 			}
 			return sub.P256dh, sub.Auth, err
-		}})
+		}}
+	for _, o := range opts {
+		o(&deps)
+	}
+	e.db = db
+	e.svc, err = push.New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package push
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -73,6 +74,10 @@ type Config struct {
 
 	// Devices bounds devices and their subscriptions.
 	Devices DeviceConfig
+	// Publish bounds publishes per app.
+	Publish PublishConfig
+	// Dispatch tunes the delivery workers.
+	Dispatch DispatchConfig
 }
 
 // Limits are push's rate limiters, keyed as each says.
@@ -93,6 +98,15 @@ type Limits struct {
 	// and signatures on the client API (main shares the WebSocket path's
 	// limiter); once spent, refusals answer 429.
 	AuthFailures ratelimit.Limiter
+
+	// Publishes is keyed by app id and counts publishes per second
+	// (PublishConfig.PerSecond); an app's PublishesPerSecond replaces its
+	// limit when it takes per-call quotas (ratelimit.Memory).
+	Publishes ratelimit.Limiter
+
+	// Notifications counts each app's notifications per day, persisted
+	// (ratelimit.Window); nil means no daily quota.
+	Notifications NotificationQuota
 }
 
 // Service is the push subsystem: provider credentials, devices and their
@@ -108,6 +122,12 @@ type Service struct {
 	clientIP func(*http.Request) string
 	// creds are the provider credentials and their live clients.
 	creds *Credentials
+	// disp delivers publishes; nil without a Sender (nothing is sent,
+	// publishes wait in storage).
+	disp *dispatcher
+	m    *Metrics
+	// trail appends to the push audit trail; nil: none.
+	trail func(auditRecord)
 }
 
 // Deps are the Service's collaborators.
@@ -135,6 +155,15 @@ type Deps struct {
 	// (push/providers.Builder); nil checks credentials without building
 	// clients, and the registry then serves none.
 	ClientBuilder ClientBuilder
+	// Sender sends a notification through a client ClientBuilder made
+	// (push/providers.Send); nil: publishes are accepted and stored but
+	// Run sends nothing.
+	Sender Sender
+	// Events receives finished publishes, invalidated devices and failing
+	// credentials (main: webhooks); nil: none.
+	Events Events
+	// Metrics records the pipeline's metrics; nil: none.
+	Metrics *Metrics
 }
 
 // New validates cfg and returns a Service that has started nothing.
@@ -168,12 +197,27 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if cfg.Limits.DeviceRequests == nil {
 		cfg.Limits.DeviceRequests = ratelimit.Disabled{}
 	}
+	if cfg.Limits.Publishes == nil {
+		cfg.Limits.Publishes = ratelimit.Disabled{}
+	}
 	creds, err := NewCredentials(d.DB, cfg, d.ClientBuilder, d.Changes, d.Now)
 	if err != nil {
 		return nil, err
 	}
-	return &Service{cfg: cfg, db: d.DB, apps: d.Apps, audit: d.Audit, log: d.Log, clientIP: d.ClientIP,
-		creds: creds}, nil
+	s := &Service{cfg: cfg, db: d.DB, apps: d.Apps, audit: d.Audit, log: d.Log, clientIP: d.ClientIP,
+		creds: creds, m: d.Metrics}
+	if d.Sender != nil {
+		s.disp = newDispatcher(s, cfg.Dispatch, d.Sender, d.Events, d.Metrics)
+	}
+	return s, nil
+}
+
+// Run delivers publishes until ctx is done, then finishes the sends in
+// flight and returns. Without a Sender it returns at once.
+func (s *Service) Run(ctx context.Context) {
+	if s.disp != nil {
+		s.disp.run(ctx)
+	}
 }
 
 type nopAudit struct{}
@@ -182,7 +226,7 @@ func (nopAudit) Record(storage.AuditEntry) {}
 
 // SignedRoutes are the push server API routes (/apps/{app_id}/push/...).
 func (s *Service) SignedRoutes() []SignedRoute {
-	return append(s.credentialRoutes(), s.deviceRoutes()...)
+	return append(append(s.credentialRoutes(), s.deviceRoutes()...), s.publishRoutes()...)
 }
 
 // Routes are the client API routes (/apps/{app_id}/push/client/...), which
@@ -206,3 +250,13 @@ func (s *Service) AppsChanged() error {
 // Credentials is the provider credential manager; its Registry holds the
 // live provider clients sends use.
 func (s *Service) Credentials() *Credentials { return s.creds }
+
+// DispatchOnce claims up to limit deliveries due now, sends them, waits
+// for the answers and records them: one step of Run, for tests that drive
+// a fake clock. It returns how many deliveries it claimed.
+func (s *Service) DispatchOnce(ctx context.Context, limit int) (int, error) {
+	if s.disp == nil {
+		return 0, errors.New("push: no Sender")
+	}
+	return s.disp.dispatchOnce(ctx, limit)
+}

@@ -128,9 +128,18 @@ func (w *Window) Allow(key string) Decision {
 // quotas. limit <= 0 means unlimited. Counts are per key whatever the limit,
 // so lowering a key's limit mid-window takes effect at once.
 func (w *Window) AllowLimit(key string, limit int64) Decision {
+	return w.AllowN(key, 1, limit)
+}
+
+// AllowN is AllowLimit for n requests at once (a publish to n devices
+// against a daily notification quota): all n are counted, or none when
+// they do not fit in what is left. n <= 0 counts nothing and reports the
+// usage.
+func (w *Window) AllowN(key string, n, limit int64) Decision {
 	if limit <= 0 {
 		return Decision{Allowed: true}
 	}
+	n = max(n, 0)
 	now := w.now()
 	start := now.Truncate(w.window)
 	s := &w.shards[shardIndex(w.seed, key)]
@@ -153,10 +162,10 @@ func (w *Window) AllowLimit(key string, limit int64) Decision {
 		}
 	}
 	used := e.base + e.pending
-	allowed := used < limit
+	allowed := used+n <= limit && (n > 0 || used < limit)
 	if allowed {
-		e.pending++
-		used++
+		e.pending += n
+		used += n
 	}
 	// e.start is later than start only if another caller's clock read was
 	// later than ours; count in its window.

@@ -409,3 +409,25 @@ func BenchmarkWindowAllow(b *testing.B) {
 		})
 	})
 }
+
+func TestWindowAllowN(t *testing.T) {
+	store := newMemStore()
+	now := time.Date(2026, 1, 2, 10, 0, 0, 0, time.UTC)
+	w := NewWindow(store, 0, 24*time.Hour, func() time.Time { return now })
+	for _, c := range []struct {
+		n       int64
+		allowed bool
+		left    int
+	}{
+		{6, true, 4},  // 6 of 10
+		{5, false, 4}, // does not fit: nothing counted
+		{4, true, 0},  // exactly fills
+		{1, false, 0}, // full
+		{0, false, 0}, // reading a full quota is refused too
+	} {
+		d := w.AllowN("app", c.n, 10)
+		if d.Allowed != c.allowed || d.Remaining != c.left {
+			t.Fatalf("AllowN(%d) = allowed %v remaining %d, want %v %d", c.n, d.Allowed, d.Remaining, c.allowed, c.left)
+		}
+	}
+}

@@ -180,4 +180,13 @@ type AppPushLimits struct {
 	// (PUSH_REGISTRATIONS_PER_IP_PER_MINUTE). It applies while that
 	// server-wide limiter is on, as AppRateLimits do.
 	RegistrationsPerMinute int `json:"registrations_per_ip_per_minute,omitempty"`
+	// PublishesPerSecond bounds the app's push publishes per second
+	// (PUSH_PUBLISH_RPS).
+	PublishesPerSecond int `json:"publishes_per_second,omitempty"`
+	// NotificationsPerDay bounds the notifications (one per device of a
+	// publish) the app may send per UTC day (PUSH_DAILY_NOTIFICATIONS).
+	NotificationsPerDay int `json:"notifications_per_day,omitempty"`
+	// MaxRecipientsPerPublish bounds the devices one publish may reach
+	// (PUSH_MAX_RECIPIENTS_PER_PUBLISH).
+	MaxRecipientsPerPublish int `json:"max_recipients_per_publish,omitempty"`
 }

@@ -23,6 +23,7 @@ import (
 //	push_deliveries      num (8) + seq (8)       -> JSON of a delivery
 //	push_delivery_due    ms (8) + delivery key   -> empty
 //	push_delivery_dead   app \0 dead id (8)      -> delivery key
+//	push_publish_done    num (8)                 -> empty (finished, not yet reported)
 //
 // A publish's num (from push_publish_nums' sequence) stands for it in the
 // delivery keys, which are 16 bytes however long the app and publish ids.
@@ -41,6 +42,7 @@ var (
 	bucketPushDeliveries = []byte("push_deliveries")
 	bucketPushDue        = []byte("push_delivery_due")
 	bucketPushDead       = []byte("push_delivery_dead")
+	bucketPushPubDone    = []byte("push_publish_done")
 )
 
 // Errors of the push publish methods, beside [ErrNotFound] and [ErrInvalid].
@@ -133,12 +135,16 @@ type PushPublish struct {
 	// num stands for the publish in its delivery keys (stored through
 	// pubRecord).
 	num uint64
+	// reported: the publish went into push_publish_done when it finished,
+	// so that it is reported once (FinishedPushPublishes).
+	reported bool
 }
 
 // pubRecord is how a publish is stored: with its num.
 type pubRecord struct {
 	PushPublish
-	Num uint64 `json:"num"`
+	Num      uint64 `json:"num"`
+	Reported bool   `json:"reported,omitempty"`
 }
 
 // PushCounters count a publish's deliveries.
@@ -238,7 +244,7 @@ func NewPushPublishID(now time.Time) (string, error) {
 
 // pubBuckets are the buckets of the publish pipeline within one tx.
 type pubBuckets struct {
-	pubs, states, idem, sched, nums, dels, due, dead *bolt.Bucket
+	pubs, states, idem, sched, nums, dels, due, dead, done *bolt.Bucket
 }
 
 func openPubBuckets(tx *bolt.Tx) (*pubBuckets, error) {
@@ -248,7 +254,7 @@ func openPubBuckets(tx *bolt.Tx) (*pubBuckets, error) {
 		name []byte
 	}{{&bs.pubs, bucketPushPublishes}, {&bs.states, bucketPushPubStates}, {&bs.idem, bucketPushPubIdem},
 		{&bs.sched, bucketPushPubSched}, {&bs.nums, bucketPushPubNums}, {&bs.dels, bucketPushDeliveries}, {&bs.due, bucketPushDue},
-		{&bs.dead, bucketPushDead}} {
+		{&bs.dead, bucketPushDead}, {&bs.done, bucketPushPubDone}} {
 		if !tx.Writable() {
 			*x.b = tx.Bucket(x.name)
 			if *x.b == nil {
@@ -303,13 +309,20 @@ func (bs *pubBuckets) getPub(app, id string) (*PushPublish, error) {
 	if err := json.Unmarshal(v, &r); err != nil {
 		return nil, fmt.Errorf("decode publish %s: %w", id, err)
 	}
-	r.PushPublish.num = r.Num
+	r.PushPublish.num, r.PushPublish.reported = r.Num, r.Reported
 	return &r.PushPublish, nil
 }
 
-// putPub writes p and moves its state index entry from oldState.
+// putPub writes p and moves its state index entry from oldState. A publish
+// that has just finished is filed in push_publish_done, once.
 func (bs *pubBuckets) putPub(p *PushPublish, oldState string) error {
-	v, err := json.Marshal(pubRecord{PushPublish: *p, Num: p.num})
+	if p.Finished() && !p.FinishedAt.IsZero() && !p.reported {
+		if err := bs.done.Put(seqKey(p.num), nil); err != nil {
+			return err
+		}
+		p.reported = true
+	}
+	v, err := json.Marshal(pubRecord{PushPublish: *p, Num: p.num, Reported: p.reported})
 	if err != nil {
 		return fmt.Errorf("encode publish: %w", err)
 	}
@@ -402,7 +415,9 @@ func (bs *pubBuckets) file(k []byte, d *PushDelivery) error {
 // CreatedAt). Only DeviceID and Platform of the deliveries are used; the
 // slice is not modified. When p.IdempotencyKey was used by the app within
 // IdempotencyWindow, nothing is stored and the existing publish is
-// returned with ErrDuplicate.
+// returned with ErrDuplicate. A publish passed in state PublishRateLimited
+// is the record of a refusal: stored finished, without deliveries, and
+// without claiming its idempotency key.
 func (db *DB) CreatePushPublish(p PushPublish, deliveries []PushDelivery) (PushPublish, error) {
 	if !validKeyPart(p.App) || p.IdempotencyKey != "" && !validKeyPart(p.IdempotencyKey) {
 		return PushPublish{}, fmt.Errorf("storage: create push publish: %w", ErrInvalid)
@@ -420,6 +435,15 @@ func (db *DB) CreatePushPublish(p PushPublish, deliveries []PushDelivery) (PushP
 	}
 	if !validKeyPart(p.ID) {
 		return PushPublish{}, fmt.Errorf("storage: create push publish: %w", ErrInvalid)
+	}
+	refused := p.State == PublishRateLimited
+	if refused {
+		if len(deliveries) > 0 {
+			return PushPublish{}, fmt.Errorf("storage: create push publish: a refused publish has no deliveries: %w", ErrInvalid)
+		}
+		// The key stays free: the caller may send the same publish again
+		// once the limit allows it.
+		p.IdempotencyKey = ""
 	}
 	p.State = PublishQueued
 	due := p.CreatedAt
@@ -442,6 +466,9 @@ func (db *DB) CreatePushPublish(p PushPublish, deliveries []PushDelivery) (PushP
 	}
 	if len(deliveries) == 0 {
 		p.State, p.FinishedAt = PublishSucceeded, p.CreatedAt
+	}
+	if refused {
+		p.State = PublishRateLimited
 	}
 
 	var out PushPublish
@@ -1057,7 +1084,7 @@ func (db *DB) ReplayPushDeliveries(app string, ids []uint64, now time.Time) (int
 			if p.State != PublishPartiallyCancelled && p.State != PublishCancelled {
 				p.State = PublishDispatching
 			}
-			p.FinishedAt = time.Time{}
+			p.FinishedAt, p.reported = time.Time{}, false
 			if err := bs.putPub(p, olds[pk]); err != nil {
 				return err
 			}
@@ -1154,6 +1181,9 @@ func (bs *pubBuckets) deletePub(p *PushPublish) error {
 		return err
 	}
 	if err := bs.nums.Delete(seqKey(p.num)); err != nil {
+		return err
+	}
+	if err := bs.done.Delete(seqKey(p.num)); err != nil {
 		return err
 	}
 	return bs.pubs.Delete(join(p.App, p.ID))
