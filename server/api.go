@@ -89,7 +89,12 @@ func (s *Server) apiTrigger(w http.ResponseWriter, r *http.Request, a *app, cfg 
 		writeError(w, bad.Status, bad.Message)
 		return
 	}
+	if err := s.checkPush(a.id, e.Push); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	s.publishEvent(r, a, cfg, &e, channels, data)
+	s.pushEvent(r, a.id, channels, e.Push)
 	if e.Info == "" {
 		writeJSON(w, http.StatusOK, []byte("{}"))
 		return
@@ -139,11 +144,20 @@ func (s *Server) apiBatch(w http.ResponseWriter, r *http.Request, a *app, cfg *a
 			writeError(w, bad.Status, "batch["+strconv.Itoa(i)+"]: "+bad.Message)
 			return
 		}
+		if err := s.checkPush(a.id, batch[i].Push); err != nil {
+			writeError(w, http.StatusBadRequest, "batch["+strconv.Itoa(i)+"]: "+err.Error())
+			return
+		}
 		checked[i] = valid{chs, data}
 		anyInfo = anyInfo || batch[i].Info != ""
 	}
 	for i := range batch {
 		s.publishEvent(r, a, cfg, &batch[i], checked[i].channels, checked[i].data)
+	}
+	// Pushes after every publish: persisting notifications must not delay
+	// the realtime events of the rest of the batch.
+	for i := range batch {
+		s.pushEvent(r, a.id, checked[i].channels, batch[i].Push)
 	}
 	if !anyInfo {
 		writeJSON(w, http.StatusOK, []byte("{}"))

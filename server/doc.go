@@ -8,7 +8,8 @@
 // (messages, node-to-node commands, cache channels) and Presence (counts,
 // members, signed-in users). The local implementations are the default;
 // Redis mode passes its own with WithBroker and WithPresence, and server
-// never imports them.
+// never imports them. Push notifications on API events go to a
+// PushFallback (WithPushFallback), which package push implements.
 //
 // # Files
 //
@@ -26,6 +27,7 @@
 //	presence*.go         Presence and the local presence
 //	subscription_count.go throttled pusher_internal:subscription_count
 //	api.go, api_signed.go the Pusher HTTP API and its signing middleware
+//	push_fallback.go     PushFallback: the push object of API events (push-api.md §4.4)
 //	events.go            lifecycle events (webhooks) and audit records
 //
 // # Concurrency

@@ -33,6 +33,10 @@ type metrics struct {
 	rateLimited      *prometheus.CounterVec // limiter
 	slowConsumers    prometheus.Counter
 	pushProvider     *prometheus.CounterVec // provider, class
+	triggerPush      *prometheus.CounterVec // result
+
+	// The results of triggerPush, resolved once.
+	triggerPushAccepted, triggerPushFailed, triggerPushRefused prometheus.Counter
 
 	subsByType [5]prometheus.Counter // indexed by protocol.ChannelType
 }
@@ -71,7 +75,14 @@ func newMetrics() *metrics {
 		Help: "Sockets closed because their outbound queue was full."})
 	m.pushProvider = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sockudo_push_provider_failures_total",
 		Help: "Push provider failures (APNs, FCM, Web Push), by provider and class such as credentials."}, []string{"provider", "class"})
-	for _, c := range []prometheus.Collector{m.pushProvider, m.connections, m.connsOpened, m.connsClosed, m.connsRefused,
+	m.triggerPush = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sockudo_trigger_push_total",
+		Help: "Push objects on HTTP API events, by result: accepted (handed to push after the event was published), " +
+			"failed (push failed after the event was published; the answer was still 200) or refused (400, nothing published)."},
+		[]string{"result"})
+	m.triggerPushAccepted = m.triggerPush.WithLabelValues("accepted")
+	m.triggerPushFailed = m.triggerPush.WithLabelValues("failed")
+	m.triggerPushRefused = m.triggerPush.WithLabelValues("refused")
+	for _, c := range []prometheus.Collector{m.pushProvider, m.triggerPush, m.connections, m.connsOpened, m.connsClosed, m.connsRefused,
 		m.messagesIn, m.messagesOut, m.bytesIn, m.bytesOut, m.subscriptions, m.httpRequests, m.authFailures,
 		m.signatureFailure, m.rateLimited, m.slowConsumers,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {

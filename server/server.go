@@ -46,6 +46,9 @@ type Server struct {
 	extraAPI []signedRoute // routes added with HandleSigned
 	extra    []ownRoute    // routes added with Handle
 
+	// pushFallback takes the push objects of API events; nil refuses them.
+	pushFallback PushFallback
+
 	channelLocks channelLocks // serialise joins and leaves per channel
 	counts       countThrottle
 

@@ -18,6 +18,11 @@ type TriggerEvent struct {
 	Channels []string        `json:"channels"`
 	SocketID string          `json:"socket_id"`
 	Info     string          `json:"info"`
+	// Push is the sockudo extension for push notifications on this event
+	// (shared/spec/push-api.md §4.4), kept raw: the server checks only that
+	// it is an object and hands it on. nil when absent; the JSON null
+	// literal when sent as null.
+	Push json.RawMessage `json:"push"`
 }
 
 // ErrInvalidJSON is a body that does not decode.
