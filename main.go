@@ -112,7 +112,11 @@ func serve(ctx context.Context, environ map[string]string, stderr io.Writer) int
 	sc := cfg.ServerConfig()
 	sc.Limits = lims.Limits
 	cfg.clientSettings(&sc, log)
-	srv, err := server.New(sc, db, log)
+	// The push service needs the server (its apps, its client IPs), and the
+	// server hands trigger push objects to it: pf is filled in below,
+	// before Serve.
+	pf := &pushFallback{}
+	srv, err := server.New(sc, db, log, server.WithPushFallback(pf))
 	if err != nil {
 		log.Error("invalid server configuration", "err", err)
 		return 1
@@ -149,6 +153,7 @@ func serve(ctx context.Context, environ map[string]string, stderr io.Writer) int
 		log.Error("invalid push configuration", "err", err)
 		return 1
 	}
+	pf.svc = pushSvc
 	// Deliveries run until bg ends: after the server has drained, before
 	// storage closes; sends in flight are finished and recorded.
 	bg.Add(1)

@@ -284,6 +284,19 @@ func (c *webhookCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.descs["queue_depth"], prometheus.GaugeValue, float64(s.QueueDepth))
 }
 
+// pushFallback is the server's PushFallback: the push service, which is
+// built after the server. svc is set before Serve and never changes after.
+type pushFallback struct{ svc *push.Service }
+
+func (f *pushFallback) CheckPush(appID string, raw json.RawMessage) error {
+	return f.svc.CheckPush(appID, raw)
+}
+
+func (f *pushFallback) Push(ctx context.Context, appID string, channels []string, raw json.RawMessage,
+	online func(ctx context.Context, userIDs []string) ([]bool, error)) error {
+	return f.svc.Push(ctx, appID, channels, raw, online)
+}
+
 // routePush builds the push subsystem and mounts its routes: the server API
 // signed like the Pusher API, the client API with its own authentication.
 func routePush(srv *server.Server, cfg push.Config, db *storage.DB, audit push.Audit, log *slog.Logger) (*push.Service, error) {
