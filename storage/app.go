@@ -117,7 +117,9 @@ type Webhook struct {
 	URL string `json:"url"`
 	// EventTypes lists the event names sent to URL (channel_occupied,
 	// channel_vacated, member_added, member_removed, client_event,
-	// cache_miss, subscription_count). Empty means every event.
+	// cache_miss, subscription_count, push_publish_finished,
+	// push_device_invalidated, push_credential_unhealthy). Empty means every
+	// realtime event: push events are sent only when listed.
 	EventTypes []string `json:"event_types,omitempty"`
 	// Filter narrows the channels whose events are sent; nil means all.
 	Filter *WebhookFilter `json:"filter,omitempty"`

@@ -284,13 +284,19 @@ func (d *Dispatcher) goTracked(fn func()) {
 	}()
 }
 
-// Emit reports a lifecycle event. It never blocks on I/O: the event is
-// gated and filtered, then buffered for the write-behind commit, which makes
-// it durable within about one commit (see the package doc). Events of apps
-// without a target taking them cost one map lookup.
+// Emit reports a lifecycle or push event. It never blocks on I/O: the
+// event is gated (push events are not) and filtered, then buffered for the
+// write-behind commit, which makes it durable within about one commit (see
+// the package doc). Events of apps without a target taking them cost one
+// map lookup. Emit does not keep e.Fields after it returns.
 func (d *Dispatcher) Emit(e Event) {
 	as := d.state.Load().apps[e.App]
-	if as == nil || as.wants&bit(e.Name) == 0 {
+	b := bit(e.Name)
+	if as == nil || as.wants&b == 0 {
+		return
+	}
+	if b&pushEvents != 0 {
+		d.emitPush(as, e)
 		return
 	}
 	d.mu.Lock()
@@ -303,15 +309,43 @@ func (d *Dispatcher) Emit(e Event) {
 	d.gateLocked(as, e, d.clock.Now())
 }
 
-// decideLocked sends e to every target of its app that takes it: the
-// event is encoded once and buffered for each. The targets are those
-// configured now: a decision that waited out a grace period follows a
-// Reload made meanwhile. d.mu must be held.
+// emitPush buffers push event e for the targets that take it. It skips
+// the gate, whose rules are all about channels, and encodes e before taking
+// d.mu: Fields are the caller's values, of any size, and may fail to
+// encode, which drops the event with a warning (the caller cannot be
+// answered: Emit never fails).
+func (d *Dispatcher) emitPush(as *appState, e Event) {
+	raw, err := e.encodePush()
+	if err != nil {
+		d.dropped.Add(1)
+		d.warn.warn("encode "+e.Name, "push webhook event dropped: its fields do not encode as JSON",
+			"app_id", e.App, "event", e.Name, "err", err)
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		d.dropped.Add(1)
+		return
+	}
+	d.bufferLocked(as, e, raw, d.clock.Now())
+}
+
+// decideLocked sends realtime e to every target of its app that takes it:
+// the event is encoded once and buffered for each. d.mu must be held.
 func (d *Dispatcher) decideLocked(as *appState, e Event, now time.Time) {
+	d.bufferLocked(as, e, nil, now)
+}
+
+// bufferLocked buffers e for every target of its app that takes it; raw is
+// e encoded, or nil to encode it (once) when a first target takes it. The
+// targets are those configured now: a decision that waited out a grace
+// period follows a Reload made meanwhile. d.mu must be held.
+func (d *Dispatcher) bufferLocked(as *appState, e Event, raw []byte, now time.Time) {
 	if as = d.state.Load().apps[as.id]; as == nil {
 		return
 	}
-	var raw []byte
+	buffered := false
 	for _, t := range as.targets {
 		if !t.matches(e.Name, e.Channel) {
 			continue
@@ -326,8 +360,9 @@ func (d *Dispatcher) decideLocked(as *appState, e Event, now time.Time) {
 			raw = e.encode()
 		}
 		d.buf = append(d.buf, pendingEntry{t: t, event: raw, created: now, name: e.Name, channel: e.Channel})
+		buffered = true
 	}
-	if raw != nil {
+	if buffered {
 		select {
 		case d.persistNow <- struct{}{}:
 		default:

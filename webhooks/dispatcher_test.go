@@ -152,6 +152,72 @@ func TestFiltersPerTarget(t *testing.T) {
 	}
 }
 
+// TestPushEvents: push events reach only the targets that list them, with
+// their fields next to "name" and no channel, signed like channel events;
+// a target without event_types keeps getting channel events only, and a
+// channel filter does not hold push events back.
+func TestPushEvents(t *testing.T) {
+	finished, plain, devices := newReceiver(t), newReceiver(t), newReceiver(t)
+	db, _ := openDB(t, app(
+		storage.Webhook{URL: finished.URL + "/finished", EventTypes: []string{PushPublishFinished}},
+		storage.Webhook{URL: plain.URL + "/plain"},
+		storage.Webhook{URL: devices.URL + "/devices", EventTypes: []string{PushDeviceInvalidated, ChannelOccupied},
+			Filter: &storage.WebhookFilter{ChannelPrefix: "presence-"}},
+	))
+	d := startDispatcher(t, testConfig(), db, testOpts{})
+
+	counters := map[string]any{"planned": 2, "sent": 1, "failed": 0, "invalidated": 1, "retried": 0,
+		"per_provider":     map[string]any{"fcm": map[string]int{"sent": 1, "invalidated": 1}},
+		"errors_by_reason": map[string]int{"UNREGISTERED": 1}}
+	d.Emit(Event{App: testApp, Name: PushPublishFinished, Fields: map[string]any{"publish_id": "pub_1",
+		"state": "finished", "counters": counters, "created_at": int64(1700000000000), "finished_at": int64(1700000000250)}})
+	d.Emit(Event{App: testApp, Name: PushDeviceInvalidated, Fields: map[string]any{"device_id": "dev_1",
+		"platform": "fcm", "user_id": "u1", "reason": "UNREGISTERED"}})
+	d.Emit(Event{App: testApp, Name: PushCredentialUnhealthy, Fields: map[string]any{"provider": "apns",
+		"version": 3, "reason": "InvalidProviderToken"}})
+	d.Emit(Event{App: "other-app", Name: PushPublishFinished, Fields: map[string]any{"publish_id": "pub_2"}})
+	// Not JSON: dropped and counted, nothing sent.
+	d.Emit(Event{App: testApp, Name: PushPublishFinished, Fields: map[string]any{"publish_id": "pub_3",
+		"bad": func() {}}})
+	// Marker, last: plain and devices take it.
+	d.Emit(Event{App: testApp, Name: ChannelOccupied, Channel: "presence-marker"})
+
+	r := finished.next(t)
+	if got, want := string(r.body), `{"time_ms":`+fmt.Sprint(r.Time)+`,"events":[{"name":"push_publish_finished",`+
+		`"counters":{"errors_by_reason":{"UNREGISTERED":1},"failed":0,"invalidated":1,"per_provider":{"fcm":`+
+		`{"invalidated":1,"sent":1}},"planned":2,"retried":0,"sent":1},"created_at":1700000000000,`+
+		`"finished_at":1700000000250,"publish_id":"pub_1","state":"finished"}]}`; got != want {
+		t.Errorf("body %s\nwant %s", got, want)
+	}
+	if r.header.Get("X-Pusher-Key") != testKey || r.header.Get("X-Pusher-Signature") != sign(testSecret, r.body) ||
+		r.header.Get("Content-Type") != "application/json" {
+		t.Errorf("headers %v", r.header)
+	}
+	if got, want := plain.nextEvents(t, 1), []string{"channel_occupied presence-marker"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("target without event_types got %v, want %v", got, want)
+	}
+	r = devices.next(t)
+	if got, want := string(r.body), `{"time_ms":`+fmt.Sprint(r.Time)+`,"events":[{"name":"push_device_invalidated",`+
+		`"device_id":"dev_1","platform":"fcm","reason":"UNREGISTERED","user_id":"u1"}]}`; got != want {
+		t.Errorf("body %s\nwant %s", got, want)
+	}
+	if r.header.Get("X-Pusher-Signature") != sign(testSecret, r.body) {
+		t.Error("push event not signed with the app secret")
+	}
+	if got, want := devices.nextEvents(t, 1), []string{"channel_occupied presence-marker"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("devices got %v, want %v", got, want)
+	}
+	waitFor(t, "queues to drain", func() bool { return d.Stats().QueueDepth == 0 })
+	for name, rcv := range map[string]*receiver{"finished": finished, "plain": plain, "devices": devices} {
+		if n := len(rcv.reqs); n != 0 {
+			t.Errorf("%s got %d extra requests", name, n)
+		}
+	}
+	if s := d.Stats(); s.Queued != 4 || s.Sent != 4 || s.Dropped != 1 {
+		t.Errorf("stats = %+v, want 4 queued and sent, 1 dropped", s)
+	}
+}
+
 func TestBatching(t *testing.T) {
 	batched, single := newReceiver(t), newReceiver(t)
 	db, _ := openDB(t, app(

@@ -10,7 +10,15 @@
 // return), one cache_miss per channel per window, and subscription_count
 // throttled to once per 5 s above 100 subscribers. Each surviving event is
 // encoded once, matched against the app's targets (event types and a channel
-// prefix, suffix or regular expression) and buffered. A single persister
+// prefix, suffix or regular expression) and buffered.
+//
+// The push service reports push events (push_publish_finished,
+// push_device_invalidated, push_credential_unhealthy) to the same Emit, with
+// their content in Event.Fields. They skip the gate and the channel filters
+// (they have no channel), and go only to targets whose event_types list
+// them: a target without event_types takes the realtime events only, as it
+// did before push existed. From the buffer on they are ordinary entries:
+// same queue, retries, dead letters and signature. A single persister
 // commits the buffer to the durable queue in storage, at most one bbolt
 // transaction per Config.CommitInterval (10 ms), so a burst costs one fsync
 // per interval, not one per event. One

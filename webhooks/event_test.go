@@ -99,3 +99,97 @@ func TestEventTypeBits(t *testing.T) {
 		t.Error("an unknown name has a bit")
 	}
 }
+
+// TestRealtimeEncodingIgnoresFields: Fields belongs to push events; a
+// realtime event's object stays exactly Pusher's, byte for byte, whatever
+// Fields holds.
+func TestRealtimeEncodingIgnoresFields(t *testing.T) {
+	extra := map[string]any{"name": "evil", "channel": "other", "extra": 1}
+	tcs := []struct {
+		e    Event
+		want string
+	}{
+		{Event{Name: ChannelOccupied, Channel: "c"}, `{"name":"channel_occupied","channel":"c"}`},
+		{Event{Name: MemberAdded, Channel: "presence-c", UserID: "u"},
+			`{"name":"member_added","channel":"presence-c","user_id":"u"}`},
+		{Event{Name: ClientEvent, Channel: "presence-c", Event: "client-x", Data: `{"a":"<b>"}`, SocketID: "1.2", UserID: "u"},
+			`{"name":"client_event","channel":"presence-c","event":"client-x","data":"{\"a\":\"<b>\"}","socket_id":"1.2","user_id":"u"}`},
+		{Event{Name: SubscriptionCount, Channel: "c", SubscriptionCount: 3},
+			`{"name":"subscription_count","channel":"c","subscription_count":3}`},
+	}
+	for _, tc := range tcs {
+		t.Run(tc.e.Name, func(t *testing.T) {
+			for _, fields := range []map[string]any{nil, extra} {
+				e := tc.e
+				e.Fields = fields
+				if got := string(e.encode()); got != tc.want {
+					t.Fatalf("Fields %v: encode = %s\nwant     %s", fields, got, tc.want)
+				}
+			}
+		})
+	}
+}
+
+func TestPushEventEncoding(t *testing.T) {
+	tcs := []struct {
+		name string
+		e    Event
+		want string
+	}{
+		{"publish finished, keys in order, nested counters",
+			Event{Name: PushPublishFinished, Fields: map[string]any{
+				"state": "finished", "publish_id": "pub_1", "created_at": int64(1700000000000),
+				"finished_at": int64(1700000001500),
+				"counters": map[string]any{"planned": 3, "sent": 1, "failed": 1, "invalidated": 1, "retried": 0,
+					"per_provider":     map[string]any{"apns": map[string]int{"sent": 1}},
+					"errors_by_reason": map[string]int{"Unregistered": 1}},
+			}},
+			`{"name":"push_publish_finished","counters":{"errors_by_reason":{"Unregistered":1},"failed":1,` +
+				`"invalidated":1,"per_provider":{"apns":{"sent":1}},"planned":3,"retried":0,"sent":1},` +
+				`"created_at":1700000000000,"finished_at":1700000001500,"publish_id":"pub_1","state":"finished"}`},
+		{"a name field cannot rename the event",
+			Event{Name: PushDeviceInvalidated, Fields: map[string]any{"name": "channel_occupied", "device_id": "d<1>",
+				"platform": "apns", "reason": "Unregistered"}},
+			`{"name":"push_device_invalidated","device_id":"d<1>","platform":"apns","reason":"Unregistered"}`},
+		{"no channel, even if set", Event{Name: PushCredentialUnhealthy, Channel: "c",
+			Fields: map[string]any{"provider": "fcm", "version": 2, "reason": "invalid_grant"}},
+			`{"name":"push_credential_unhealthy","provider":"fcm","reason":"invalid_grant","version":2}`},
+		{"no fields", Event{Name: PushCredentialUnhealthy}, `{"name":"push_credential_unhealthy"}`},
+	}
+	for _, tc := range tcs {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tc.e.encodePush()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != tc.want {
+				t.Fatalf("encodePush = %s\nwant         %s", got, tc.want)
+			}
+		})
+	}
+	if _, err := (&Event{Name: PushPublishFinished, Fields: map[string]any{"bad": make(chan int)}}).encodePush(); err == nil ||
+		!strings.Contains(err.Error(), `field "bad"`) {
+		t.Fatalf("an unencodable field: err = %v", err)
+	}
+}
+
+func FuzzPushEventEncoding(f *testing.F) {
+	f.Add("device_id", "d-1")
+	f.Add("name", "\x00\xff\u2028")
+	f.Fuzz(func(t *testing.T, key, value string) {
+		e := Event{Name: PushDeviceInvalidated, Fields: map[string]any{key: value, "reason": value}}
+		raw, err := e.encodePush()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct {
+			Events []map[string]any `json:"events"`
+		}
+		if err := jsonUnmarshal(appendBody(nil, 1, [][]byte{raw}), &body); err != nil {
+			t.Fatalf("body is not JSON: %v: %q", err, raw)
+		}
+		if len(body.Events) != 1 || body.Events[0]["name"] != PushDeviceInvalidated {
+			t.Fatalf("decoded %v from %q", body.Events, raw)
+		}
+	})
+}

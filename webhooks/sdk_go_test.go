@@ -32,3 +32,25 @@ func TestValidatedByPusherHTTPGo(t *testing.T) {
 		t.Fatal("a webhook verified with the wrong secret")
 	}
 }
+
+// TestPushEventValidatedByPusherHTTPGo: a push event, whose object has
+// other keys than Pusher's (an object among them), is still a webhook the
+// Go SDK verifies and reads (the name; its typed event has no room for the
+// fields).
+func TestPushEventValidatedByPusherHTTPGo(t *testing.T) {
+	rcv := newReceiver(t)
+	db, _ := openDB(t, app(storage.Webhook{URL: rcv.URL, EventTypes: []string{PushPublishFinished}}))
+	d := startDispatcher(t, testConfig(), db, testOpts{})
+	d.Emit(Event{App: testApp, Name: PushPublishFinished, Fields: map[string]any{"publish_id": "pub_1",
+		"state": "finished", "counters": map[string]any{"planned": 1, "sent": 1}}})
+	got := rcv.next(t)
+
+	sdk := pusher.Client{AppID: testApp, Key: testKey, Secret: testSecret}
+	hook, err := sdk.Webhook(got.header, got.body)
+	if err != nil {
+		t.Fatalf("pusher-http-go refused the webhook: %v", err)
+	}
+	if len(hook.Events) != 1 || hook.Events[0].Name != PushPublishFinished {
+		t.Fatalf("events %+v", hook.Events)
+	}
+}

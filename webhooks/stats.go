@@ -19,7 +19,8 @@ type Stats struct {
 	// DeadLettered counts events given up on.
 	DeadLettered uint64
 	// Dropped counts events lost before reaching the queue: the buffer was
-	// full, the dispatcher was closed, or the final commit failed.
+	// full, the dispatcher was closed, the final commit failed, or a push
+	// event's Fields did not encode as JSON.
 	Dropped uint64
 	// QueueFull counts events moved from a full queue (Config.MaxQueueDepth)
 	// to the dead letters, oldest first; they are in DeadLettered too.

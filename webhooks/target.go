@@ -55,8 +55,16 @@ type target struct {
 
 // matches reports whether an event goes to t.
 func (t *target) matches(name, channel string) bool {
-	if t.types&bit(name) == 0 {
+	b := bit(name)
+	if t.types&b == 0 {
 		return false
+	}
+	// The channel filters select channels; a push event has none, and a
+	// target gets push events only by listing them in event_types, so that
+	// choice stands whatever the filters say (otherwise any filter would
+	// silently block every push event).
+	if b&pushEvents != 0 {
+		return true
 	}
 	if !strings.HasPrefix(channel, t.prefix) || !strings.HasSuffix(channel, t.suffix) {
 		return false
@@ -155,7 +163,7 @@ func compileTarget(app string, w storage.Webhook, batching Batching) (*target, e
 		t.types |= b
 	}
 	if len(w.EventTypes) == 0 {
-		t.types = allEvents
+		t.types = defaultEvents
 	}
 
 	if f := w.Filter; f != nil {
