@@ -148,7 +148,7 @@ func serve(ctx context.Context, environ map[string]string, stderr io.Writer) int
 	pushCfg.Limits.Notifications = daily
 	bg.Add(1)
 	go func() { defer bg.Done(); daily.Run(bgCtx); _ = daily.Close() }()
-	pushSvc, err := routePush(srv, pushCfg, db, audit, log)
+	pushSvc, err := routePush(srv, pushCfg, db, audit, pushEvents{hooks}, log)
 	if err != nil {
 		log.Error("invalid push configuration", "err", err)
 		return 1

@@ -297,16 +297,43 @@ func (f *pushFallback) Push(ctx context.Context, appID string, channels []string
 	return f.svc.Push(ctx, appID, channels, raw, online)
 }
 
+// pushEvents turns the push pipeline's reports into push webhooks
+// (shared/spec/push-api.md §4.7), sent to targets that list them.
+type pushEvents struct{ d *webhooks.Dispatcher }
+
+func (e pushEvents) PublishFinished(p storage.PushPublish) {
+	f := map[string]any{"publish_id": p.ID, "state": p.State, "counters": p.Counters,
+		"created_at": p.CreatedAt.UnixMilli(), "finished_at": p.FinishedAt.UnixMilli()}
+	e.d.Emit(webhooks.Event{App: p.App, Name: webhooks.PushPublishFinished, Fields: f})
+}
+
+func (e pushEvents) DeviceInvalidated(app string, d storage.Device, reason string) {
+	f := map[string]any{"device_id": d.ID, "platform": d.Platform, "reason": reason}
+	if d.UserID != "" {
+		f["user_id"] = d.UserID
+	}
+	e.d.Emit(webhooks.Event{App: app, Name: webhooks.PushDeviceInvalidated, Fields: f})
+}
+
+func (e pushEvents) CredentialUnhealthy(app string, p push.CredentialProvider, version uint64, reason string) {
+	provider := string(p)
+	if p == push.ProviderWebPush {
+		provider = "web"
+	}
+	e.d.Emit(webhooks.Event{App: app, Name: webhooks.PushCredentialUnhealthy,
+		Fields: map[string]any{"provider": provider, "version": version, "reason": reason}})
+}
+
 // routePush builds the push subsystem and mounts its routes: the server API
 // signed like the Pusher API, the client API with its own authentication.
-func routePush(srv *server.Server, cfg push.Config, db *storage.DB, audit push.Audit, log *slog.Logger) (*push.Service, error) {
+func routePush(srv *server.Server, cfg push.Config, db *storage.DB, audit push.Audit, events push.Events, log *slog.Logger) (*push.Service, error) {
 	metrics := push.NewMetrics(srv.Registry(), func() float64 {
 		n, _ := db.PushQueueDepth()
 		return float64(n)
 	})
 	svc, err := push.New(cfg, push.Deps{DB: db, Apps: srv, Audit: audit, Changes: changeLog{db, log}, Log: log,
 		ClientIP: srv.ClientKey, WebSubscription: webSubscription(cfg.AllowLocalWebPush), ClientBuilder: providers.Builder(cfg),
-		Sender: providers.Send, Metrics: metrics})
+		Sender: providers.Send, Metrics: metrics, Events: events})
 	if err != nil {
 		return nil, err
 	}
