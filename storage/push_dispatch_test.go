@@ -1,0 +1,128 @@
+package storage
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+// TestReleasePushLeases: at start every inflight delivery is a dead
+// process's, due again at once; pending ones keep their time.
+func TestReleasePushLeases(t *testing.T) {
+	db, path := openPubDB(t)
+	p, err := db.CreatePushPublish(PushPublish{App: "a", CreatedAt: t0}, fanOut(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ds, err := db.ClaimPushDeliveries(t0, 4, time.Hour); err != nil || len(ds) != 4 {
+		t.Fatalf("claim %d %v", len(ds), err)
+	}
+	db = reopen(t, db, path)
+	later := t0.Add(time.Second)
+	if ds, _ := db.ClaimPushDeliveries(later, 100, time.Hour); len(ds) != 6 {
+		t.Fatalf("before the release %d claimable, want the 6 never claimed", len(ds))
+	}
+	n, err := db.ReleasePushLeases(later)
+	if err != nil || n != 10 {
+		t.Fatalf("released %d %v, want 10 (4 + 6 inflight now)", n, err)
+	}
+	ds, err := db.ClaimPushDeliveries(later, 100, time.Hour)
+	if err != nil || len(ds) != 10 {
+		t.Fatalf("after the release claimed %d %v", len(ds), err)
+	}
+	if got := mustPub(t, db, "a", p.ID); got.Open != 10 || got.State != PublishDispatching {
+		t.Fatalf("publish %+v", got)
+	}
+}
+
+func TestNextPushDueAndQueueDepth(t *testing.T) {
+	db, _ := openPubDB(t)
+	if _, ok, err := db.NextPushDue(); ok || err != nil {
+		t.Fatalf("empty: ok %v err %v", ok, err)
+	}
+	at := t0.Add(time.Hour)
+	if _, err := db.CreatePushPublish(PushPublish{App: "a", CreatedAt: t0, SendAt: at}, fanOut(3)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CreatePushPublish(PushPublish{App: "a", CreatedAt: t0, SendAt: at.Add(time.Hour)}, fanOut(2)); err != nil {
+		t.Fatal(err)
+	}
+	next, ok, err := db.NextPushDue()
+	if err != nil || !ok || !next.Equal(at) {
+		t.Fatalf("next due %v %v %v, want %v", next, ok, err, at)
+	}
+	if n, err := db.PushQueueDepth(); err != nil || n != 5 {
+		t.Fatalf("queue depth %d %v", n, err)
+	}
+}
+
+// TestFinishedPushPublishesOnce: each publish is reported once when it
+// finishes, again after a replay finishes it again, never while open.
+func TestFinishedPushPublishesOnce(t *testing.T) {
+	db, _ := openPubDB(t)
+	p, _ := db.CreatePushPublish(PushPublish{App: "a", CreatedAt: t0}, fanOut(2))
+	empty, _ := db.CreatePushPublish(PushPublish{App: "a", CreatedAt: t0}, nil)
+	got, err := db.FinishedPushPublishes(0)
+	if err != nil || len(got) != 1 || got[0].ID != empty.ID {
+		t.Fatalf("finished %v %v, want only the empty publish", got, err)
+	}
+	ds, _ := db.ClaimPushDeliveries(t0, 10, 0)
+	res := []PushResult{{App: "a", Publish: p.ID, Seq: ds[0].Seq, Outcome: OutcomeSent},
+		{App: "a", Publish: p.ID, Seq: ds[1].Seq, Outcome: OutcomeDead, Reason: "x"}}
+	if _, err := db.CompletePushDeliveries(res, t0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := db.FinishedPushPublishes(0); len(got) != 1 || got[0].ID != p.ID || got[0].State != PublishPartiallySucceeded {
+		t.Fatalf("finished %+v", got)
+	}
+	if got, _ := db.FinishedPushPublishes(0); len(got) != 0 {
+		t.Fatalf("reported twice: %+v", got)
+	}
+	if n, err := db.ReplayPushDeliveries("a", nil, t0); err != nil || n != 1 {
+		t.Fatalf("replay %d %v", n, err)
+	}
+	ds, _ = db.ClaimPushDeliveries(t0, 10, 0)
+	if _, err := db.CompletePushDeliveries([]PushResult{{App: "a", Publish: p.ID, Seq: ds[0].Seq, Outcome: OutcomeSent}}, t0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := db.FinishedPushPublishes(0); len(got) != 1 || got[0].State != PublishSucceeded {
+		t.Fatalf("after the replay %+v", got)
+	}
+}
+
+func TestRateLimitedPublishRecord(t *testing.T) {
+	db, _ := openPubDB(t)
+	r, err := db.CreatePushPublish(PushPublish{App: "a", CreatedAt: t0, State: PublishRateLimited, IdempotencyKey: "k"}, nil)
+	if err != nil || r.State != PublishRateLimited || r.FinishedAt.IsZero() {
+		t.Fatalf("refusal %+v %v", r, err)
+	}
+	// The key stays free for the retry.
+	ok, err := db.CreatePushPublish(PushPublish{App: "a", CreatedAt: t0, IdempotencyKey: "k"}, fanOut(1))
+	if err != nil || ok.ID == r.ID || ok.State != PublishQueued {
+		t.Fatalf("retry %+v %v", ok, err)
+	}
+	if _, err := db.CreatePushPublish(PushPublish{App: "a", CreatedAt: t0, State: PublishRateLimited}, fanOut(1)); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("refusal with deliveries: %v", err)
+	}
+	list, _, _ := db.PushPublishes("a", PublishRateLimited, "", 0)
+	if len(list) != 1 || list[0].ID != r.ID {
+		t.Fatalf("listed %+v", list)
+	}
+}
+
+func TestDevicesBatchRead(t *testing.T) {
+	db, _ := openPubDB(t)
+	if m, err := db.Devices("app", []string{"x"}); err != nil || len(m) != 0 {
+		t.Fatalf("no bucket: %v %v", m, err)
+	}
+	for _, n := range []string{"1", "2"} {
+		if _, _, err := db.PutDevice(webDevice("app", n), DeviceLimits{}, t0, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, _, _ := db.ListDevices("app", DeviceFilter{}, "", 10)
+	m, err := db.Devices("app", []string{all[0].ID, "missing", all[1].ID})
+	if err != nil || len(m) != 2 || m[all[1].ID].Token != all[1].Token {
+		t.Fatalf("devices %v %v", m, err)
+	}
+}
