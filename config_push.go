@@ -85,6 +85,9 @@ type pushConfig struct {
 	SendTimeoutSeconds int `env:"PUSH_SEND_TIMEOUT_SECONDS" envDefault:"30"`
 	// MaxDeadLetters is how many dead push deliveries an app keeps.
 	MaxDeadLetters int `env:"PUSH_MAX_DEAD_LETTERS" envDefault:"10000"`
+	// PublishRetentionDays is how long finished publishes, their
+	// deliveries and idempotency keys are kept.
+	PublishRetentionDays int `env:"PUSH_PUBLISH_RETENTION_DAYS" envDefault:"7"`
 }
 
 // credentialKey reads the credential encryption key: nil when none is set.
@@ -171,6 +174,7 @@ func (c Config) pushProblems(ch *checks) {
 	ch.intIn("PUSH_RETRY_MAX_SECONDS", p.RetryMaxSeconds, 1, 7*24*3600)
 	ch.intIn("PUSH_SEND_TIMEOUT_SECONDS", p.SendTimeoutSeconds, 1, 600)
 	ch.intIn("PUSH_MAX_DEAD_LETTERS", p.MaxDeadLetters, 1, 10_000_000)
+	ch.intIn("PUSH_PUBLISH_RETENTION_DAYS", p.PublishRetentionDays, 1, 3650)
 }
 
 // PushConfig is push.Config from the environment; the limiters it builds are
@@ -187,7 +191,7 @@ func (c Config) PushConfig(memory *[]*ratelimit.Memory) push.Config {
 		Publish: push.PublishConfig{MaxRecipients: p.MaxRecipientsPerPublish, PerSecond: p.PublishRPS, PerDay: p.DailyNotifications},
 		Dispatch: push.DispatchConfig{InFlight: p.MaxInFlight, PerCredential: p.ConcurrencyPerCredential, MaxAttempts: p.MaxAttempts,
 			RetryMax: time.Duration(p.RetryMaxSeconds) * time.Second, SendTimeout: time.Duration(p.SendTimeoutSeconds) * time.Second,
-			MaxDeadLetters: p.MaxDeadLetters}}
+			MaxDeadLetters: p.MaxDeadLetters, Retention: time.Duration(p.PublishRetentionDays) * 24 * time.Hour}}
 	if c.RateLimit.Enabled && p.PublishRPS > 0 {
 		m := ratelimit.NewMemory(ratelimit.MemoryConfig{Limit: p.PublishRPS, Window: time.Second})
 		*memory = append(*memory, m)

@@ -69,6 +69,10 @@ type DispatchConfig struct {
 	// wakes earlier for new publishes and for the next due delivery).
 	// Default 1s.
 	Idle time.Duration
+	// Retention is how long finished publishes (with their deliveries
+	// and idempotency keys) are kept; at least storage.IdempotencyWindow.
+	// Default 7 days.
+	Retention time.Duration
 }
 
 func (c DispatchConfig) withDefaults() DispatchConfig {
@@ -91,6 +95,8 @@ func (c DispatchConfig) withDefaults() DispatchConfig {
 	defD(&c.Lease, storage.DefaultPushLease)
 	defD(&c.SendTimeout, 30*time.Second)
 	defD(&c.Idle, time.Second)
+	defD(&c.Retention, 7*24*time.Hour)
+	c.Retention = max(c.Retention, storage.IdempotencyWindow)
 	return c
 }
 
@@ -183,6 +189,12 @@ func (d *dispatcher) run(ctx context.Context) {
 		defer close(completed)
 		d.complete(results, slots)
 	}()
+	swept := make(chan struct{})
+	go func() {
+		defer close(swept)
+		d.sweepEvery(ctx, time.Hour)
+	}()
+	defer func() { <-swept }()
 	// Sends outlive ctx by up to SendTimeout: a notification half sent at
 	// shutdown is finished and recorded rather than sent again later.
 	sendCtx := context.WithoutCancel(ctx)
@@ -219,6 +231,44 @@ func (d *dispatcher) run(ctx context.Context) {
 	wg.Wait()
 	close(results)
 	<-completed
+}
+
+// sweepEvery purges finished publishes older than Retention, at start and
+// then every interval, until ctx is done.
+func (d *dispatcher) sweepEvery(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		d.sweep()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// sweep deletes each app's finished publishes older than Retention, in
+// transactions of at most 1000 so that deliveries are not held up.
+func (d *dispatcher) sweep() {
+	apps, err := d.s.db.Apps()
+	if err != nil {
+		d.s.log.Error("push: listing apps for the publish sweep failed", "err", err)
+		return
+	}
+	before := d.s.now().Add(-d.cfg.Retention)
+	for _, a := range apps {
+		for {
+			n, err := d.s.db.PurgePushPublishes(a.ID, before, 1000)
+			if err != nil {
+				d.s.log.Error("push: purging old publishes failed", "app_id", a.ID, "err", err)
+				break
+			}
+			if n < 1000 {
+				break
+			}
+		}
+	}
 }
 
 // idle sleeps until the next delivery is due, a publish arrives, Idle
@@ -420,6 +470,14 @@ func providerOf(platform string) CredentialProvider {
 	return ""
 }
 
+// platformOf is the device platform (and metric label) of a provider.
+func platformOf(p CredentialProvider) string {
+	if p == ProviderWebPush {
+		return storage.PlatformWeb
+	}
+	return string(p)
+}
+
 // deliver sends one delivery and turns the answer into its result.
 func (d *dispatcher) deliver(ctx context.Context, j job) storage.PushResult {
 	dl := j.dl
@@ -566,7 +624,7 @@ func (d *dispatcher) credentialHealth(k credKey, problem string) {
 	if problem == "" {
 		return
 	}
-	d.m.credentialError(string(k.provider))
+	d.m.credentialError(platformOf(k.provider))
 	d.s.log.Warn("push credential unhealthy", "app_id", k.app, "provider", k.provider, "version", k.version, "reason", problem)
 	d.ev.CredentialUnhealthy(k.app, k.provider, k.version, problem)
 	d.s.record(auditRecord{app: k.app, actor: "provider:" + string(k.provider), action: AuditCredentialUnhealthy,
