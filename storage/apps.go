@@ -129,11 +129,14 @@ func (db *DB) DeleteApp(id string) error {
 			return err
 		}
 		// An app created later with the same id must not inherit the
-		// push provider credentials, nor the push devices.
+		// push provider credentials, devices or publishes.
 		if err := deletePushCredentials(tx, id); err != nil {
 			return err
 		}
 		if err := deletePushDevices(tx, id); err != nil {
+			return err
+		}
+		if err := deletePushPublishes(tx, id); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketApps).Delete([]byte(id))

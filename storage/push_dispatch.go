@@ -174,3 +174,32 @@ func (db *DB) PushQueueDepth() (int, error) {
 	}
 	return n, nil
 }
+
+// deletePushPublishes removes app's publishes with their deliveries, queue
+// entries, dead letters and idempotency keys, inside tx (DeleteApp), so
+// that nothing of a deleted app is sent or kept.
+func deletePushPublishes(tx *bolt.Tx, app string) error {
+	if tx.Bucket(bucketPushPublishes) == nil {
+		return nil // created on first use: nothing stored yet
+	}
+	bs, err := openPubBuckets(tx)
+	if err != nil {
+		return err
+	}
+	prefix := join(app, "")
+	for _, k := range prefixKeys(bs.pubs, prefix) {
+		p, err := bs.getPub(app, string(k[len(prefix):]))
+		if err != nil {
+			return err
+		}
+		if err := bs.deletePub(p); err != nil {
+			return err
+		}
+	}
+	for _, b := range []*bolt.Bucket{bs.idem, bs.dead, bs.states} {
+		if err := deletePrefix(b, prefix); err != nil {
+			return err
+		}
+	}
+	return nil
+}

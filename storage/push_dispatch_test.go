@@ -126,3 +126,64 @@ func TestDevicesBatchRead(t *testing.T) {
 		t.Fatalf("devices %v %v", m, err)
 	}
 }
+
+// TestDeleteAppDeletesPublishes: nothing of a deleted app's publishes is
+// kept or sent; another app's are untouched.
+func TestDeleteAppDeletesPublishes(t *testing.T) {
+	db, _ := openPubDB(t)
+	for _, a := range []App{{ID: "a", Key: "k", Secret: "s"}, {ID: "b", Key: "k2", Secret: "s"}} {
+		if err := db.PutApp(a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, app := range []string{"a", "b"} {
+		p, err := db.CreatePushPublish(PushPublish{App: app, CreatedAt: t0, IdempotencyKey: "k"}, fanOut(3))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.CreatePushPublish(PushPublish{App: app, CreatedAt: t0, SendAt: t0.Add(time.Hour)}, fanOut(2)); err != nil {
+			t.Fatal(err)
+		}
+		// Claim what is due (the others stay inflight) and kill one of app's.
+		ds, _ := db.ClaimPushDeliveries(t0, 100, 0)
+		for _, d := range ds {
+			if d.App == app {
+				if _, err := db.CompletePushDeliveries([]PushResult{{App: app, Publish: p.ID, Seq: d.Seq, Outcome: OutcomeDead}}, t0, 0); err != nil {
+					t.Fatal(err)
+				}
+				break
+			}
+		}
+	}
+	if err := db.DeleteApp("a"); err != nil {
+		t.Fatal(err)
+	}
+	if l, _, _ := db.PushPublishes("a", "", "", 0); len(l) != 0 {
+		t.Fatalf("publishes left: %+v", l)
+	}
+	if d, _ := db.PushDeadLetters("a", 0); len(d) != 0 {
+		t.Fatalf("dead letters left: %+v", d)
+	}
+	if n, _ := db.PushQueueDepth(); n != 4 {
+		t.Fatalf("queue depth %d, want b's 4", n)
+	}
+	ds, _ := db.ClaimPushDeliveries(t0.Add(2*time.Hour), 100, 0)
+	if len(ds) != 4 {
+		t.Fatalf("claimed %d, want b's 4", len(ds))
+	}
+	for _, d := range ds {
+		if d.App != "b" {
+			t.Fatalf("claimed a delivery of the deleted app: %+v", d)
+		}
+	}
+	if l, _, _ := db.PushPublishes("b", "", "", 0); len(l) != 2 {
+		t.Fatalf("b's publishes: %d", len(l))
+	}
+	// The same id again starts with no idempotency key in use.
+	if err := db.PutApp(App{ID: "a", Key: "k3", Secret: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CreatePushPublish(PushPublish{App: "a", CreatedAt: t0, IdempotencyKey: "k"}, fanOut(1)); err != nil {
+		t.Fatalf("key of the deleted app still in use: %v", err)
+	}
+}
