@@ -201,5 +201,5 @@ func deletePushPublishes(tx *bolt.Tx, app string) error {
 			return err
 		}
 	}
-	return nil
+	return bs.dead.Delete([]byte(app))
 }

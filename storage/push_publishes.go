@@ -23,6 +23,7 @@ import (
 //	push_deliveries      num (8) + seq (8)       -> JSON of a delivery
 //	push_delivery_due    ms (8) + delivery key   -> empty
 //	push_delivery_dead   app \0 dead id (8)      -> delivery key
+//	                     app                     -> count (8) of the app's dead letters
 //	push_publish_done    num (8)                 -> empty (finished, not yet reported)
 //
 // A publish's num (from push_publish_nums' sequence) stands for it in the
@@ -826,6 +827,9 @@ func (db *DB) CompletePushDeliveries(results []PushResult, now time.Time, maxDea
 				if err := bs.dead.Put(append(join(r.App, ""), seqKey(id)...), k); err != nil {
 					return err
 				}
+				if err := bs.addDead(r.App, 1); err != nil {
+					return err
+				}
 				if !containsString(deadApps, r.App) {
 					deadApps = append(deadApps, r.App)
 				}
@@ -904,19 +908,47 @@ func finish(p *PushPublish, now time.Time) {
 	p.FinishedAt = now
 }
 
-// trimDead drops the oldest dead letters of app beyond max.
+// trimDead drops the oldest dead letters of app beyond keep. The count
+// kept beside them makes this O(dropped), not a read of every dead letter
+// per dead delivery.
 func (bs *pubBuckets) trimDead(app string, keep int) error {
 	if keep <= 0 {
 		keep = DefaultMaxDeadLetters
 	}
+	excess := bs.deadCount(app) - keep
+	if excess <= 0 {
+		return nil
+	}
 	prefix := join(app, "")
-	keys := prefixKeys(bs.dead, prefix)
-	for _, k := range keys[:max(0, len(keys)-keep)] {
+	c := bs.dead.Cursor()
+	var drop [][]byte
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(drop) < excess; k, _ = c.Next() {
+		drop = append(drop, bytes.Clone(k))
+	}
+	for _, k := range drop {
 		if err := bs.dead.Delete(k); err != nil {
 			return err
 		}
 	}
-	return nil
+	return bs.addDead(app, -len(drop))
+}
+
+// deadCount is how many dead letters app has listed.
+func (bs *pubBuckets) deadCount(app string) int {
+	v := bs.dead.Get([]byte(app))
+	if len(v) != 8 {
+		return 0
+	}
+	return int(binary.BigEndian.Uint64(v))
+}
+
+// addDead changes app's dead-letter count by delta.
+func (bs *pubBuckets) addDead(app string, delta int) error {
+	n := max(bs.deadCount(app)+delta, 0)
+	if n == 0 {
+		return bs.dead.Delete([]byte(app))
+	}
+	return bs.dead.Put([]byte(app), seqKey(uint64(n)))
 }
 
 // CancelPushPublish cancels a publish for the actor by. A scheduled or
@@ -1048,6 +1080,9 @@ func (db *DB) ReplayPushDeliveries(app string, ids []uint64, now time.Time) (int
 			if err := bs.dead.Delete(dk); err != nil {
 				return err
 			}
+			if err := bs.addDead(app, -1); err != nil {
+				return err
+			}
 			d, err := bs.getDelivery(k)
 			if errors.Is(err, ErrNotFound) {
 				continue
@@ -1152,8 +1187,11 @@ func (bs *pubBuckets) deletePub(p *PushPublish) error {
 		if err := bs.unfile(k, d); err != nil {
 			return err
 		}
-		if d.DeadID != 0 {
-			if err := bs.dead.Delete(append(join(p.App, ""), seqKey(d.DeadID)...)); err != nil {
+		if dk := append(join(p.App, ""), seqKey(d.DeadID)...); d.DeadID != 0 && bs.dead.Get(dk) != nil {
+			if err := bs.dead.Delete(dk); err != nil {
+				return err
+			}
+			if err := bs.addDead(p.App, -1); err != nil {
 				return err
 			}
 		}
