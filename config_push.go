@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/base64"
+	"slices"
 	"errors"
 	"fmt"
 	"os"
@@ -60,6 +61,12 @@ type pushConfig struct {
 	ChannelAuthTTLSeconds int `env:"PUSH_CHANNEL_AUTH_TTL_SECONDS" envDefault:"0"`
 	// FCMTokenURL replaces every FCM service account's token_uri (tests, emulators); "" keeps Google's.
 	FCMTokenURL string `env:"PUSH_FCM_TOKEN_URL"`
+
+	// WebPushAllowedHosts limits Web Push endpoints to these push
+	// services: "" allows any public host, "browsers" the major browsers'
+	// (webpush.DefaultAllowedHosts), or a comma-separated list of host
+	// names and *.suffix patterns.
+	WebPushAllowedHosts string `env:"PUSH_WEB_PUSH_ALLOWED_HOSTS"`
 
 	// PublishRPS bounds push publishes per app per second (Beams' and
 	// Sockudo's 100); 0 means no limit. Per app: PushLimits.publishes_per_second.
@@ -134,6 +141,25 @@ func (p pushConfig) previousKeys() ([][]byte, error) {
 	return keys, nil
 }
 
+// webAllowedHosts reads PUSH_WEB_PUSH_ALLOWED_HOSTS: nil allows any
+// public host.
+func (p pushConfig) webAllowedHosts() []string {
+	v := strings.TrimSpace(p.WebPushAllowedHosts)
+	if v == "" {
+		return nil
+	}
+	if v == "browsers" {
+		return slices.Clone(webpush.DefaultAllowedHosts)
+	}
+	var hosts []string
+	for _, h := range strings.Split(v, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			hosts = append(hosts, h)
+		}
+	}
+	return hosts
+}
+
 // pushProblems checks the push settings.
 func (c Config) pushProblems(ch *checks) {
 	p := c.Push
@@ -185,6 +211,7 @@ func (c Config) PushConfig(memory *[]*ratelimit.Memory) push.Config {
 	key, _ := p.credentialKey()
 	prev, _ := p.previousKeys()
 	pc := push.Config{CredentialKey: key, PreviousCredentialKeys: prev, APNsEndpoint: p.APNsEndpoint,
+		WebAllowedHosts: p.webAllowedHosts(),
 		FCMEndpoint: p.FCMEndpoint, AllowLocalWebPush: p.AllowLocalWebPush, FCMTokenURL: p.FCMTokenURL,
 		Devices: push.DeviceConfig{MaxDevicesPerUser: p.MaxDevicesPerUser, MaxInterestsPerDevice: p.MaxInterestsPerDevice,
 			MaxChannelsPerDevice: p.MaxChannelsPerDevice, MaxDevicesPerApp: p.MaxDevicesPerApp, ChannelAuthTTL: time.Duration(p.ChannelAuthTTLSeconds) * time.Second},
@@ -212,12 +239,16 @@ func (c Config) PushConfig(memory *[]*ratelimit.Memory) push.Config {
 }
 
 // webSubscription is push.Deps.WebSubscription: a browser subscription's
-// keys checked and its endpoint held to the SSRF rules.
-func webSubscription(allowLocal bool) func(endpoint, p256dh, auth string) ([]byte, []byte, error) {
+// keys checked and its endpoint held to the SSRF rules and to the allowed
+// push services (nil: any public host).
+func webSubscription(allowLocal bool, allowed []string) func(endpoint, p256dh, auth string) ([]byte, []byte, error) {
 	return func(endpoint, p256dh, auth string) ([]byte, []byte, error) {
 		sub, err := webpush.ParseSubscription(endpoint, p256dh, auth)
 		if err == nil {
 			err = webpush.CheckEndpoint(endpoint, allowLocal)
+		}
+		if err == nil && !allowLocal && len(allowed) > 0 && !webpush.HostAllowed(endpoint, allowed) {
+			err = fmt.Errorf("%w: not a push service this server sends to (PUSH_WEB_PUSH_ALLOWED_HOSTS)", webpush.ErrEndpointNotAllowed)
 		}
 		return sub.P256dh, sub.Auth, err
 	}

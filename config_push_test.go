@@ -207,3 +207,29 @@ func TestCLIPushSettings(t *testing.T) {
 		t.Fatalf("no key: %+v", s.Push)
 	}
 }
+
+func TestWebPushAllowedHosts(t *testing.T) {
+	for _, tc := range []struct {
+		env      string
+		endpoint string
+		ok       bool
+	}{
+		{"", "https://push.example.net/x", true},
+		{"browsers", "https://fcm.googleapis.com/fcm/send/x", true},
+		{"browsers", "https://push.example.net/x", false},
+		{"push.example.net, *.example.org", "https://push.example.net/x", true},
+		{"push.example.net, *.example.org", "https://a.example.org/x", true},
+		{"push.example.net, *.example.org", "https://example.org/x", false},
+	} {
+		c, err := loadConfig(map[string]string{"PUSH_WEB_PUSH_ALLOWED_HOSTS": tc.env})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pc := c.PushConfig(new([]*ratelimit.Memory))
+		p256dh := "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4"
+		_, _, err = webSubscription(false, pc.WebAllowedHosts)(tc.endpoint, p256dh, "BTBZMqHH6r4Tts7J_aSIgg")
+		if (err == nil) != tc.ok {
+			t.Errorf("PUSH_WEB_PUSH_ALLOWED_HOSTS=%q, %s: err %v, want ok %v", tc.env, tc.endpoint, err, tc.ok)
+		}
+	}
+}

@@ -332,7 +332,7 @@ func routePush(srv *server.Server, cfg push.Config, db *storage.DB, audit push.A
 		return float64(n)
 	})
 	svc, err := push.New(cfg, push.Deps{DB: db, Apps: srv, Audit: audit, Changes: changeLog{db, log}, Log: log,
-		ClientIP: srv.ClientKey, WebSubscription: webSubscription(cfg.AllowLocalWebPush), ClientBuilder: providers.Builder(cfg),
+		ClientIP: srv.ClientKey, WebSubscription: webSubscription(cfg.AllowLocalWebPush, cfg.WebAllowedHosts), ClientBuilder: providers.Builder(cfg),
 		Sender: providers.Send, Metrics: metrics, Events: events})
 	if err != nil {
 		return nil, err

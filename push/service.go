@@ -69,6 +69,9 @@ type Config struct {
 	// AllowLocalWebPush lets Web Push endpoints be http:// and private
 	// addresses (tests only).
 	AllowLocalWebPush bool
+	// WebAllowedHosts limits Web Push endpoints to these push services
+	// (webpush.HostAllowed patterns); nil allows any public host.
+	WebAllowedHosts []string
 	// Limits are the push rate limiters; nil means unlimited.
 	Limits Limits
 

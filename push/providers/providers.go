@@ -51,7 +51,8 @@ func build(cfg push.Config, web, token *http.Client, oc push.OpenedCredential) (
 		if err != nil {
 			return nil, err
 		}
-		return webpush.New(webpush.Config{Key: key, Subject: oc.WebPush.Subject, AllowLocal: cfg.AllowLocalWebPush}, web)
+		return webpush.New(webpush.Config{Key: key, Subject: oc.WebPush.Subject, AllowLocal: cfg.AllowLocalWebPush,
+			AllowedHosts: cfg.WebAllowedHosts}, web)
 	}
 	return nil, errors.New("providers: empty credential")
 }
