@@ -2,10 +2,10 @@ package main
 
 import (
 	"encoding/base64"
-	"slices"
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -212,7 +212,7 @@ func (c Config) PushConfig(memory *[]*ratelimit.Memory) push.Config {
 	prev, _ := p.previousKeys()
 	pc := push.Config{CredentialKey: key, PreviousCredentialKeys: prev, APNsEndpoint: p.APNsEndpoint,
 		WebAllowedHosts: p.webAllowedHosts(),
-		FCMEndpoint: p.FCMEndpoint, AllowLocalWebPush: p.AllowLocalWebPush, FCMTokenURL: p.FCMTokenURL,
+		FCMEndpoint:     p.FCMEndpoint, AllowLocalWebPush: p.AllowLocalWebPush, FCMTokenURL: p.FCMTokenURL,
 		Devices: push.DeviceConfig{MaxDevicesPerUser: p.MaxDevicesPerUser, MaxInterestsPerDevice: p.MaxInterestsPerDevice,
 			MaxChannelsPerDevice: p.MaxChannelsPerDevice, MaxDevicesPerApp: p.MaxDevicesPerApp, ChannelAuthTTL: time.Duration(p.ChannelAuthTTLSeconds) * time.Second},
 		Publish: push.PublishConfig{MaxRecipients: p.MaxRecipientsPerPublish, PerSecond: p.PublishRPS, PerDay: p.DailyNotifications},
