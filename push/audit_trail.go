@@ -70,11 +70,15 @@ func NewAuditTrail(db *storage.DB, retention time.Duration, log *slog.Logger) *A
 		stopping: make(chan struct{}), done: make(chan struct{})}
 }
 
-// Record queues e for the trail; it blocks while the queue is full. After
-// Run returned it appends e synchronously. Entries the database refuses as
-// invalid (no app, actor or action; details not a JSON object) are logged
-// and not stored: that is a bug of the recorder, and retrying cannot fix it.
+// Record queues e for the trail, stamping a zero Time with now; it blocks
+// while the queue is full. After Run returned it appends e synchronously.
+// Entries the database refuses as invalid (no app, actor or action;
+// details not a JSON object) are logged and not stored: that is a bug of
+// the recorder, and retrying cannot fix it.
 func (t *AuditTrail) Record(e storage.PushAuditEntry) {
+	if e.Time.IsZero() {
+		e.Time = time.Now() // when it happened, not when its batch is written
+	}
 	if !t.enqueue(trailItem{e: e}) {
 		<-t.done                             // what was queued first is stored first
 		t.store([]storage.PushAuditEntry{e}) // a failure is logged

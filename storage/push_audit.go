@@ -47,18 +47,34 @@ const (
 
 // PushAuditEntry is one entry of an app's push audit trail.
 type PushAuditEntry struct {
-	ID        uint64          `json:"id"`                   // per-app sequence from 1, set by AppendPushAudit
-	Time      time.Time       `json:"ts"`                   // set to now (ms precision) when zero
-	App       string          `json:"app_id"`               //
-	Actor     string          `json:"actor"`                // "key:<auth_key>", "device:<id>", "system", "provider:apns|fcm|web", "operator:cli"
-	Action    string          `json:"action"`               // credential.put, credential.validate, credential.revoke, publish.create, ...
-	Target    string          `json:"target,omitempty"`     // e.g. "publish:pub_...", "device:<id>", "credential:apns/v2"
-	RequestID string          `json:"request_id,omitempty"` //
-	RemoteIP  string          `json:"remote_ip,omitempty"`  //
-	Outcome   string          `json:"outcome,omitempty"`    // "ok", "refused", ...
-	Details   json.RawMessage `json:"details,omitempty"`    // JSON object; never secrets or raw tokens
-	PrevHash  string          `json:"prev_hash"`            // hex sha256 of the previous entry of the app ("" for the app's first)
-	Hash      string          `json:"hash"`                 // hex sha256 of the canonical encoding (pushAuditHash)
+	// ID numbers the app's entries from 1; set by AppendPushAudit.
+	ID uint64 `json:"id"`
+	// Time is when it happened, kept to the millisecond in UTC; zero means
+	// when appended.
+	Time time.Time `json:"ts"`
+	App  string    `json:"app_id"`
+	// Actor is who: "key:<auth_key>", "device:<id>", "system",
+	// "provider:apns|fcm|web", "operator:cli".
+	Actor string `json:"actor"`
+	// Action is what: credential.put, credential.validate,
+	// credential.revoke, publish.create, publish.schedule, publish.cancel,
+	// publish.expire, publish.finish, device.invalidated, limit.exceeded.
+	Action string `json:"action"`
+	// Target is what it was done to: "publish:pub_…", "device:<id>",
+	// "credential:apns/v2".
+	Target    string `json:"target,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
+	RemoteIP  string `json:"remote_ip,omitempty"`
+	// Outcome is "ok", "refused", …
+	Outcome string `json:"outcome,omitempty"`
+	// Details is a JSON object; never secrets or raw tokens (token_hash
+	// only).
+	Details json.RawMessage `json:"details,omitempty"`
+	// PrevHash is the Hash of the app's previous entry, "" for its first.
+	PrevHash string `json:"prev_hash"`
+	// Hash is the hex sha256 of the entry's canonical encoding (every
+	// field but Hash; see pushAuditHash).
+	Hash string `json:"hash"`
 }
 
 // PushAuditFilter selects entries of one app; zero fields match
@@ -384,29 +400,12 @@ func verifyChain(b, chains *bolt.Bucket, app string) (PushAuditReport, error) {
 			if !r.OK {
 				continue // only counting now
 			}
-			if len(k) != len(prefix)+8 {
-				bad(lastID+1, "a stored key is malformed")
+			e, badID, problem := checkLink(app, k[len(prefix):], v, lastID, lastHash)
+			if problem != "" {
+				bad(badID, "%s", problem)
 				continue
 			}
-			id := binary.BigEndian.Uint64(k[len(prefix):])
-			var e PushAuditEntry
-			switch {
-			case id <= lastID:
-				bad(id, "entry %d is at or before the retention anchor (%d)", id, c.AnchorID)
-			case id > lastID+1:
-				bad(lastID+1, "entry %d is missing (the next stored is %d)", lastID+1, id)
-			case json.Unmarshal(v, &e) != nil:
-				bad(id, "entry %d is unreadable", id)
-			case e.ID != id:
-				bad(id, "entry %d says it is entry %d", id, e.ID)
-			case e.App != app:
-				bad(id, "entry %d says it belongs to app %q", id, e.App)
-			case pushAuditHash(&e) != e.Hash:
-				bad(id, "entry %d does not match its hash (changed)", id)
-			case e.PrevHash != lastHash:
-				bad(id, "entry %d does not link to the entry before it", id)
-			}
-			lastID, lastHash = id, e.Hash
+			lastID, lastHash = e.ID, e.Hash
 		}
 	}
 	switch {
@@ -423,11 +422,40 @@ func verifyChain(b, chains *bolt.Bucket, app string) (PushAuditReport, error) {
 	return r, err
 }
 
+// checkLink checks the entry stored under id (the key after app's prefix)
+// as v, following the entry lastID whose hash is lastHash (the anchor, or
+// zero and "" at the start). It returns the entry, or the id of the first
+// bad entry and what is wrong.
+func checkLink(app string, id []byte, v []byte, lastID uint64, lastHash string) (e PushAuditEntry, badID uint64, problem string) {
+	if len(id) != 8 {
+		return e, lastID + 1, "a stored key is malformed"
+	}
+	n := binary.BigEndian.Uint64(id)
+	switch {
+	case n <= lastID:
+		return e, n, fmt.Sprintf("entry %d is at or before the retention anchor (%d)", n, lastID)
+	case n > lastID+1:
+		return e, lastID + 1, fmt.Sprintf("entry %d is missing (the next stored is %d)", lastID+1, n)
+	case json.Unmarshal(v, &e) != nil:
+		return e, n, fmt.Sprintf("entry %d is unreadable", n)
+	case e.ID != n:
+		return e, n, fmt.Sprintf("entry %d says it is entry %d", n, e.ID)
+	case e.App != app:
+		return e, n, fmt.Sprintf("entry %d says it belongs to app %q", n, e.App)
+	case pushAuditHash(&e) != e.Hash:
+		return e, n, fmt.Sprintf("entry %d does not match its hash (changed)", n)
+	case e.PrevHash != lastHash:
+		return e, n, fmt.Sprintf("entry %d does not link to the entry before it", n)
+	}
+	return e, 0, ""
+}
+
 // PurgePushAudit deletes the entries of app (of every app when app is "")
 // older than before, oldest first, stopping at the first entry that is not
 // older, so what stays is a contiguous chain; the last deleted entry's id
 // and hash become the chain's anchor, from which VerifyPushAudit starts. It
-// returns how many entries it deleted.
+// also stops at the first entry that does not verify: retention never
+// erases the evidence of tampering. It returns how many entries it deleted.
 func (db *DB) PurgePushAudit(app string, before time.Time) (int, error) {
 	var n int
 	err := db.update(func(tx *bolt.Tx) error {
@@ -468,17 +496,15 @@ func purgeChain(b, chains *bolt.Bucket, app string, before time.Time) (int, erro
 		anchorID   uint64
 		anchorHash string
 	)
+	anchorID, anchorHash = c.AnchorID, c.AnchorHash
 	cur := b.Cursor()
 	for k, v := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = cur.Next() {
-		var e PushAuditEntry
-		if err := json.Unmarshal(v, &e); err != nil {
-			return 0, fmt.Errorf("entry %x: %w", k, err)
-		}
-		if !e.Time.Before(before) || len(k) != len(prefix)+8 {
+		e, _, problem := checkLink(app, k[len(prefix):], v, anchorID, anchorHash)
+		if problem != "" || !e.Time.Before(before) {
 			break
 		}
 		gone = append(gone, bytes.Clone(k))
-		anchorID, anchorHash = binary.BigEndian.Uint64(k[len(prefix):]), e.Hash
+		anchorID, anchorHash = e.ID, e.Hash
 	}
 	if len(gone) == 0 {
 		return 0, nil
@@ -488,9 +514,8 @@ func purgeChain(b, chains *bolt.Bucket, app string, before time.Time) (int, erro
 			return 0, err
 		}
 	}
-	// The anchor is the last purged entry's key id and stored hash, not
-	// recomputed ones: a chain already broken there stays broken after the
-	// purge (its next entry does not link) rather than being blessed by it.
+	// Every purged entry verified, so the anchor is as trustworthy as the
+	// chain it replaces.
 	c.AnchorID, c.AnchorHash = anchorID, anchorHash
 	return len(gone), putChain(chains, app, c)
 }

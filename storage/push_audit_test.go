@@ -284,6 +284,22 @@ func TestPushAuditPurgeKeepsChain(t *testing.T) {
 	}
 }
 
+func TestPushAuditPurgeKeepsEvidence(t *testing.T) {
+	db := openTestDB(t)
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	mustAppend(t, db, auditEntries("a", 6, t0))
+	rawPushAudit(t, db, func(b *bolt.Bucket) error { return b.Delete(pushAuditKey("a", 3)) })
+	editPushAudit(t, db, "a", 5, func(m map[string]any) { m["outcome"] = "refused" })
+	// Everything is old enough, but only what verifies goes: 1 and 2.
+	n, err := db.PurgePushAudit("a", t0.Add(time.Hour))
+	if err != nil || n != 2 {
+		t.Fatalf("purge = %d, %v; want 2", n, err)
+	}
+	if r := mustVerify(t, db, "a"); r.OK || r.FirstBad != 3 || !strings.Contains(r.Problem, "missing") {
+		t.Fatalf("after purge %+v, want entry 3 still reported missing", r)
+	}
+}
+
 func TestPushAuditPurgeStopsAtFirstRecent(t *testing.T) {
 	db := openTestDB(t)
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
