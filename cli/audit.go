@@ -126,7 +126,11 @@ func auditVerify(args []string, c *command) int {
 	}
 	// A broken chain fails the command, so a cron job or a CI step notices.
 	for _, r := range reports {
-		if !r.OK {
+		switch {
+		case r.OK:
+		case r.FirstBad == 0: // the chain record itself
+			code = c.failf("app %q: chain broken: %s", r.App, r.Problem)
+		default:
 			code = c.failf("app %q: chain broken at entry %d: %s", r.App, r.FirstBad, r.Problem)
 		}
 	}

@@ -325,11 +325,7 @@ func (db *DB) VerifyPushAudit(app string) ([]PushAuditReport, error) {
 			apps = pushAuditApps(b, chains)
 		}
 		for _, a := range apps {
-			r, err := verifyChain(b, chains, a)
-			if err != nil {
-				return err
-			}
-			out = append(out, r)
+			out = append(out, verifyChain(b, chains, a))
 		}
 		return nil
 	})
@@ -373,17 +369,17 @@ func pushAuditApps(b, chains *bolt.Bucket) []string {
 
 // verifyChain checks one app's chain (b and chains may be nil: nothing
 // stored yet).
-func verifyChain(b, chains *bolt.Bucket, app string) (PushAuditReport, error) {
+func verifyChain(b, chains *bolt.Bucket, app string) PushAuditReport {
 	r := PushAuditReport{App: app, OK: true}
 	var (
 		c       pushAuditChain
 		hasHead bool
-		err     error
 	)
 	if chains != nil {
+		var err error
 		if c, hasHead, err = getChain(chains, app); err != nil {
+			// Reported, not returned: a damaged record is a finding.
 			r.OK, r.Problem = false, "the chain record is unreadable"
-			err = nil
 		}
 	}
 	bad := func(id uint64, format string, args ...any) {
@@ -419,7 +415,7 @@ func verifyChain(b, chains *bolt.Bucket, app string) (PushAuditReport, error) {
 	case lastHash != c.LastHash:
 		bad(lastID, "entry %d is not the recorded head", lastID)
 	}
-	return r, err
+	return r
 }
 
 // checkLink checks the entry stored under id (the key after app's prefix)

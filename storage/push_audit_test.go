@@ -224,6 +224,12 @@ func TestPushAuditTamperingDetected(t *testing.T) {
 				return b.Put(pushAuditKey("a", 3), v)
 			})
 		}, 3, "does not link"},
+		{"chain record deleted", func(t *testing.T, db *DB) {
+			err := db.bolt.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketPushAuditChains).Delete([]byte("a")) })
+			if err != nil {
+				t.Fatal(err)
+			}
+		}, 1, "chain record is missing"},
 		{"unreadable", func(t *testing.T, db *DB) {
 			rawPushAudit(t, db, func(b *bolt.Bucket) error { return b.Put(pushAuditKey("a", 3), []byte("{")) })
 		}, 3, "unreadable"},
