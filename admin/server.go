@@ -22,6 +22,10 @@ type Server struct {
 	Validate func(storage.App) error
 	// PushDevices, if set, serves the push devices (the database).
 	PushDevices PushDeviceService
+	// PushAudit, if set, verifies the push audit trail; NewServer sets it
+	// to the store when the store can (*storage.DB), so the CLI's
+	// "audit verify" works against a running server without more wiring.
+	PushAudit PushAuditVerifier
 	// DeadLetters, if set, serves the webhook dead letters (the running
 	// dispatcher, which must know about replayed entries).
 	DeadLetters DeadLetterService
@@ -48,7 +52,11 @@ func NewServer(store apps.Store, reload func() error, log *slog.Logger) *Server 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{apps: apps.NewService(store, ""), reload: reload, log: log}
+	s := &Server{apps: apps.NewService(store, ""), reload: reload, log: log}
+	if v, ok := store.(PushAuditVerifier); ok {
+		s.PushAudit = v
+	}
+	return s
 }
 
 // Handler returns the admin API routes.
@@ -65,6 +73,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /push/devices/{app}/{id}", s.getPushDevice)
 	mux.HandleFunc("DELETE /push/devices/{app}/{id}", s.deletePushDevice)
 	mux.HandleFunc("GET /audit", s.listAudit)
+	mux.HandleFunc("GET /push/audit/verify", s.verifyPushAudit)
 	mux.HandleFunc("GET /webhooks/dead-letters", s.listDeadLetters)
 	mux.HandleFunc("POST /webhooks/dead-letters/replay", s.replayDeadLetters)
 	if s.Push != nil {

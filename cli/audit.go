@@ -11,23 +11,34 @@ import (
 )
 
 const auditUsage = `Usage: sockudo audit list [--since 1h|2026-01-02T15:04:05Z] [--app id] [--action name] [--limit n] [--json]
+       sockudo audit verify [--app id] [--json]
 
-Print the audit log, newest first: denied channel auth and signins, refused
-origins, rate-limit trips, API signature failures (repeats from one IP within
-AUDIT_AGGREGATION_WINDOW_SECONDS are one entry: COUNT, first seen in TIME,
-LAST SEEN), app and secret changes and dead-letter replays.
-Works against a running server (through its admin socket) or a stopped one.
+list prints the audit log, newest first: denied channel auth and signins,
+refused origins, rate-limit trips, API signature failures (repeats from one
+IP within AUDIT_AGGREGATION_WINDOW_SECONDS are one entry: COUNT, first seen
+in TIME, LAST SEEN), app and secret changes and dead-letter replays.
+
+verify checks the hash chain of the push audit trail of one app, or of every
+app: it exits 0 when every chain is intact and 1 when one is not, naming the
+app, the first entry changed, missing or out of place, and the problem.
+
+Both work against a running server (through its admin socket) or a stopped
+one.
 `
 
 // auditCmd runs "sockudo audit <command>".
-func auditCmd(args []string, c *command) int {
-	if len(args) == 0 || args[0] != "list" {
+func auditCmd(args []string, in invocation) int {
+	if len(args) == 0 || (args[0] != "list" && args[0] != "verify") {
 		if len(args) > 0 && isHelp(args[0]) {
-			fmt.Fprint(c.stdout, auditUsage)
+			fmt.Fprint(in.stdout, auditUsage)
 			return 0
 		}
-		fmt.Fprint(c.stderr, auditUsage)
+		fmt.Fprint(in.stderr, auditUsage)
 		return 2
+	}
+	c := in.command("sockudo audit " + args[0])
+	if args[0] == "verify" {
+		return auditVerify(args[1:], c)
 	}
 	fs := flag.NewFlagSet("sockudo audit list", flag.ContinueOnError)
 	fs.SetOutput(c.stderr)
@@ -74,6 +85,56 @@ func auditCmd(args []string, c *command) int {
 			}
 		})
 	})
+}
+
+// auditVerify runs "sockudo audit verify".
+func auditVerify(args []string, c *command) int {
+	fs := flag.NewFlagSet(c.cmd, flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), auditUsage) }
+	app := fs.String("app", "", "only this app's chain")
+	asJSON := fs.Bool("json", false, "print the reports as a JSON array")
+	if _, code, done := c.parse(fs, args, 0); done {
+		return code
+	}
+	var reports []storage.PushAuditReport
+	if code := c.withStore(true, func(st appStore) int {
+		var err error
+		if reports, err = st.VerifyPushAudit(*app); err != nil {
+			return c.failf("%v", err)
+		}
+		return 0
+	}); code != 0 {
+		return code
+	}
+	var code int
+	if *asJSON {
+		code = c.printJSON(reports)
+	} else {
+		code = c.printTable("APP\tENTRIES\tOK\tFIRST BAD\tPROBLEM", func(w io.Writer) {
+			for _, r := range reports {
+				bad := "-"
+				if !r.OK {
+					bad = strconv.FormatUint(r.FirstBad, 10)
+				}
+				fmt.Fprintf(w, "%s\t%d\t%t\t%s\t%s\n", r.App, r.Entries, r.OK, bad, dash(r.Problem))
+			}
+		})
+	}
+	if code != 0 {
+		return code
+	}
+	// A broken chain fails the command, so a cron job or a CI step notices.
+	for _, r := range reports {
+		switch {
+		case r.OK:
+		case r.FirstBad == 0: // the chain record itself
+			code = c.failf("app %q: chain broken: %s", r.App, r.Problem)
+		default:
+			code = c.failf("app %q: chain broken at entry %d: %s", r.App, r.FirstBad, r.Problem)
+		}
+	}
+	return code
 }
 
 func dash(s string) string {

@@ -23,6 +23,9 @@ Commands:
   apps delete <id>           delete an app
   apps rotate-secret <id>    new secret; the old one stays valid for --grace
   audit list                 print the audit log, newest first
+  audit verify [--app id] [--json]
+                             check the push audit trail's hash chains; exit 1
+                             when one is broken
   webhooks dead-letters list [--app id] [--json]
                              list webhook events given up on
   webhooks dead-letters replay [--app id] [--id n ...]
@@ -133,7 +136,7 @@ func Run(ctx context.Context, args []string, environ map[string]string, stdout, 
 	case "push":
 		return pushCmd(args, p.invocation(environ, stdout, stderr))
 	case "audit":
-		return auditCmd(args, p.invocation(environ, stdout, stderr).command("sockudo audit list"))
+		return auditCmd(args, p.invocation(environ, stdout, stderr))
 	case "version", "--version":
 		fmt.Fprintf(stdout, "sockudo %s (%s)\n", p.Version, runtime.Version())
 		return 0

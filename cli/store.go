@@ -16,6 +16,7 @@ import (
 type appStore interface {
 	apps.Editor
 	RotateSecret(id, secret string, grace time.Duration) (storage.App, error)
+	VerifyPushAudit(app string) ([]storage.PushAuditReport, error)
 	Close() error
 }
 
@@ -35,6 +36,11 @@ type dbStore struct {
 func newDBStore(db *storage.DB) dbStore { return dbStore{apps.NewService(db, "cli"), db} }
 
 func (d dbStore) Close() error { return d.db.Close() }
+
+// VerifyPushAudit verifies the push audit trail in the file.
+func (d dbStore) VerifyPushAudit(app string) ([]storage.PushAuditReport, error) {
+	return d.db.VerifyPushAudit(app)
+}
 
 // adminClient returns a client of the running server's admin socket, or
 // nil when no server answers there.

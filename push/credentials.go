@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -51,6 +52,31 @@ type Credentials struct {
 	audit Audit
 	cfg   Config
 	now   func() time.Time
+	// trail, when set (SetTrail), also receives every change as a push
+	// audit trail entry.
+	trail atomic.Pointer[func(storage.PushAuditEntry)]
+}
+
+// Push audit trail actions of credential changes (spec §4.7). A generated
+// VAPID key is a put with details "generated": true.
+const (
+	TrailCredentialPut      = "credential.put"
+	TrailCredentialValidate = "credential.validate"
+	TrailCredentialRevoke   = "credential.revoke"
+	TrailCredentialReseal   = "credential.reseal"
+)
+
+// SetTrail makes every credential change (put, generate, validate, revoke,
+// reseal) also an entry of the push audit trail, recorded with record
+// (AuditTrail.Record); nil stops that. The Changes audit log keeps its
+// entries either way. Safe to call at any time, though changes made before
+// it are not in the trail.
+func (m *Credentials) SetTrail(record func(storage.PushAuditEntry)) {
+	if record == nil {
+		m.trail.Store(nil)
+		return
+	}
+	m.trail.Store(&record)
 }
 
 // NewCredentials returns the credential manager over db. cfg.CredentialKey
@@ -84,6 +110,18 @@ type CredentialActor struct {
 	// Source is "api", "cli" or "admin"; Key the app key that signed an
 	// API request; IP the client address.
 	Source, Key, IP string
+}
+
+// trailActor is a as the audit trail names actors: "key:<app key>" for a
+// signed API request, "operator:cli" or "operator:admin" for an operator.
+func (a CredentialActor) trailActor() string {
+	switch {
+	case a.Key != "":
+		return "key:" + a.Key
+	case a.Source == "":
+		return "system"
+	}
+	return "operator:" + a.Source
 }
 
 func (a CredentialActor) String() string {
@@ -255,15 +293,65 @@ func (m *Credentials) store(app string, p CredentialProvider, parsed parsedCrede
 		m.reg.Changed(app, p)
 	}
 	m.record(app, action, fmt.Sprintf("%s v%d %s %s", p, rec.Version, rec.Fingerprint, by), by)
+	m.chain(app, TrailCredentialPut, p, rec.Version, by, "ok", trailDetails{Fingerprint: rec.Fingerprint,
+		Generated: action == AuditVAPIDGenerated})
 	for _, rv := range retired {
 		m.record(app, AuditCredentialRevoked, fmt.Sprintf("%s v%d %s (more than %d usable versions)", p, rv, by,
 			storage.MaxUsablePushCredentials), by)
+		m.chain(app, TrailCredentialRevoke, p, rv, by, "ok", trailDetails{Fingerprint: m.fingerprint(app, p, rv),
+			Reason: fmt.Sprintf("more than %d usable versions", storage.MaxUsablePushCredentials)})
 	}
 	return versionOf(rec, rec.Version), nil
 }
 
 func (m *Credentials) record(app, action, reason string, by CredentialActor) {
 	m.audit.Record(storage.AuditEntry{Time: m.now().UTC(), App: app, Action: action, IP: by.IP, Reason: reason})
+}
+
+// trailDetails are the details of a credential trail entry: what names the
+// version, never key material.
+type trailDetails struct {
+	Provider    CredentialProvider `json:"provider,omitempty"`
+	Version     uint64             `json:"version,omitempty"`
+	Fingerprint string             `json:"fingerprint,omitempty"`
+	Generated   bool               `json:"generated,omitempty"`
+	Live        bool               `json:"live,omitempty"`
+	Error       string             `json:"error,omitempty"`
+	Reason      string             `json:"reason,omitempty"`
+	Versions    int                `json:"versions,omitempty"`
+}
+
+// chain records a change in the audit trail, when one is set; v 0 means
+// the change concerns no one version (a reseal).
+func (m *Credentials) chain(app, action string, p CredentialProvider, v uint64, by CredentialActor, outcome string, d trailDetails) {
+	rec := m.trail.Load()
+	if rec == nil {
+		return
+	}
+	target := "credential:" + string(p)
+	if v != 0 {
+		target += "/v" + strconv.FormatUint(v, 10)
+	}
+	if p == "" {
+		target = "credentials"
+	}
+	d.Provider, d.Version = p, v
+	details, _ := json.Marshal(d) // plain fields: cannot fail
+	(*rec)(storage.PushAuditEntry{Time: m.now().UTC(), App: app, Actor: by.trailActor(), Action: action,
+		Target: target, RemoteIP: by.IP, Outcome: outcome, Details: details})
+}
+
+// fingerprint is version v's fingerprint, for the trail; "" when it cannot
+// be read (the trail entry is still worth having).
+func (m *Credentials) fingerprint(app string, p CredentialProvider, v uint64) string {
+	if m.trail.Load() == nil {
+		return ""
+	}
+	rec, err := m.db.PushCredential(app, string(p), v)
+	if err != nil {
+		return ""
+	}
+	return rec.Fingerprint
 }
 
 // List returns app's credentials for p, or for every provider when p is
@@ -327,6 +415,7 @@ func (m *Credentials) Revoke(app string, p CredentialProvider, v uint64, by Cred
 	}
 	for _, rv := range revoked {
 		m.record(app, AuditCredentialRevoked, fmt.Sprintf("%s v%d %s", p, rv, by), by)
+		m.chain(app, TrailCredentialRevoke, p, rv, by, "ok", trailDetails{Fingerprint: m.fingerprint(app, p, rv)})
 	}
 	return res, nil
 }
@@ -369,6 +458,7 @@ func (m *Credentials) Reseal(app string, by CredentialActor) (ResealResult, erro
 	res.Resealed = changed
 	for a, n := range changed {
 		m.record(a, AuditCredentialsResealed, fmt.Sprintf("%d versions to key %s %s", n, m.seal.kid, by), by)
+		m.chain(a, TrailCredentialReseal, "", 0, by, "ok", trailDetails{Versions: n})
 	}
 	return res, nil
 }
@@ -424,6 +514,8 @@ func (m *Credentials) Validate(ctx context.Context, app string, p CredentialProv
 		outcome = "failed"
 	}
 	m.record(app, AuditCredentialValidated, fmt.Sprintf("%s v%d %s %s", p, rec.Version, outcome, by), by)
+	m.chain(app, TrailCredentialValidate, p, rec.Version, by, outcome, trailDetails{Fingerprint: rec.Fingerprint,
+		Live: res.Live, Error: problem})
 	return res, nil
 }
 

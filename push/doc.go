@@ -35,6 +35,11 @@
 // authorizes, so signatures do not replay. webpush imports this package,
 // so web subscriptions are checked through Deps.WebSubscription.
 //
+// The push audit trail (audit_trail.go, routes_audit.go, spec §4.7) is
+// storage's per-app hash chain: AuditTrail appends entries in batches and
+// applies retention, AuditRoute and AuditVerifyRoute read and check it, and
+// Credentials.SetTrail puts every credential change in it.
+//
 // push imports storage and internal packages only; server never imports
 // it (main wires its routes with server.HandleSigned and server.Handle).
 package push

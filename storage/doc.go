@@ -48,6 +48,12 @@
 // deliveries are written in one transaction; a delivery's outcome and its
 // publish's counters and state in one transaction.
 //
+// The push audit trail (push_audit.go, created on first use): push_audit
+// (app \0 id -> JSON of [PushAuditEntry]) and push_audit_chains (app -> the
+// chain's head and retention anchor). Each app's entries are one sha256
+// hash chain; [DB.VerifyPushAudit] checks it and [DB.PurgePushAudit] drops
+// the oldest entries while keeping it verifiable.
+//
 // The webhook queue is bounded by the dispatcher's retry window and by a
 // per-target maximum depth (the oldest entries become dead letters); the dead
 // letters by a per-app maximum, oldest dropped first. A nested bucket's
