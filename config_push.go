@@ -95,6 +95,10 @@ type pushConfig struct {
 	// PublishRetentionDays is how long finished publishes, their
 	// deliveries and idempotency keys are kept.
 	PublishRetentionDays int `env:"PUSH_PUBLISH_RETENTION_DAYS" envDefault:"7"`
+	// AuditRetentionDays is how long push audit trail entries are kept
+	// (the chain stays verifiable: an anchor replaces what is purged); 0
+	// keeps them forever.
+	AuditRetentionDays int `env:"PUSH_AUDIT_RETENTION_DAYS" envDefault:"90"`
 }
 
 // credentialKey reads the credential encryption key: nil when none is set.
@@ -201,6 +205,7 @@ func (c Config) pushProblems(ch *checks) {
 	ch.intIn("PUSH_SEND_TIMEOUT_SECONDS", p.SendTimeoutSeconds, 1, 600)
 	ch.intIn("PUSH_MAX_DEAD_LETTERS", p.MaxDeadLetters, 1, 10_000_000)
 	ch.intIn("PUSH_PUBLISH_RETENTION_DAYS", p.PublishRetentionDays, 1, 3650)
+	ch.intIn("PUSH_AUDIT_RETENTION_DAYS", p.AuditRetentionDays, 0, 36500)
 }
 
 // PushConfig is push.Config from the environment; the limiters it builds are

@@ -135,7 +135,7 @@ func TestPushCredentialRoutesSigned(t *testing.T) {
 		t.Fatal(err)
 	}
 	audit := storage.NewAuditWriter(db, storage.AuditWriterConfig{}, nil)
-	if _, err := routePush(srv, push.Config{CredentialKey: bytes.Repeat([]byte{3}, 32)}, db, audit, nil, nil); err != nil {
+	if _, err := routePush(srv, push.Config{CredentialKey: bytes.Repeat([]byte{3}, 32)}, db, audit, nil, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	hs := httptest.NewServer(srv.Handler())

@@ -58,7 +58,7 @@ func defaultConfig() Config {
 		Audit: auditConfig{AggregationWindow: time.Minute, MaxRefusals: 100_000},
 		Push: pushConfig{APNsEndpoint: "production", FCMEndpoint: "https://fcm.googleapis.com", RegistrationsPerMinute: 60, DeviceRequestsPerSecond: 10,
 			PublishRPS: 100, MaxRecipientsPerPublish: 100000, MaxInFlight: 256, ConcurrencyPerCredential: 64, MaxAttempts: 8,
-			RetryMaxSeconds: 600, SendTimeoutSeconds: 30, MaxDeadLetters: 10000, PublishRetentionDays: 7,
+			RetryMaxSeconds: 600, SendTimeoutSeconds: 30, MaxDeadLetters: 10000, PublishRetentionDays: 7, AuditRetentionDays: 90,
 			MaxDevicesPerUser: 100, MaxInterestsPerDevice: 5000, MaxChannelsPerDevice: 100, MaxDevicesPerApp: 1_000_000},
 	}
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/sockudo/sockudo/apps"
 	"github.com/sockudo/sockudo/cli"
+	"github.com/sockudo/sockudo/push"
 	"github.com/sockudo/sockudo/ratelimit"
 	"github.com/sockudo/sockudo/server"
 	"github.com/sockudo/sockudo/storage"
@@ -148,7 +149,12 @@ func serve(ctx context.Context, environ map[string]string, stderr io.Writer) int
 	pushCfg.Limits.Notifications = daily
 	bg.Add(1)
 	go func() { defer bg.Done(); daily.Run(bgCtx); _ = daily.Close() }()
-	pushSvc, err := routePush(srv, pushCfg, db, audit, pushEvents{hooks}, log)
+	// The push audit trail is written by its own loop, which flushes what
+	// is queued when bg ends.
+	trail := push.NewAuditTrail(db, time.Duration(cfg.Push.AuditRetentionDays)*24*time.Hour, log)
+	bg.Add(1)
+	go func() { defer bg.Done(); trail.Run(bgCtx) }()
+	pushSvc, err := routePush(srv, pushCfg, db, audit, pushEvents{hooks}, trail, log)
 	if err != nil {
 		log.Error("invalid push configuration", "err", err)
 		return 1

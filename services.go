@@ -326,14 +326,19 @@ func (e pushEvents) CredentialUnhealthy(app string, p push.CredentialProvider, v
 
 // routePush builds the push subsystem and mounts its routes: the server API
 // signed like the Pusher API, the client API with its own authentication.
-func routePush(srv *server.Server, cfg push.Config, db *storage.DB, audit push.Audit, events push.Events, log *slog.Logger) (*push.Service, error) {
+func routePush(srv *server.Server, cfg push.Config, db *storage.DB, audit push.Audit, events push.Events,
+	trail *push.AuditTrail, log *slog.Logger) (*push.Service, error) {
 	metrics := push.NewMetrics(srv.Registry(), func() float64 {
 		n, _ := db.PushQueueDepth()
 		return float64(n)
 	})
-	svc, err := push.New(cfg, push.Deps{DB: db, Apps: srv, Audit: audit, Changes: changeLog{db, log}, Log: log,
+	deps := push.Deps{DB: db, Apps: srv, Audit: audit, Changes: changeLog{db, log}, Log: log,
 		ClientIP: srv.ClientKey, WebSubscription: webSubscription(cfg.AllowLocalWebPush, cfg.WebAllowedHosts), ClientBuilder: providers.Builder(cfg),
-		Sender: providers.Send, Metrics: metrics, Events: events})
+		Sender: providers.Send, Metrics: metrics, Events: events}
+	if trail != nil {
+		deps.Trail = trail.Record
+	}
+	svc, err := push.New(cfg, deps)
 	if err != nil {
 		return nil, err
 	}

@@ -1,5 +1,12 @@
 package push
 
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/sockudo/sockudo/storage"
+)
+
 // Push audit actions (shared/spec/push-api.md §4.7): entries of the
 // app's hash-chained push audit trail.
 const (
@@ -25,4 +32,14 @@ func (s *Service) record(a auditRecord) {
 	if s.trail != nil {
 		s.trail(a)
 	}
+}
+
+// entry is a as a trail entry at now.
+func (a auditRecord) entry(now time.Time) storage.PushAuditEntry {
+	e := storage.PushAuditEntry{Time: now, App: a.app, Actor: a.actor, Action: a.action, Target: a.target,
+		RequestID: a.requestID, RemoteIP: a.ip, Outcome: a.outcome}
+	if a.details != nil {
+		e.Details, _ = json.Marshal(a.details)
+	}
+	return e
 }

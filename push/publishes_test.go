@@ -625,3 +625,53 @@ func BenchmarkPublishFanOut1000(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*1000), "ns/delivery")
 }
+
+// TestPublishesInTheAuditTrail: publishes, schedules, cancels, limit trips,
+// invalidations and finishes are chained entries of the app's trail.
+func TestPublishesInTheAuditTrail(t *testing.T) {
+	var trail *push.AuditTrail
+	f := &fakeSender{}
+	rps := ratelimit.NewMemory(ratelimit.MemoryConfig{Limit: 3, Window: time.Hour})
+	defer rps.Close()
+	cfg := push.Config{CredentialKey: bytes.Repeat([]byte{7}, 32), Limits: push.Limits{Publishes: rps}}
+	e := newEnvApps(t, cfg, testApps{}, func(d *push.Deps) {
+		trail = push.NewAuditTrail(d.DB, 0, nil)
+		d.Trail, d.Sender = trail.Record, f.send
+		d.ClientBuilder = func(push.OpenedCredential) (any, error) { return "client", nil }
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); trail.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	pe := &pubEnv{env: e, sender: f, events: &events{}}
+	if _, err := e.svc.Credentials().GenerateVAPID("app", "mailto:ops@example.com", push.CredentialActor{Source: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	pe.device("gone", "u", nil, nil)
+	f.answer = func(*storage.Device, int) push.Result { return push.Result{Outcome: push.DeviceGone, Reason: "Unregistered"} }
+	pe.publish("/users", map[string]any{"users": []string{"u"}, "notification": note})
+	pe.drain()
+	pe.device("later", "u", nil, nil) // the first one is gone
+	r := pe.publish("/users", map[string]any{"users": []string{"u"}, "notification": note, "send_at": e.clock.Now().Add(time.Hour).Unix()})
+	e.do("DELETE", "/apps/app/push/publishes/"+r.body["publish_id"].(string)+"?auth_key=app-key", "", nil)
+	pe.publish("/users", map[string]any{"users": []string{"u"}, "notification": note})
+	pe.publish("/users", map[string]any{"users": []string{"u"}, "notification": note}) // the 4th: refused
+	trail.Flush()
+
+	a := e.do("GET", "/apps/app/push/audit?limit=100", "", nil)
+	e.expect(a, 200, "")
+	var actions []string
+	for _, it := range a.body["items"].([]any) {
+		actions = append(actions, it.(map[string]any)["action"].(string))
+	}
+	for _, want := range []string{"credential.put", "publish.create", "device.invalidated", "publish.finish", "publish.schedule",
+		"publish.cancel", "limit.exceeded"} {
+		if !slices.Contains(actions, want) {
+			t.Errorf("no %s entry in %v", want, actions)
+		}
+	}
+	v := e.do("GET", "/apps/app/push/audit/verify", "", nil)
+	if v.body["ok"] != true {
+		t.Fatalf("verify %s", v.raw)
+	}
+}

@@ -167,6 +167,10 @@ type Deps struct {
 	Events Events
 	// Metrics records the pipeline's metrics; nil: none.
 	Metrics *Metrics
+	// Trail appends to the hash-chained push audit trail
+	// (AuditTrail.Record): credential changes, publishes, cancels, device
+	// invalidations, limit trips. nil: none.
+	Trail func(storage.PushAuditEntry)
 }
 
 // New validates cfg and returns a Service that has started nothing.
@@ -209,6 +213,10 @@ func New(cfg Config, d Deps) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, db: d.DB, apps: d.Apps, audit: d.Audit, log: d.Log, clientIP: d.ClientIP,
 		creds: creds, m: d.Metrics}
+	if d.Trail != nil {
+		creds.SetTrail(d.Trail)
+		s.trail = func(a auditRecord) { d.Trail(a.entry(s.now())) }
+	}
 	if d.Sender != nil {
 		s.disp = newDispatcher(s, cfg.Dispatch, d.Sender, d.Events, d.Metrics)
 	}
@@ -229,7 +237,8 @@ func (nopAudit) Record(storage.AuditEntry) {}
 
 // SignedRoutes are the push server API routes (/apps/{app_id}/push/...).
 func (s *Service) SignedRoutes() []SignedRoute {
-	return append(append(s.credentialRoutes(), s.deviceRoutes()...), s.publishRoutes()...)
+	routes := append(append(s.credentialRoutes(), s.deviceRoutes()...), s.publishRoutes()...)
+	return append(routes, AuditRoutes(s.db)...)
 }
 
 // Routes are the client API routes (/apps/{app_id}/push/client/...), which
