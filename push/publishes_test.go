@@ -648,7 +648,9 @@ func TestPublishesInTheAuditTrail(t *testing.T) {
 		t.Fatal(err)
 	}
 	pe.device("gone", "u", nil, nil)
-	f.answer = func(*storage.Device, int) push.Result { return push.Result{Outcome: push.DeviceGone, Reason: "Unregistered"} }
+	f.answer = func(*storage.Device, int) push.Result {
+		return push.Result{Outcome: push.DeviceGone, Reason: "Unregistered"}
+	}
 	pe.publish("/users", map[string]any{"users": []string{"u"}, "notification": note})
 	pe.drain()
 	pe.device("later", "u", nil, nil) // the first one is gone
