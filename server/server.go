@@ -48,6 +48,9 @@ type Server struct {
 
 	// pushFallback takes the push objects of API events; nil refuses them.
 	pushFallback PushFallback
+	// health are the dependency checks of /up (WithHealthCheck); fixed
+	// after New.
+	health []namedCheck
 
 	channelLocks channelLocks // serialise joins and leaves per channel
 	counts       countThrottle
@@ -255,6 +258,10 @@ func (s *Server) serveUp(w http.ResponseWriter, r *http.Request) {
 	case s.store.Ping() != nil:
 		writeError(w, http.StatusServiceUnavailable, "storage unavailable")
 	default:
+		if b := s.degraded(); b != nil {
+			writeJSON(w, http.StatusOK, b)
+			return
+		}
 		writeJSON(w, http.StatusOK, okBody)
 	}
 }
