@@ -61,6 +61,8 @@ type Config struct {
 	Audit auditConfig
 	// Push is the push subsystem (config_push.go).
 	Push pushConfig
+	// Cluster is Redis mode (config_cluster.go).
+	Cluster clusterConfig
 }
 
 // listenConfig is where the server listens and how it stops.
@@ -256,7 +258,7 @@ func sortByVar(problems []error) {
 // parse error's Go field name (all env reports) maps back to one variable.
 func (c *Config) sections() []any {
 	return []any{&c.Listen, &c.Socket, &c.Log, &c.Storage, &c.DefaultAppEnv, &c.RateLimit, &c.TLS, &c.Metrics, &c.Admin,
-		&c.Webhooks, &c.Audit, &c.Push}
+		&c.Webhooks, &c.Audit, &c.Push, &c.Cluster}
 }
 
 // envVars lists every variable Config reads, in declaration order.
@@ -421,6 +423,7 @@ func (c Config) problems() []error {
 	c.webhookProblems(&ch)
 	c.auditProblems(&ch)
 	c.pushProblems(&ch)
+	c.clusterProblems(&ch)
 	return ch.problems
 }
 

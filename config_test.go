@@ -60,6 +60,8 @@ func defaultConfig() Config {
 			PublishRPS: 100, MaxRecipientsPerPublish: 100000, MaxInFlight: 256, ConcurrencyPerCredential: 64, MaxAttempts: 8,
 			RetryMaxSeconds: 600, SendTimeoutSeconds: 30, MaxDeadLetters: 10000, PublishRetentionDays: 7, AuditRetentionDays: 90,
 			MaxDevicesPerUser: 100, MaxInterestsPerDevice: 5000, MaxChannelsPerDevice: 100, MaxDevicesPerApp: 1_000_000},
+		Cluster: clusterConfig{Driver: "local", RedisURL: "redis://127.0.0.1:6379/0", Prefix: "sockudo", HeartbeatMs: 10000,
+			NodeTimeoutMs: 30000},
 	}
 }
 
