@@ -439,8 +439,8 @@ func (d *dispatcher) render(app, id string, now time.Time) (*Message, string) {
 	if err != nil {
 		return nil, "publish_unreadable"
 	}
-	var pub Publish
-	if err := json.Unmarshal(p.Body, &pub); err != nil {
+	pub, err := storedPublish(p.Body)
+	if err != nil {
 		return nil, "publish_unreadable"
 	}
 	var m Message
@@ -455,6 +455,22 @@ func (d *dispatcher) render(app, id string, now time.Time) (*Message, string) {
 		return nil, e.code
 	}
 	return &m, ""
+}
+
+// storedPublish decodes a publish stored by enqueue. An absent provider
+// block was stored as null, which decodes to the bytes "null": make it
+// absent again, or the block would replace the notification's mapping.
+func storedPublish(body []byte) (Publish, error) {
+	var p Publish
+	if err := json.Unmarshal(body, &p); err != nil {
+		return Publish{}, err
+	}
+	for _, b := range []*json.RawMessage{&p.APNs, &p.FCM, &p.Web} {
+		if !present(*b) {
+			*b = nil
+		}
+	}
+	return p, nil
 }
 
 // providerOf is the credential provider of a device platform.

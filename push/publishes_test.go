@@ -23,6 +23,7 @@ import (
 type fakeSender struct {
 	mu     sync.Mutex
 	sent   []string // device ids, in order
+	msgs   []*push.Message
 	answer func(d *storage.Device, n int) push.Result
 	// gate, when set, blocks each send until it is closed.
 	gate chan struct{}
@@ -38,6 +39,7 @@ func (f *fakeSender) send(ctx context.Context, c *push.LiveCredential, d *storag
 		<-f.gate
 	}
 	f.mu.Lock()
+	f.msgs = append(f.msgs, m)
 	f.sent = append(f.sent, d.ID)
 	n := 0
 	for _, id := range f.sent {
@@ -200,7 +202,7 @@ func TestPublishReachesExactlyTheRightDevices(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e.sender.mu.Lock()
-			e.sender.sent = nil
+			e.sender.sent, e.sender.msgs = nil, nil
 			e.sender.mu.Unlock()
 			tc.body["notification"] = note
 			r := e.publish(tc.path, tc.body)
@@ -212,6 +214,10 @@ func TestPublishReachesExactlyTheRightDevices(t *testing.T) {
 			e.drain()
 			if got := e.sender.devices(); !slices.Equal(got, tc.want) {
 				t.Fatalf("sent to %v, want %v", got, tc.want)
+			}
+			// What the service worker reads: the notification's mapping.
+			if p := string(e.sender.msgs[0].Web.Payload); p != `{"notification":{"title":"Hi","body":"There"}}` {
+				t.Fatalf("web payload %s", p)
 			}
 			st := e.status(id)
 			if st.body["state"] != "succeeded" || counter(st, "sent") != len(tc.want) || counter(st, "planned") != len(tc.want) {
