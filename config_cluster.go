@@ -3,7 +3,6 @@ package main
 import (
 	"net/url"
 	"strings"
-	"time"
 )
 
 // clusterConfig is Redis mode: several nodes sharing one Redis act as one
@@ -36,14 +35,6 @@ func (c clusterConfig) sharedLimits() bool {
 		return c.redis()
 	}
 	return strings.EqualFold(c.LimiterDriver, "redis")
-}
-
-func (c clusterConfig) heartbeat() time.Duration {
-	return time.Duration(c.HeartbeatMs) * time.Millisecond
-}
-
-func (c clusterConfig) nodeTimeout() time.Duration {
-	return time.Duration(c.NodeTimeoutMs) * time.Millisecond
 }
 
 // clusterProblems checks the Redis mode settings.
