@@ -96,3 +96,6 @@ func (s *cacheStore) sweep(now time.Time) {
 		sh.mu.Unlock()
 	}
 }
+
+// NewLocalBroker returns the single-node Broker, the default.
+func NewLocalBroker() Broker { return &localBroker{} }

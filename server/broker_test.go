@@ -9,99 +9,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/sockudo/sockudo/server/protocol"
 	"github.com/sockudo/sockudo/storage"
 )
-
-// recordingHandler collects what a broker delivers.
-type recordingHandler struct {
-	mu       sync.Mutex
-	messages []Message
-	commands []Command
-}
-
-func (h *recordingHandler) HandleMessage(m Message) {
-	h.mu.Lock()
-	h.messages = append(h.messages, m)
-	h.mu.Unlock()
-}
-
-func (h *recordingHandler) HandleCommand(c Command) {
-	h.mu.Lock()
-	h.commands = append(h.commands, c)
-	h.mu.Unlock()
-}
-
-// testBroker is the Broker contract: every implementation must pass it.
-// Delivery may be asynchronous (Redis), so results are polled.
-func testBroker(t *testing.T, newBroker func(t *testing.T) Broker) {
-	ctx := context.Background()
-	t.Run("messages and commands reach the registered handler", func(t *testing.T) {
-		b := newBroker(t)
-		h := &recordingHandler{}
-		if err := b.Register(h); err != nil {
-			t.Fatal(err)
-		}
-		sent := []Message{
-			{App: "a", Channel: "pub", Frame: []byte("f1"), Except: "1.1"},
-			{App: "a", Channel: "#server-to-user-u1", User: "u1", Frame: []byte("f2")},
-		}
-		for _, m := range sent {
-			if err := b.Publish(ctx, m); err != nil {
-				t.Fatal(err)
-			}
-		}
-		cmd := Command{Kind: CommandTerminate, App: "a", User: "u1"}
-		if err := b.Command(ctx, cmd); err != nil {
-			t.Fatal(err)
-		}
-		waitFor(t, "delivery", func() bool {
-			h.mu.Lock()
-			defer h.mu.Unlock()
-			return len(h.messages) == len(sent) && len(h.commands) == 1
-		})
-		for i, m := range h.messages {
-			if m.App != sent[i].App || m.Channel != sent[i].Channel || m.User != sent[i].User ||
-				string(m.Frame) != string(sent[i].Frame) || m.Except != sent[i].Except {
-				t.Fatalf("message %d arrived as %+v, sent %+v", i, m, sent[i])
-			}
-		}
-		if h.commands[0] != cmd {
-			t.Fatalf("command %+v, sent %+v", h.commands[0], cmd)
-		}
-	})
-	t.Run("a cache channel keeps its last unexpired event", func(t *testing.T) {
-		b := newBroker(t)
-		if err := b.Register(&recordingHandler{}); err != nil {
-			t.Fatal(err)
-		}
-		if _, ok, err := b.Cache(ctx, "a", "cache-x"); ok || err != nil {
-			t.Fatalf("empty cache: ok %v, err %v", ok, err)
-		}
-		for _, ev := range []string{"first", "second"} {
-			e := CacheEntry{Event: ev, Data: "d", Frame: []byte(ev), Expires: time.Now().Add(time.Minute)}
-			if err := b.SetCache(ctx, "a", "cache-x", e); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if e, ok, _ := b.Cache(ctx, "a", "cache-x"); !ok || e.Event != "second" || string(e.Frame) != "second" {
-			t.Fatalf("cache %+v %v", e, ok)
-		}
-		if _, ok, _ := b.Cache(ctx, "b", "cache-x"); ok {
-			t.Fatal("the cache is per app")
-		}
-		_ = b.SetCache(ctx, "a", "cache-old", CacheEntry{Event: "e", Expires: time.Now().Add(-time.Second)})
-		if _, ok, _ := b.Cache(ctx, "a", "cache-old"); ok {
-			t.Fatal("an expired entry was returned")
-		}
-	})
-}
-
-func TestLocalBroker(t *testing.T) {
-	testBroker(t, func(*testing.T) Broker { return &localBroker{} })
-}
 
 // tapBroker is the local broker with a record of what went through it.
 type tapBroker struct {

@@ -190,3 +190,6 @@ func (p *localPresence) Online(_ context.Context, app string, userIDs []string) 
 	}
 	return out, nil
 }
+
+// NewLocalPresence returns the single-node Presence, the default.
+func NewLocalPresence() Presence { return &localPresence{} }
