@@ -88,6 +88,18 @@ func (s *Service) publish(w http.ResponseWriter, r *http.Request, appID, kind st
 		actor = "operator:admin"
 	}
 	req := publishRequest{app: appID, actor: actor, ip: s.clientIP(r), pub: p}
+	if !p.DryRun && p.IdempotencyKey != "" {
+		// A retry is answered before the limits: it sends nothing, so it
+		// costs no budget.
+		old, found, err := s.db.PushPublishByIdempotencyKey(appID, p.IdempotencyKey, now)
+		if err != nil {
+			s.log.Error("push: reading an idempotency key failed", "app_id", appID, "err", err)
+			return 0, nil, errorf(500, "internal_error", "reading the publish failed")
+		}
+		if found {
+			return http.StatusAccepted, acceptAnswer(old), nil
+		}
+	}
 	if !p.DryRun {
 		d := s.allowPublish(appID)
 		if !d.Allowed {

@@ -536,6 +536,32 @@ func TestIdempotencyAndDryRun(t *testing.T) {
 	}
 }
 
+// A retry with the same Idempotency-Key is answered before the limits:
+// it sends nothing, so it spends none of the app's budget.
+func TestIdempotentRetryCostsNoBudget(t *testing.T) {
+	clock := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	rps := ratelimit.NewMemory(ratelimit.MemoryConfig{Limit: 1, Window: time.Second, Now: func() time.Time { return clock }})
+	defer rps.Close()
+	e := newPubEnv(t, push.Config{Limits: push.Limits{Publishes: rps}}, testApps{})
+	e.device("d1", "u", nil, nil)
+	send := func(key string) resp {
+		req := httptest.NewRequest("POST", "/apps/app/push/publishes/users", strings.NewReader(`{"users":["u"],"notification":{"title":"t"}}`))
+		req.Header.Set("Idempotency-Key", key)
+		w := httptest.NewRecorder()
+		e.mux.ServeHTTP(w, req)
+		return resp{status: w.Code, raw: w.Body.String()}
+	}
+	first := send("k1")
+	for range 3 {
+		if again := send("k1"); again.status != 202 || again.raw != first.raw {
+			t.Fatalf("retry: %d %s, want 202 %s", again.status, again.raw, first.raw)
+		}
+	}
+	if other := send("k2"); other.status != 429 {
+		t.Fatalf("a new publish over the limit: %d %s", other.status, other.raw)
+	}
+}
+
 // TestRunResumesAfterCrash: deliveries a dead process had claimed are sent
 // at once by the next one, and nothing else is sent twice.
 func TestRunResumesAfterCrash(t *testing.T) {

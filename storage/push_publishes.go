@@ -542,6 +542,43 @@ func (db *DB) CreatePushPublish(p PushPublish, deliveries []PushDelivery) (PushP
 	return out, nil
 }
 
+// PushPublishByIdempotencyKey returns the publish that key names for app,
+// if the key was used within IdempotencyWindow before now: a retry is
+// answered with it before it costs the app any rate-limit budget.
+func (db *DB) PushPublishByIdempotencyKey(app, key string, now time.Time) (PushPublish, bool, error) {
+	var out PushPublish
+	found := false
+	if !validKeyPart(app) || !validKeyPart(key) {
+		return out, false, nil
+	}
+	err := db.view(func(tx *bolt.Tx) error {
+		bs, err := openPubBuckets(tx)
+		if errors.Is(err, ErrNotFound) {
+			return nil // no publish yet
+		}
+		if err != nil {
+			return err
+		}
+		v := bs.idem.Get(join(app, key))
+		if len(v) <= 8 || !now.Before(time.UnixMilli(int64(binary.BigEndian.Uint64(v[:8]))).Add(IdempotencyWindow)) {
+			return nil
+		}
+		p, err := bs.getPub(app, string(v[8:]))
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		out, found = *p, true
+		return nil
+	})
+	if err != nil {
+		return PushPublish{}, false, fmt.Errorf("storage: push publish by idempotency key: %w", err)
+	}
+	return out, found, nil
+}
+
 // PushPublish returns one publish.
 func (db *DB) PushPublish(app, id string) (PushPublish, error) {
 	var out PushPublish
