@@ -61,7 +61,10 @@ func (s *Server) publishEvent(r *http.Request, a *app, cfg *appConfig, e *protoc
 	for _, ch := range channels {
 		err := s.publish(r.Context(), publication{app: a.id, channel: ch, event: e.Name, data: data, except: e.SocketID, cacheTTL: ttl})
 		if err != nil {
-			s.log.Error("publish failed", "app_id", a.id, "err", err)
+			// The broker delivered locally; other nodes missed it (Redis
+			// down). Logged at most once per interval: an outage must not
+			// write a line per event.
+			s.warnLimited("broker-publish", "publish failed", "app_id", a.id, "err", err)
 		}
 	}
 }

@@ -36,7 +36,7 @@ func (s *Server) publish(ctx context.Context, p publication) error {
 	case kind.Cache && p.cacheTTL > 0:
 		e := CacheEntry{Event: p.event, Data: p.data, Frame: frame, Expires: time.Now().Add(p.cacheTTL)}
 		if err := s.broker.SetCache(ctx, p.app, p.channel, e); err != nil {
-			s.log.Error("caching the last event failed", "app_id", p.app, "err", err)
+			s.warnLimited("broker-cache", "caching the last event failed", "app_id", p.app, "err", err)
 		}
 	}
 	return s.broker.Publish(ctx, m)
