@@ -57,6 +57,10 @@ type Node struct {
 	lastErr atomic.Pointer[string]
 	errors  atomic.Uint64 // Redis calls that failed, for metrics
 
+	// kick wakes Run to ping at once when a call fails, so a short blip
+	// leaves degraded mode within milliseconds.
+	kick chan struct{}
+
 	mu        sync.Mutex // guards onRecover
 	onRecover []func(ctx context.Context)
 }
@@ -84,7 +88,7 @@ func Open(cfg Config) (*Node, error) {
 	opt.ReadTimeout = cfg.OpTimeout
 	opt.WriteTimeout = cfg.OpTimeout
 	opt.DialTimeout = 2 * cfg.OpTimeout
-	opt.MaxRetries = 0 // a failed call is reported, not retried behind a client's back
+	opt.MaxRetries = -1 // a failed call is reported, not retried behind a client's back (0 would mean 3)
 	opt.ContextTimeoutEnabled = true
 	var b [8]byte
 	_, _ = rand.Read(b[:])
@@ -94,6 +98,7 @@ func Open(cfg Config) (*Node, error) {
 		rdb:    redis.NewClient(opt),
 		log:    cfg.Log.With("component", "cluster"),
 		prefix: cfg.Prefix,
+		kick:   make(chan struct{}, 1),
 	}
 	return n, nil
 }
@@ -134,6 +139,10 @@ func (n *Node) observe(op string, err error) error {
 	n.lastErr.Store(&msg)
 	if !n.down.Swap(true) {
 		n.log.Error("Redis is unreachable: serving local clients only until it returns", "op", op, "err", err)
+		select {
+		case n.kick <- struct{}{}:
+		default:
+		}
 	}
 	return fmt.Errorf("cluster: %s: %w", op, err)
 }
@@ -149,6 +158,14 @@ func (n *Node) Healthy() error {
 	}
 	return errors.New("redis unreachable")
 }
+
+// errDegraded answers calls skipped while Redis is known to be down: the
+// node serves its local clients without paying a timeout per call, and
+// Run's pings find when Redis is back.
+var errDegraded = errors.New("cluster: Redis unreachable (degraded)")
+
+// degraded reports whether Redis failed and has not answered a ping since.
+func (n *Node) degraded() bool { return n.down.Load() }
 
 // Errors counts failed Redis calls since start.
 func (n *Node) Errors() uint64 { return n.errors.Load() }
@@ -167,7 +184,7 @@ func (n *Node) OnRecover(f func(ctx context.Context)) {
 func (n *Node) Run(ctx context.Context) {
 	const maxWait = 5 * time.Second
 	wait := 100 * time.Millisecond
-	first := true
+	first, failing := true, false
 	for {
 		pctx, cancel := n.opContext(ctx)
 		err := n.rdb.Ping(pctx).Err()
@@ -177,8 +194,13 @@ func (n *Node) Run(ctx context.Context) {
 		}
 		if err != nil {
 			_ = n.observe("ping", err)
+			if !failing {
+				wait = 50 * time.Millisecond
+			}
+			failing = true
 			wait = min(wait*2, maxWait)
 		} else {
+			failing = false
 			wait = n.cfg.Heartbeat / 4
 			if n.down.Swap(false) || first {
 				if !first {
@@ -197,6 +219,7 @@ func (n *Node) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-time.After(wait):
+		case <-n.kick:
 		}
 	}
 }
