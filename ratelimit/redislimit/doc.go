@@ -12,8 +12,9 @@
 //
 // # Keys
 //
-// A bucket is the string key <prefix>:rl:<name>:<key>, holding about 40
-// bytes, with a PEXPIRE at the moment the bucket is full again: an idle
+// A bucket is the string key <prefix>:rl:<name>:<key> (about 150 bytes of
+// Redis memory with its value and expiry), with a PEXPIRE at the moment
+// the bucket is full again: an idle
 // key vanishes when forgetting it changes nothing, so a flood of distinct
 // keys (spoofed IPs) holds memory only for as long as one token takes to
 // refill. Keys of up to 64 printable ASCII bytes (IPs, app ids) are used

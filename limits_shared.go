@@ -1,0 +1,71 @@
+package main
+
+import (
+	"log/slog"
+	"sync/atomic"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sockudo/sockudo/ratelimit"
+	"github.com/sockudo/sockudo/ratelimit/redislimit"
+)
+
+// shareLimiters makes the limits a client could otherwise multiply by the
+// number of nodes count in Redis (RATE_LIMITER_DRIVER=redis, the default
+// in Redis mode): connection attempts and auth failures per client IP,
+// signins per app user, HTTP API writes and reads per app. Each memory
+// limiter buildLimiters made is wrapped, not dropped: it enforces the same
+// limit and answers while Redis fails (redislimit's package doc), and
+// main's loop over l.memory still sweeps it. Disabled and zero limits stay
+// as they are. It does nothing unless c.Cluster.sharedLimits(); call it
+// right after buildLimiters, before the limiters are handed out.
+//
+// An outage is logged once for all of them, as is the recovery.
+func (c Config) shareLimiters(l *limiters, rdb *redis.Client, log *slog.Logger) {
+	if !c.Cluster.sharedLimits() {
+		return
+	}
+	if rdb == nil {
+		log.Error("RATE_LIMITER_DRIVER is redis but there is no Redis client: rate limits count on this node only")
+		return
+	}
+	// Limiters report the outages they meet, once each; the first report
+	// logs and the last limiter to recover logs again.
+	var down atomic.Int64
+	opts := &redislimit.Options{
+		OnError: func(err error) {
+			if down.Add(1) == 1 {
+				log.Warn("Redis is unreachable: rate limits are counted on each node alone until it answers",
+					"retry_every", redislimit.DefaultRetryInterval, "err", err)
+			}
+		},
+		OnRecover: func() {
+			if down.Add(-1) == 0 {
+				log.Info("Redis answers again: rate limits are shared across the cluster again")
+			}
+		},
+	}
+	for _, s := range []struct {
+		name string
+		lim  *ratelimit.Limiter
+	}{
+		{"ws_connect", &l.WSConnect},
+		{"auth_failures", &l.AuthFailures},
+		{"signin", &l.Signin},
+		{"api_publish", &l.APIPublish},
+		{"api_read", &l.APIRead},
+	} {
+		m, ok := (*s.lim).(*ratelimit.Memory)
+		if !ok {
+			continue // nil: that limit is off
+		}
+		shared, err := redislimit.New(rdb, c.Cluster.Prefix, s.name, m.Quota(), m, opts)
+		if err != nil {
+			// Only a programming error gets here: the prefix is validated
+			// and the names are constants.
+			log.Error("cannot share a rate limit: it counts on this node only", "limiter", s.name, "err", err)
+			continue
+		}
+		*s.lim = shared
+	}
+}
