@@ -2,7 +2,6 @@ package main
 
 import (
 	"log/slog"
-	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
 
@@ -20,7 +19,8 @@ import (
 // as they are. It does nothing unless c.Cluster.sharedLimits(); call it
 // right after buildLimiters, before the limiters are handed out.
 //
-// An outage is logged once for all of them, as is the recovery.
+// They form one redislimit.Group: an outage is met, logged and retried
+// once for all of them, and so is the recovery.
 func (c Config) shareLimiters(l *limiters, rdb *redis.Client, log *slog.Logger) {
 	if !c.Cluster.sharedLimits() {
 		return
@@ -29,21 +29,13 @@ func (c Config) shareLimiters(l *limiters, rdb *redis.Client, log *slog.Logger) 
 		log.Error("RATE_LIMITER_DRIVER is redis but there is no Redis client: rate limits count on this node only")
 		return
 	}
-	// Limiters report the outages they meet, once each; the first report
-	// logs and the last limiter to recover logs again.
-	var down atomic.Int64
-	opts := &redislimit.Options{
-		OnError: func(err error) {
-			if down.Add(1) == 1 {
-				log.Warn("Redis is unreachable: rate limits are counted on each node alone until it answers",
-					"retry_every", redislimit.DefaultRetryInterval, "err", err)
-			}
-		},
-		OnRecover: func() {
-			if down.Add(-1) == 0 {
-				log.Info("Redis answers again: rate limits are shared across the cluster again")
-			}
-		},
+	// One group: the first limiter to meet an outage sends them all to
+	// their fallbacks, logs once, and one check a second tries Redis.
+	g, err := redislimit.NewGroup(rdb, c.Cluster.Prefix, &redislimit.Options{Log: log.With("component", "ratelimit")})
+	if err != nil {
+		// Only a programming error gets here: the prefix is validated.
+		log.Error("cannot share the rate limits: they count on this node only", "err", err)
+		return
 	}
 	for _, s := range []struct {
 		name string
@@ -59,10 +51,9 @@ func (c Config) shareLimiters(l *limiters, rdb *redis.Client, log *slog.Logger) 
 		if !ok {
 			continue // nil: that limit is off
 		}
-		shared, err := redislimit.New(rdb, c.Cluster.Prefix, s.name, m.Quota(), m, opts)
+		shared, err := g.New(s.name, m.Quota(), m)
 		if err != nil {
-			// Only a programming error gets here: the prefix is validated
-			// and the names are constants.
+			// Only a programming error gets here: the names are constants.
 			log.Error("cannot share a rate limit: it counts on this node only", "limiter", s.name, "err", err)
 			continue
 		}

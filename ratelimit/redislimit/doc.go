@@ -27,9 +27,10 @@
 // Each check waits at most Options.Timeout (250 ms by default). A check
 // that fails (timeout, refused connection, any error) is answered by the
 // fallback limiter, normally the [ratelimit.Memory] this limiter replaced,
-// and marks Redis down: for Options.RetryInterval (1 s by default) every
-// check goes straight to the fallback, then one check tries Redis again
-// while the others keep using the fallback. The outage is reported once
+// and marks Redis down for the limiter's whole [Group]: for
+// Options.RetryInterval (1 s by default) every check of the group goes
+// straight to its fallback, then one check tries Redis again while the
+// others keep using theirs. The outage is reported once per group
 // (Options.Log, Options.OnError) and so is the recovery. So an outage
 // neither opens the floodgates nor refuses everyone, and costs at most one
 // timeout per interval rather than one per request. While it lasts each

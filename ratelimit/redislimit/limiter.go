@@ -7,24 +7,14 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sockudo/sockudo/ratelimit"
-)
-
-// Defaults applied by [New] to zero Options fields.
-const (
-	// DefaultTimeout bounds one check in Redis.
-	DefaultTimeout = 250 * time.Millisecond
-	// DefaultRetryInterval is how long checks skip Redis after it failed.
-	DefaultRetryInterval = time.Second
 )
 
 // maxPlainKey is the longest key used as it is in a Redis key name.
@@ -37,53 +27,19 @@ var gcraSource string
 // with EVAL when Redis does not know it (after a restart or SCRIPT FLUSH).
 var gcra = redis.NewScript(gcraSource)
 
-// Options tunes a [Limiter]. The zero value (or nil) means the defaults.
-type Options struct {
-	// Timeout bounds each check in Redis; zero means DefaultTimeout. The
-	// client must honour context deadlines (go-redis
-	// Options.ContextTimeoutEnabled, as the cluster node's client does)
-	// for the bound to cover a Redis that accepts and never answers.
-	Timeout time.Duration
-	// RetryInterval is how long checks go straight to the fallback after
-	// a failed one, before one check tries Redis again; zero means
-	// DefaultRetryInterval.
-	RetryInterval time.Duration
-	// Log receives one warning when Redis fails and one line when it
-	// answers again (never the key). nil discards.
-	Log *slog.Logger
-	// OnError, when set, is called with the first error of each outage,
-	// on the goroutine of the check that met it; it must not block.
-	OnError func(err error)
-	// OnRecover, when set, is called when Redis answers after an outage.
-	OnRecover func()
-	// Now is the node's clock, used only to time the retries (the buckets
-	// use Redis's clock). nil means time.Now.
-	Now func() time.Time
-}
-
 // Limiter is a [ratelimit.Limiter] counting in Redis (see the package
-// doc). It is safe for concurrent use and holds no goroutine: there is
-// nothing to run or close. The Redis client is the caller's.
+// doc), made by [Group.New] or [New]. It is safe for concurrent use and
+// holds no goroutine: there is nothing to run or close. The Redis client
+// is its Group's, which the caller owns.
 type Limiter struct {
 	// Fixed at construction.
-	rdb       redis.Scripter
+	g         *Group
 	keyPrefix string // "<prefix>:rl:<name>:"
 	name      string
 	limit     int
 	window    time.Duration
 	burst     int
 	fallback  ratelimit.Limiter
-	timeout   time.Duration
-	retry     time.Duration
-	log       *slog.Logger
-	onError   func(error)
-	onRecover func()
-	now       func() time.Time
-
-	down      atomic.Bool  // Redis failed and has not answered since
-	retryAt   atomic.Int64 // while down: Unix ns after which one check tries Redis
-	fallbacks atomic.Uint64
-	failures  atomic.Uint64
 }
 
 var _ ratelimit.Limiter = (*Limiter)(nil)
@@ -96,23 +52,28 @@ type quotaLimiter interface {
 
 var _ quotaLimiter = (*Limiter)(nil)
 
+// New returns a Limiter of its own [Group]: NewGroup(rdb, prefix,
+// opts) then [Group.New](name, q, fallback). Limiters on one Redis should
+// rather share a Group, so that they meet an outage once.
+func New(rdb redis.Scripter, prefix, name string, q ratelimit.Quota, fallback ratelimit.Limiter, opts *Options) (*Limiter, error) {
+	g, err := NewGroup(rdb, prefix, opts)
+	if err != nil {
+		return nil, err
+	}
+	return g.New(name, q, fallback)
+}
+
 // New returns a Limiter enforcing q (as [ratelimit.NewMemory] would with
 // the same Limit, Window and Burst; Limit <= 0 allows everything without
 // asking Redis) in the keys <prefix>:rl:<name>:…, answering from fallback
 // while Redis fails. fallback is normally the [ratelimit.Memory] built for
 // the same limit (its Quota); it must not be nil, and its own background
-// work (Memory.Run) stays the caller's. name tells limiters sharing a
-// prefix apart: letters, digits, '_' and '-'. opts may be nil.
-func New(rdb redis.Scripter, prefix, name string, q ratelimit.Quota, fallback ratelimit.Limiter, opts *Options) (*Limiter, error) {
+// work (Memory.Run) stays the caller's. name tells the group's limiters
+// apart: letters, digits, '_' and '-'.
+func (g *Group) New(name string, q ratelimit.Quota, fallback ratelimit.Limiter) (*Limiter, error) {
 	var errs []error
-	if rdb == nil {
-		errs = append(errs, errors.New("nil Redis client"))
-	}
 	if fallback == nil {
 		errs = append(errs, errors.New("nil fallback limiter"))
-	}
-	if prefix == "" || strings.ContainsAny(prefix, " \t\r\n") {
-		errs = append(errs, fmt.Errorf("prefix %q must be non-empty without spaces", prefix))
 	}
 	if name == "" || strings.IndexFunc(name, func(r rune) bool {
 		return !(r == '_' || r == '-' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')
@@ -128,39 +89,17 @@ func New(rdb redis.Scripter, prefix, name string, q ratelimit.Quota, fallback ra
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("redislimit: %w", err)
 	}
-	var o Options
-	if opts != nil {
-		o = *opts
-	}
 	l := &Limiter{
-		rdb:       rdb,
-		keyPrefix: prefix + ":rl:" + name + ":",
+		g:         g,
+		keyPrefix: g.prefix + ":rl:" + name + ":",
 		name:      name,
 		limit:     q.Limit,
 		window:    q.Window,
 		burst:     q.Burst,
 		fallback:  fallback,
-		timeout:   o.Timeout,
-		retry:     o.RetryInterval,
-		log:       o.Log,
-		onError:   o.OnError,
-		onRecover: o.OnRecover,
-		now:       o.Now,
 	}
 	if l.burst == 0 {
 		l.burst = l.limit
-	}
-	if l.timeout <= 0 {
-		l.timeout = DefaultTimeout
-	}
-	if l.retry <= 0 {
-		l.retry = DefaultRetryInterval
-	}
-	if l.log == nil {
-		l.log = slog.New(slog.DiscardHandler)
-	}
-	if l.now == nil {
-		l.now = time.Now
 	}
 	return l, nil
 }
@@ -203,23 +142,15 @@ func (l *Limiter) AllowQuota(key string, q ratelimit.Quota) ratelimit.Decision {
 }
 
 func (l *Limiter) allow(key string, limit int, window time.Duration, burst int, fallback func() ratelimit.Decision) ratelimit.Decision {
-	probe := false
-	if l.down.Load() {
-		now := l.now().UnixNano()
-		at := l.retryAt.Load()
-		// One check per interval tries Redis; the rest, and every check
-		// before the interval is over, use the fallback.
-		if now < at || !l.retryAt.CompareAndSwap(at, now+int64(l.retry)) {
-			l.fallbacks.Add(1)
-			return fallback()
-		}
-		probe = true
+	g := l.g
+	probe, skip := g.skip()
+	if skip {
+		return fallback()
 	}
-
 	// Microseconds per token, as Redis's TIME counts.
 	interval := window.Seconds() * 1e6 / float64(limit)
-	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
-	res, err := gcra.Run(ctx, l.rdb, []string{l.redisKey(key)},
+	ctx, cancel := context.WithTimeout(context.Background(), g.timeout)
+	res, err := gcra.Run(ctx, g.rdb, []string{l.redisKey(key)},
 		strconv.FormatFloat(interval, 'g', -1, 64), burst).Slice()
 	cancel()
 	var d ratelimit.Decision
@@ -227,32 +158,13 @@ func (l *Limiter) allow(key string, limit int, window time.Duration, burst int, 
 		d, err = decision(res, limit, interval, burst)
 	}
 	if err != nil {
-		l.fail(err)
+		g.fail(l.name, err)
 		return fallback()
 	}
-	// Only a probe ends an outage: a check that was already in flight
-	// when another failed says little about Redis now.
-	if probe && l.down.CompareAndSwap(true, false) {
-		l.log.Info("Redis answers again: rate limits are shared across the cluster again", "limiter", l.name)
-		if l.onRecover != nil {
-			l.onRecover()
-		}
+	if probe {
+		g.recovered(l.name)
 	}
 	return d
-}
-
-// fail starts or prolongs an outage; the first failure of one is reported.
-func (l *Limiter) fail(err error) {
-	l.failures.Add(1)
-	l.fallbacks.Add(1)
-	l.retryAt.Store(l.now().UnixNano() + int64(l.retry))
-	if l.down.CompareAndSwap(false, true) {
-		l.log.Warn("Redis is unreachable: rate limits are counted on this node only until it answers",
-			"limiter", l.name, "retry_every", l.retry, "err", err)
-		if l.onError != nil {
-			l.onError(err)
-		}
-	}
 }
 
 // decision turns the script's reply into what ratelimit.Memory would have
@@ -316,14 +228,5 @@ func plainKey(key string) bool {
 	return true
 }
 
-// Stats is a snapshot of a Limiter's counters, for metrics.
-type Stats struct {
-	Down      bool   // Redis failed and has not answered since
-	Failures  uint64 // checks in Redis that failed
-	Fallbacks uint64 // checks answered by the fallback (failures included)
-}
-
-// Stats returns the current counters. It takes no lock.
-func (l *Limiter) Stats() Stats {
-	return Stats{Down: l.down.Load(), Failures: l.failures.Load(), Fallbacks: l.fallbacks.Load()}
-}
+// Stats returns the counters of l's group.
+func (l *Limiter) Stats() Stats { return l.g.Stats() }
