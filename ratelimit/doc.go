@@ -14,8 +14,9 @@
 //
 // ratelimit imports nothing of ours, so any package may use it. Persistence
 // comes in through the small [CounterStore] interface, which storage.DB
-// implements from outside; a Redis-backed [Limiter] sharing counters across
-// nodes will live with the Redis code, not here.
+// implements from outside. The Redis-backed [Limiter] that shares budgets
+// across nodes is the sub-package redislimit, so ratelimit imports no Redis
+// client.
 //
 // # Goroutines
 //

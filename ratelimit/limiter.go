@@ -36,8 +36,8 @@ type Decision struct {
 // Limiter checks a keyed budget. Each call to Allow counts as one request
 // against key's budget, whether or not it is allowed. Implementations are
 // safe for concurrent use: Memory (this node), Window (persisted long
-// windows), Disabled, and later a Redis-backed one sharing counters across
-// nodes.
+// windows), Disabled, and redislimit.Limiter (shared by the nodes through
+// Redis).
 type Limiter interface {
 	Allow(key string) Decision
 }

@@ -180,6 +180,13 @@ func perSecond(limit int, window time.Duration) rate.Limit {
 	return rate.Limit(float64(limit) / window.Seconds())
 }
 
+// Quota returns the limit m enforces (Burst filled in), so that a limiter
+// counting elsewhere, such as a shared one in Redis that falls back to m,
+// can enforce the same one. Limit 0 means unlimited.
+func (m *Memory) Quota() Quota {
+	return Quota{Limit: m.limit, Window: m.window, Burst: m.burst}
+}
+
 // Allow counts one request against key's bucket and reports the outcome. A
 // Memory with Limit <= 0 always allows and reports Limit 0.
 func (m *Memory) Allow(key string) Decision {
