@@ -97,13 +97,24 @@ func serve(ctx context.Context, environ map[string]string, stderr io.Writer) int
 		return 1
 	}
 
-	// Background loops (limiter sweeps, the audit writer) run until bg ends,
-	// after the server has drained and before storage closes.
+	// Redis mode: opened before the background loops so that it closes
+	// after them.
+	cm, err := cfg.openCluster(log)
+	if err != nil {
+		log.Error("cannot use Redis", "err", err)
+		return 1
+	}
+	defer cm.close()
+
+	// Background loops (limiter sweeps, the audit writer, Redis mode's
+	// loops) run until bg ends, after the server has drained and before
+	// storage closes.
 	bgCtx, stopBg := context.WithCancel(context.Background())
 	var bg sync.WaitGroup
 	defer func() { stopBg(); bg.Wait() }()
 
 	lims := cfg.buildLimiters()
+	cfg.shareLimiters(&lims, cm.client(), log)
 	pushCfg := cfg.PushConfig(&lims.memory)
 	pushCfg.Limits.AuthFailures = lims.AuthFailures // push's refused signatures count with the sockets'
 	for _, m := range lims.memory {
@@ -117,11 +128,13 @@ func serve(ctx context.Context, environ map[string]string, stderr io.Writer) int
 	// server hands trigger push objects to it: pf is filled in below,
 	// before Serve.
 	pf := &pushFallback{}
-	srv, err := server.New(sc, db, log, server.WithPushFallback(pf))
+	srv, err := server.New(sc, db, log, append(cm.serverOptions(), server.WithPushFallback(pf))...)
 	if err != nil {
 		log.Error("invalid server configuration", "err", err)
 		return 1
 	}
+	cm.register(srv.Registry())
+	cm.run(bgCtx, &bg)
 	audit := storage.NewAuditWriter(db, cfg.AuditWriterConfig(), func(err error) {
 		log.Error("writing the audit log", "err", err)
 	})
