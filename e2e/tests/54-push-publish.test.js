@@ -1,0 +1,377 @@
+'use strict';
+// Push publishes end to end (README "Push publishes", spec push-api §4.4,
+// §4.6, §4.7): the real binary sends to loopback fakes of APNs (HTTP/2
+// cleartext), FCM (HTTP/1.1 + OAuth2 token endpoint) and a Web Push service
+// that checks the VAPID JWT and decrypts the RFC 8291 body
+// (lib/push-receiver.js). Publishes reach exactly their devices once; dry
+// runs and idempotent retries send nothing; schedules survive a restart;
+// cancels; a SIGKILL in a 10,000-device fan-out loses nothing; the audit
+// chain verifies and a tampered copy does not; the trigger fallback pushes
+// to offline users only; limits answer 429/413/400.
+
+const assert = require('node:assert/strict');
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const path = require('node:path');
+const { before, after } = require('node:test');
+const { it, installCleanup } = require('../lib/harness');
+const { newBackend, connectedClient, signin, subscribe, nextMessage } = require('../lib/clients');
+const { signedRequest, sdkJson } = require('../lib/rest');
+const { startServer, runCli, SockudoServer } = require('../lib/server');
+const { waitFor } = require('../lib/wait');
+const { PushReceiver, p256PublicKey } = require('../lib/push-receiver');
+
+installCleanup();
+
+const receiver = new PushReceiver();
+const CRED_KEY = crypto.randomBytes(32).toString('base64');
+const FINISHED = new Set(['succeeded', 'partially_succeeded', 'failed', 'expired', 'cancelled', 'partially_cancelled']);
+
+/** Every server started here, stopped (and its files removed) at the end. */
+const servers = new Set();
+async function start(opts) {
+  const s = await startServer({
+    ...opts,
+    env: {
+      PUSH_CREDENTIAL_ENCRYPTION_KEY: CRED_KEY,
+      ...receiver.env(),
+      ...(opts.env || {}),
+    },
+  });
+  servers.add(s);
+  return s;
+}
+
+/** Stops (SIGTERM, or SIGKILL with kill) and starts the same database on the same port. */
+async function restart(s, { kill = false } = {}) {
+  if (kill) {
+    s.proc.kill('SIGKILL');
+    await s.exited;
+  } else {
+    const x = await s.stop();
+    assert.equal(x.code, 0, `sockudo exited with ${JSON.stringify(x)} on SIGTERM`);
+  }
+  servers.delete(s);
+  const n = new SockudoServer({ name: s.name, env: s.env, tmpDir: s.tmpDir, dbPath: s.dbPath, port: s.port });
+  n.lines.push(...s.lines.slice(-200));
+  await n.start(15000);
+  servers.add(n);
+  return n;
+}
+
+after(async () => {
+  for (const s of servers) {
+    await s.stop();
+    s.cleanupFiles();
+  }
+  await receiver.stop();
+});
+
+const apiPath = (s, p, app = s.app) => `/apps/${app.id}${p}`;
+const api = (s, method, p, body, o = {}) =>
+  signedRequest(s, { method, path: apiPath(s, p, o.app), body, ...o, app: o.app || s.app });
+
+/** Stores an APNs key, an FCM service account and a generated VAPID pair for app. */
+async function putCredentials(s, app = s.app) {
+  const { privateKey, publicKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  receiver.apnsKey = publicKey;
+  let r = await api(
+    s,
+    'PUT',
+    '/push/credentials/apns',
+    { team_id: 'TEAM123456', key_id: 'KEY1234567', topic: 'com.example.app', p8: privateKey.export({ type: 'pkcs8', format: 'pem' }) },
+    { app },
+  );
+  assert.equal(r.status, 201, r.text);
+  const rsa = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+  r = await api(
+    s,
+    'PUT',
+    '/push/credentials/fcm',
+    {
+      service_account: {
+        type: 'service_account',
+        project_id: 'demo-project',
+        private_key_id: 'k1',
+        private_key: rsa.export({ type: 'pkcs8', format: 'pem' }),
+        client_email: 'push@demo-project.iam.gserviceaccount.com',
+        token_uri: 'https://oauth2.googleapis.com/token',
+      },
+    },
+    { app },
+  );
+  assert.equal(r.status, 201, r.text);
+  r = await api(s, 'POST', '/push/credentials/webpush/generate', { subject: 'mailto:ops@example.com' }, { app });
+  assert.equal(r.status, 201, r.text);
+  receiver.vapidKeys.set(r.json.vapid_public_key, p256PublicKey(Buffer.from(r.json.vapid_public_key, 'base64url')));
+}
+
+/**
+ * Registers a device through the server API. Returns {id, platform, token}
+ * where token is what the fake records it by (APNs/FCM token, web tag).
+ */
+async function addDevice(s, platform, extra = {}, app = s.app) {
+  let body;
+  let token;
+  if (platform === 'apns') {
+    token = crypto.randomBytes(32).toString('hex');
+    body = { platform, token };
+  } else if (platform === 'fcm') {
+    token = `fcm-${crypto.randomBytes(12).toString('hex')}`;
+    body = { platform, token };
+  } else {
+    const sub = receiver.webSubscription();
+    token = sub.tag;
+    body = { platform, subscription: { endpoint: sub.endpoint, keys: sub.keys } };
+  }
+  const r = await api(s, 'POST', '/push/devices', { ...body, ...extra }, { app });
+  assert.equal(r.status, 201, r.text);
+  return { id: r.json.id, platform, token };
+}
+
+/** The title a device would show, whatever the provider. */
+function titleOf(d) {
+  if (d.provider === 'apns') return d.payload.aps?.alert?.title;
+  if (d.provider === 'fcm') return d.payload.notification?.title;
+  return d.payload.notification?.title;
+}
+
+const tagged = (tag) => (d) => titleOf(d) === tag;
+
+/** Polls a publish until it is finished; returns its status. */
+async function finished(s, id, ms = 15000, app = s.app) {
+  let last;
+  return waitFor(
+    async () => {
+      const r = await api(s, 'GET', `/push/publishes/${id}`, undefined, { app });
+      last = r.text;
+      return r.status === 200 && FINISHED.has(r.json.state) ? r.json : null;
+    },
+    ms,
+    `publish ${id} finished`,
+  ).catch((e) => {
+    e.message += `\n  last status: ${last}`;
+    throw e;
+  });
+}
+
+function assertNoProblems() {
+  assert.deepEqual(receiver.problems, [], 'the fake providers refused requests');
+}
+
+/** Asserts the deliveries tagged `tag` went to exactly `devices`, once each. */
+function assertExactlyOnce(tag, devices) {
+  const counts = receiver.countByToken(tagged(tag));
+  const want = new Map(devices.map((d) => [d.token, 1]));
+  assert.deepEqual(
+    Object.fromEntries([...counts].sort()),
+    Object.fromEntries([...want].sort()),
+    `deliveries of ${tag} per device`,
+  );
+}
+
+// ---------------------------------------------------------------------------
+// The main server: every provider, rate limits on (a second and a third app
+// with their own publish limits).
+
+let S; // the main server
+const dev = {};
+const backend = () => newBackend(S);
+
+before(async () => {
+  await receiver.start();
+  S = await start({
+    name: 'push-publish',
+    env: {
+      SOCKUDO_DEFAULT_APP_ENABLE_USER_AUTHENTICATION: 'true',
+      RATE_LIMITER_ENABLED: 'true',
+      RATE_LIMITER_API_MAX_REQUESTS: '0',
+      RATE_LIMITER_API_READ_MAX_REQUESTS: '0',
+      PUSH_PUBLISH_RPS: '1000',
+    },
+    apps: [
+      { id: 'rps-app', key: 'rps-key', secret: 'rps-secret', flags: ['--push-publishes-per-second', '2'] },
+      { id: 'quota-app', key: 'quota-key', secret: 'quota-secret', flags: ['--push-notifications-per-day', '3'] },
+    ],
+  });
+  await putCredentials(S);
+  const add = (name, platform, extra) => addDevice(S, platform, extra).then((d) => (dev[name] = d));
+  await Promise.all([
+    add('u1apns', 'apns', { user_id: 'u1', channels: ['private-room'] }),
+    add('u1fcm', 'fcm', { user_id: 'u1' }),
+    add('u1web', 'web', { user_id: 'u1', interests: ['news'] }),
+    add('u2fcm', 'fcm', { user_id: 'u2', interests: ['news'] }),
+    add('u3web', 'web', { user_id: 'u3', channels: ['private-room'] }),
+    add('anonApns', 'apns', { interests: ['news', 'sport'], channels: ['private-room'] }),
+    add('anonWeb', 'web', { interests: ['sport'] }),
+  ]);
+});
+
+it('publishes to users, interests and channels reach exactly their devices, once, with the content a device shows', async () => {
+  const pusher = backend();
+  const cases = [
+    ['users', { users: ['u1', 'u2'] }, [dev.u1apns, dev.u1fcm, dev.u1web, dev.u2fcm]],
+    ['interests', { interests: ['news'] }, [dev.u1web, dev.u2fcm, dev.anonApns]],
+    ['channels', { channels: ['private-room'] }, [dev.u1apns, dev.u3web, dev.anonApns]],
+  ];
+  const ids = [];
+  for (const [kind, recipients, want] of cases) {
+    const tag = `t-${kind}-${crypto.randomBytes(4).toString('hex')}`;
+    const res = await sdkJson(
+      await pusher.post({
+        path: `/push/publishes/${kind}`,
+        body: {
+          ...recipients,
+          notification: { title: tag, body: 'Arrives Tuesday', deep_link: 'https://shop.example/o/7', data: { order: 7 } },
+          collapse_key: 'order-7',
+          ttl: 3600,
+        },
+      }),
+    );
+    assert.equal(res.status, 202, res.text);
+    assert.match(res.json.publish_id, /^pub_/);
+    assert.equal(res.json.publishId, res.json.publish_id);
+    assert.equal(res.json.state, 'queued');
+    assert.equal(res.json.expected_recipients, want.length, res.text);
+    const st = await finished(S, res.json.publish_id);
+    assert.equal(st.state, 'succeeded', JSON.stringify(st));
+    assert.equal(st.counters.planned, want.length);
+    assert.equal(st.counters.sent, want.length);
+    assert.deepEqual(st.recipient, { kind, count: Object.values(recipients)[0].length });
+    assertExactlyOnce(tag, want);
+    ids.push({ tag, id: res.json.publish_id });
+  }
+  assertNoProblems();
+
+  // What each device received, for the users publish.
+  const got = receiver.filter(tagged(ids[0].tag));
+  const web = got.find((d) => d.provider === 'web');
+  assert.deepEqual(web.payload, {
+    notification: { title: ids[0].tag, body: 'Arrives Tuesday', deep_link: 'https://shop.example/o/7' },
+    data: { order: 7 },
+  });
+  assert.ok(Number(web.headers.ttl) > 3500 && Number(web.headers.ttl) <= 3600, web.headers.ttl);
+  assert.ok(web.headers.topic, 'collapse_key becomes the Web Push Topic');
+  assert.equal(web.headers.vapid_sub, 'mailto:ops@example.com');
+  const apns = got.find((d) => d.provider === 'apns');
+  assert.deepEqual(apns.payload.aps.alert, { title: ids[0].tag, body: 'Arrives Tuesday' });
+  assert.equal(apns.payload.order, 7);
+  assert.equal(apns.payload.deep_link, 'https://shop.example/o/7');
+  assert.equal(apns.headers['apns-collapse-id'], 'order-7');
+  assert.equal(apns.headers['apns-topic'], 'com.example.app');
+  const fcm = got.find((d) => d.provider === 'fcm');
+  assert.equal(fcm.payload.notification.body, 'Arrives Tuesday');
+  assert.equal(fcm.payload.data.order, '7', 'FCM data values are strings');
+  assert.equal(fcm.project, 'demo-project');
+
+  const dels = await api(S, 'GET', `/push/publishes/${ids[0].id}/deliveries`);
+  assert.equal(dels.status, 200, dels.text);
+  assert.deepEqual(
+    dels.json.deliveries.map((d) => d.state).sort(),
+    ['done', 'done', 'done', 'done'],
+    dels.text,
+  );
+});
+
+it('dry_run answers the recipients and the rendering and sends nothing', async () => {
+  const pusher = backend();
+  const tag = `t-dry-${crypto.randomBytes(4).toString('hex')}`;
+  const res = await sdkJson(
+    await pusher.post({
+      path: '/push/publishes',
+      body: { recipient: { interests: ['sport'] }, notification: { title: tag, body: 'b' }, dry_run: true },
+    }),
+  );
+  assert.equal(res.status, 200, res.text);
+  assert.equal(res.json.expected_recipients, 2, res.text);
+  assert.equal(res.json.rendered.web.payload.notification.title, tag, res.text);
+  assert.equal(res.json.rendered.apns.payload.aps.alert.title, tag, res.text);
+  assert.equal(res.json.publish_id, undefined, 'a dry run is not stored');
+
+  // A real publish to the same devices afterwards: once it has finished,
+  // the dry run would have been sent before it (and it was not).
+  const marker = `t-mark-${crypto.randomBytes(4).toString('hex')}`;
+  const m = await sdkJson(
+    await pusher.post({ path: '/push/publishes/interests', body: { interests: ['sport'], notification: { title: marker } } }),
+  );
+  await finished(S, m.json.publish_id);
+  assertExactlyOnce(marker, [dev.anonApns, dev.anonWeb]);
+  assert.equal(receiver.filter(tagged(tag)).length, 0, 'the dry run was sent');
+});
+
+it('an Idempotency-Key retry answers the same publish and sends nothing more', async () => {
+  const tag = `t-idem-${crypto.randomBytes(4).toString('hex')}`;
+  const key = `order-${crypto.randomUUID()}`;
+  const body = { users: ['u2'], notification: { title: tag, body: 'once' } };
+  const first = await api(S, 'POST', '/push/publishes/users', body, { headers: { 'Idempotency-Key': key } });
+  assert.equal(first.status, 202, first.text);
+  await finished(S, first.json.publish_id);
+  await receiver.deliveries.waitFor(tagged(tag), 5000, `delivery of ${tag}`);
+
+  const again = await api(S, 'POST', '/push/publishes/users', body, { headers: { 'Idempotency-Key': key } });
+  assert.equal(again.status, 202, again.text);
+  assert.equal(again.json.publish_id, first.json.publish_id);
+  // The body's idempotency_key is the same key (the SDK cannot set headers).
+  const sdk = await sdkJson(
+    await backend().post({ path: '/push/publishes/users', body: { ...body, idempotency_key: key } }),
+  );
+  assert.equal(sdk.json.publish_id, first.json.publish_id, sdk.text);
+
+  const marker = `t-mark-${crypto.randomBytes(4).toString('hex')}`;
+  const m = await api(S, 'POST', '/push/publishes/users', { users: ['u2'], notification: { title: marker } });
+  await finished(S, m.json.publish_id);
+  await receiver.deliveries.waitFor(tagged(marker), 5000, 'the marker');
+  assertExactlyOnce(tag, [dev.u2fcm]);
+  const list = await api(S, 'GET', '/push/publishes', undefined, { params: { limit: '1000' } });
+  assert.equal(list.json.items.filter((p) => p.publish_id === first.json.publish_id).length, 1);
+});
+
+it('limits: 429 with Retry-After over the publishes per second and the daily quota; 413 and 400 for bodies too large', async () => {
+  const rps = { id: 'rps-app', key: 'rps-key', secret: 'rps-secret' };
+  const body = { interests: ['nobody'], notification: { title: 'x' } };
+  const answers = await Promise.all(
+    Array.from({ length: 8 }, () => api(S, 'POST', '/push/publishes/interests', body, { app: rps })),
+  );
+  const refused = answers.filter((r) => r.status === 429);
+  assert.ok(refused.length >= 5, `8 publishes at once, limit 2/s: ${answers.map((r) => r.status)}`);
+  assert.ok(answers.every((r) => r.status === 202 || r.status === 429), answers.map((r) => r.text).join('\n'));
+  for (const r of refused) {
+    assert.equal(r.json.error, 'rate_limited', r.text);
+    assert.ok(Number(r.headers.get('retry-after')) >= 1, `Retry-After ${r.headers.get('retry-after')}`);
+    assert.equal(r.headers.get('ratelimit-limit'), '2');
+  }
+  const limited = await api(S, 'GET', '/push/publishes', undefined, { app: rps, params: { state: 'rate_limited' } });
+  assert.equal(limited.json.items.length, refused.length, limited.text);
+
+  // The daily quota (3 notifications) refuses a publish that does not fit, whole.
+  const quota = { id: 'quota-app', key: 'quota-key', secret: 'quota-secret' };
+  await addDevice(S, 'fcm', { user_id: 'q1' }, quota);
+  await addDevice(S, 'fcm', { user_id: 'q1' }, quota);
+  const ok = await api(S, 'POST', '/push/publishes/users', { users: ['q1'], notification: { title: 'q' } }, { app: quota });
+  assert.equal(ok.status, 202, ok.text);
+  const over = await api(S, 'POST', '/push/publishes/users', { users: ['q1'], notification: { title: 'q' } }, { app: quota });
+  assert.equal(over.status, 429, over.text);
+  assert.equal(over.json.error, 'rate_limited');
+  assert.ok(Number(over.headers.get('retry-after')) >= 1, `Retry-After ${over.headers.get('retry-after')}`);
+  const lim = await api(S, 'GET', '/push/limits', undefined, { app: quota });
+  assert.equal(lim.json.usage.notifications_today, 2, lim.text);
+
+  // Bodies: over the publish limit (256 KiB) → 413; over the API's 1 MiB → 413.
+  const users = Array.from({ length: 1000 }, (_, i) => `user-${i}-${'x'.repeat(300)}`);
+  let r = await api(S, 'POST', '/push/publishes/users', { users, notification: { title: 'big' } });
+  assert.equal(r.status, 413, r.text);
+  assert.equal(r.json.error, 'body_too_large', r.text);
+  r = await api(S, 'POST', '/push/publishes/users', { users: ['u1'], notification: { title: 'x', body: 'y'.repeat(1100 * 1024) } });
+  assert.equal(r.status, 413, r.text.slice(0, 300));
+  // A rendered payload over a provider's size (APNs 4 KiB) → 413 when made.
+  r = await api(S, 'POST', '/push/publishes/users', { users: ['u1'], notification: { title: 'x', body: 'y'.repeat(5000) } });
+  assert.equal(r.status, 413, r.text);
+  // Too many recipients and a bad body → 400.
+  r = await api(S, 'POST', '/push/publishes/users', { users: Array.from({ length: 1001 }, (_, i) => `u${i}`), notification: { title: 'x' } });
+  assert.equal(r.status, 400, r.text);
+  assert.equal(r.json.error, 'invalid_recipient', r.text);
+  r = await api(S, 'POST', '/push/publishes/users', '{"users":["u1"],');
+  assert.equal(r.status, 400, r.text);
+  r = await api(S, 'POST', '/push/publishes/users', { users: ['u1'] });
+  assert.equal(r.status, 400, r.text);
+});
