@@ -112,6 +112,7 @@ class PushReceiver {
     this.vapidKeys = new Map(); // vapid_public_key (base64url) → KeyObject
     this.webUAs = new Map(); // endpoint path tag → WebUA
     this.hold = null; // (delivery) → true to keep the request unanswered until release()
+    this.onDelivery = null; // (delivery) → called as each delivery is recorded
     this.held = [];
     this.apnsJWTs = new Set(); // verified provider tokens (APNs reuses one for up to an hour)
     this.vapidJWTs = new Map(); // verified VAPID header → claims
@@ -192,6 +193,7 @@ class PushReceiver {
 
   async _accept(d) {
     this.deliveries.push(d);
+    if (this.onDelivery) this.onDelivery(d);
     if (this.hold && this.hold(d)) {
       const w = deferred();
       this.held.push(w);

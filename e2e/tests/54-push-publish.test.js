@@ -375,3 +375,100 @@ it('limits: 429 with Retry-After over the publishes per second and the daily quo
   r = await api(S, 'POST', '/push/publishes/users', { users: ['u1'] });
   assert.equal(r.status, 400, r.text);
 });
+
+/** Ids of the app's publishes (creation order). */
+async function publishIds(s, params = {}) {
+  const r = await api(s, 'GET', '/push/publishes', undefined, { params: { limit: '1000', ...params } });
+  assert.equal(r.status, 200, r.text);
+  return r.json.items.map((p) => p.publish_id);
+}
+
+it('a trigger with push when "offline" notifies only the users without a live connection', async () => {
+  const [oaFcm, obWeb, anon] = await Promise.all([
+    addDevice(S, 'fcm', { user_id: 'oa', channels: ['private-chat'] }),
+    addDevice(S, 'web', { user_id: 'ob', channels: ['private-chat'] }),
+    addDevice(S, 'apns', { channels: ['private-chat'] }),
+  ]);
+  // oa is signed in with pusher-js (and subscribed); ob is not connected.
+  const oa = await connectedClient(S, { userData: { id: 'oa' } });
+  await signin(oa);
+  await subscribe(oa, 'private-chat');
+
+  const pusher = backend();
+  for (const when of ['offline', 'always']) {
+    const known = new Set(await publishIds(S));
+    const tag = `t-${when}-${crypto.randomBytes(4).toString('hex')}`;
+    const since = oa.log.mark();
+    const res = await pusher.post({
+      path: '/events',
+      body: {
+        name: 'message',
+        channels: ['private-chat'],
+        data: JSON.stringify({ text: tag }),
+        push: { notification: { title: tag, body: 'Hi' }, when },
+      },
+    });
+    assert.equal(res.status, 200);
+    const ev = await nextMessage(oa, 'message', { channel: 'private-chat', since });
+    assert.deepEqual(ev.data, { text: tag });
+    const id = await waitFor(async () => (await publishIds(S)).find((x) => !known.has(x)), 5000, 'the trigger publish');
+    const st = await finished(S, id);
+    assert.equal(st.state, 'succeeded', JSON.stringify(st));
+    // offline: only ob (the anonymous device has no user to judge); always: all three.
+    assertExactlyOnce(tag, when === 'offline' ? [obWeb] : [oaFcm, obWeb, anon]);
+  }
+  assertNoProblems();
+});
+
+it('cancel before dispatch: DELETE → cancelled, nothing delivered; finished publishes answer 409', async () => {
+  const sendAt = Math.ceil(Date.now() / 1000) + 2;
+  const tag = `t-cancel-${crypto.randomBytes(4).toString('hex')}`;
+  const r = await api(S, 'POST', '/push/publishes/users', { users: ['u2'], notification: { title: tag }, send_at: sendAt });
+  assert.equal(r.status, 202, r.text);
+  assert.equal(r.json.state, 'scheduled');
+  const id = r.json.publish_id;
+  const del = await api(S, 'DELETE', `/push/publishes/${id}`);
+  assert.equal(del.status, 200, del.text);
+  assert.equal(del.json.state, 'cancelled');
+  assert.equal(del.json.cancelled_by, `key:${S.app.key}`);
+  assert.equal(del.json.counters.cancelled, 1, del.text);
+  const again = await api(S, 'DELETE', `/push/publishes/${id}`);
+  assert.equal(again.status, 409, again.text);
+  assert.equal(again.json.error, 'already_finished');
+  assert.ok(!(await publishIds(S, { state: 'scheduled' })).includes(id));
+
+  // A marker scheduled one second later for the same device: once it has
+  // arrived, the cancelled one would have too.
+  const marker = `t-mark-${crypto.randomBytes(4).toString('hex')}`;
+  const m = await api(S, 'POST', '/push/publishes/users', { users: ['u2'], notification: { title: marker }, send_at: sendAt + 1 });
+  assert.equal(m.status, 202, m.text);
+  await receiver.deliveries.waitFor(tagged(marker), 8000, 'the marker');
+  assert.equal(receiver.filter(tagged(tag)).length, 0, 'the cancelled publish was sent');
+  assert.equal((await api(S, 'GET', `/push/publishes/${id}`)).json.state, 'cancelled');
+});
+
+it('a scheduled publish survives a restart and is sent on time; ?state=scheduled lists it', async () => {
+  const sendAt = Math.ceil(Date.now() / 1000) + 3;
+  const tag = `t-sched-${crypto.randomBytes(4).toString('hex')}`;
+  const r = await sdkJson(
+    await backend().post({ path: '/push/publishes/users', body: { users: ['u3'], notification: { title: tag }, send_at: sendAt } }),
+  );
+  assert.equal(r.status, 202, r.text);
+  assert.equal(r.json.state, 'scheduled');
+  assert.equal(r.json.send_at, sendAt);
+  const id = r.json.publish_id;
+  assert.ok((await publishIds(S, { state: 'scheduled' })).includes(id));
+
+  S = await restart(S);
+  if (Date.now() < sendAt * 1000 - 300) {
+    assert.ok((await publishIds(S, { state: 'scheduled' })).includes(id), 'still scheduled after the restart');
+  }
+  const d = await receiver.deliveries.waitFor(tagged(tag), 10000, `the scheduled ${tag}`);
+  const late = d.at - sendAt * 1000;
+  console.log(`scheduled publish delivered ${late} ms after send_at (across a restart)`);
+  assert.ok(late >= -50 && late < 2500, `delivered ${late} ms after send_at`);
+  const st = await finished(S, id);
+  assert.equal(st.state, 'succeeded');
+  assert.equal(st.send_at, sendAt);
+  assertExactlyOnce(tag, [dev.u3web]);
+});
