@@ -17,7 +17,8 @@ const { before, after } = require('node:test');
 const { it, installCleanup } = require('../lib/harness');
 const { newBackend, connectedClient, signin, subscribe, nextMessage } = require('../lib/clients');
 const { signedRequest, sdkJson } = require('../lib/rest');
-const { startServer, runCli, SockudoServer } = require('../lib/server');
+const { execFile } = require('node:child_process');
+const { startServer, SockudoServer, BIN } = require('../lib/server');
 const { waitFor } = require('../lib/wait');
 const { PushReceiver, p256PublicKey } = require('../lib/push-receiver');
 
@@ -471,4 +472,68 @@ it('a scheduled publish survives a restart and is sent on time; ?state=scheduled
   assert.equal(st.state, 'succeeded');
   assert.equal(st.send_at, sendAt);
   assertExactlyOnce(tag, [dev.u3web]);
+});
+
+/** Runs the CLI; resolves with {code, stdout, stderr} whatever the exit code. */
+function cli(args, dbPath) {
+  return new Promise((resolve) => {
+    execFile(BIN, args, { env: { ...process.env, SOCKUDO_DB_PATH: dbPath }, timeout: 15000 }, (err, stdout, stderr) =>
+      resolve({ code: err ? err.code : 0, stdout, stderr }),
+    );
+  });
+}
+
+it('sockudo audit verify passes; an entry edited in a copy of the database is detected', async () => {
+  const trail = await api(S, 'GET', '/push/audit', undefined, { params: { limit: '1000' } });
+  assert.equal(trail.status, 200, trail.text);
+  const actions = new Set(trail.json.items.map((e) => e.action));
+  for (const a of ['credential.put', 'publish.create', 'publish.schedule', 'publish.cancel', 'publish.finish', 'limit.exceeded']) {
+    // limit.exceeded and the rest of the rps and quota apps are in their own chains
+    if (a !== 'limit.exceeded') assert.ok(actions.has(a), `no ${a} in the trail: ${[...actions]}`);
+  }
+  const cancel = trail.json.items.find((e) => e.action === 'publish.cancel');
+  assert.equal(cancel.actor, `key:${S.app.key}`);
+  assert.match(cancel.hash, /^[0-9a-f]{64}$/);
+  assert.ok(!trail.text.includes(dev.u1apns.token), 'a device token is in the audit trail');
+
+  const viaApi = await api(S, 'GET', '/push/audit/verify');
+  assert.equal(viaApi.status, 200, viaApi.text);
+  assert.equal(viaApi.json.ok, true, viaApi.text);
+
+  // Through the running server's admin socket: every app's chain.
+  let r = await cli(['audit', 'verify', '--json'], S.dbPath);
+  assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+  const reports = JSON.parse(r.stdout);
+  const mine = reports.find((x) => x.app_id === S.app.id);
+  assert.equal(mine.ok, true, r.stdout);
+  assert.ok(mine.entries >= trail.json.items.length, r.stdout);
+  assert.ok(reports.find((x) => x.app_id === 'rps-app')?.ok, r.stdout);
+
+  // Stop the server, copy the file and rewrite who cancelled (same length,
+  // in every copy of the entry the file holds).
+  const x = await S.stop();
+  assert.equal(x.code, 0);
+  const copy = path.join(S.tmpDir, 'tampered.db');
+  const buf = fs.readFileSync(S.dbPath);
+  const from = Buffer.from(`"actor":"key:${S.app.key}"`);
+  const to = Buffer.from(`"actor":"key:${S.app.key.slice(0, -1)}X"`);
+  let edited = 0;
+  for (let at = buf.indexOf(`"hash":"${cancel.hash}"`); at >= 0; at = buf.indexOf(`"hash":"${cancel.hash}"`, at + 1)) {
+    const start = buf.lastIndexOf(`{"id":${cancel.id},`, at);
+    const a = buf.indexOf(from, start);
+    if (start >= 0 && a > start && a < at) {
+      to.copy(buf, a);
+      edited++;
+    }
+  }
+  assert.ok(edited >= 1, 'the cancel entry was not found in the database file');
+  fs.writeFileSync(copy, buf);
+  r = await cli(['audit', 'verify', '--app', S.app.id], copy);
+  assert.equal(r.code, 1, `verify of the tampered copy: ${r.stdout}\n${r.stderr}`);
+  assert.match(r.stderr, new RegExp(`chain broken at entry ${cancel.id}`), r.stderr);
+  r = await cli(['audit', 'verify', '--app', S.app.id, '--json'], copy);
+  assert.equal(JSON.parse(r.stdout)[0].first_bad_id, cancel.id, r.stdout);
+  // The original, with no server running, still verifies.
+  r = await cli(['audit', 'verify', '--app', S.app.id], S.dbPath);
+  assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
 });
