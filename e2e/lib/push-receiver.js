@@ -108,7 +108,7 @@ class PushReceiver {
     this.problems = [];
     /** Tokens the FCM fake handed out. */
     this.fcmTokens = new Set();
-    this.apnsKey = null; // KeyObject of the .p8, set by the test
+    this.apnsKeys = []; // public KeyObjects of the .p8 keys the tests stored
     this.vapidKeys = new Map(); // vapid_public_key (base64url) → KeyObject
     this.webUAs = new Map(); // endpoint path tag → WebUA
     this.hold = null; // (delivery) → true to keep the request unanswered until release()
@@ -224,8 +224,17 @@ class PushReceiver {
       const jwt = auth.replace(/^bearer /, '');
       if (!this.apnsJWTs.has(jwt)) {
         try {
-          if (!this.apnsKey) throw new Error('no APNs key set');
-          const { header, claims } = verifyES256(jwt, this.apnsKey);
+          let v;
+          for (const k of this.apnsKeys) {
+            try {
+              v = verifyES256(jwt, k);
+              break;
+            } catch (e) {
+              if (k === this.apnsKeys[this.apnsKeys.length - 1]) throw e;
+            }
+          }
+          if (!v) throw new Error('no APNs key set');
+          const { header, claims } = v;
           if (!header.kid || !claims.iss || !claims.iat) throw new Error('missing kid, iss or iat');
           this.apnsJWTs.add(jwt);
         } catch (e) {

@@ -46,7 +46,7 @@ async function start(opts) {
 /** Stops (SIGTERM, or SIGKILL with kill) and starts the same database on the same port. */
 async function restart(s, { kill = false } = {}) {
   if (kill) {
-    s.proc.kill('SIGKILL');
+    if (s.proc.exitCode === null && s.proc.signalCode === null) s.proc.kill('SIGKILL');
     await s.exited;
   } else {
     const x = await s.stop();
@@ -75,7 +75,7 @@ const api = (s, method, p, body, o = {}) =>
 /** Stores an APNs key, an FCM service account and a generated VAPID pair for app. */
 async function putCredentials(s, app = s.app) {
   const { privateKey, publicKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  receiver.apnsKey = publicKey;
+  receiver.apnsKeys.push(publicKey);
   let r = await api(
     s,
     'PUT',
@@ -139,14 +139,18 @@ function titleOf(d) {
 
 const tagged = (tag) => (d) => titleOf(d) === tag;
 
-/** Polls a publish until it is finished; returns its status. */
+/**
+ * Polls a publish until it is finished (a final state and finished_at: a
+ * partially cancelled publish has its state at once and finished_at once
+ * its deliveries in flight are answered); returns its status.
+ */
 async function finished(s, id, ms = 15000, app = s.app) {
   let last;
   return waitFor(
     async () => {
       const r = await api(s, 'GET', `/push/publishes/${id}`, undefined, { app });
       last = r.text;
-      return r.status === 200 && FINISHED.has(r.json.state) ? r.json : null;
+      return r.status === 200 && FINISHED.has(r.json.state) && r.json.finished_at ? r.json : null;
     },
     ms,
     `publish ${id} finished`,
@@ -536,4 +540,164 @@ it('sockudo audit verify passes; an entry edited in a copy of the database is de
   // The original, with no server running, still verifies.
   r = await cli(['audit', 'verify', '--app', S.app.id], S.dbPath);
   assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+});
+
+/** Registers n devices of platform with extra, `conc` requests at a time. */
+async function addDevices(s, n, platform, extra, conc = 32) {
+  const out = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < n) {
+      next++;
+      out.push(await addDevice(s, platform, extra));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(conc, n) }, worker));
+  return out;
+}
+
+it('cancel during dispatch: 409 already_dispatching; ?partial=true drops what is not sent yet', async () => {
+  // Four deliveries at a time, held unanswered by the fake FCM: the rest of
+  // the publish waits in the queue.
+  const C = await start({ name: 'push-cancel', env: { PUSH_MAX_IN_FLIGHT: '4' } });
+  await putCredentials(C);
+  const devs = await addDevices(C, 40, 'fcm', { interests: ['cx'] }, 8);
+  const held = new Set(devs.map((d) => d.token));
+  receiver.hold = (d) => held.has(d.token);
+  try {
+    const tag = `t-partial-${crypto.randomBytes(4).toString('hex')}`;
+    const r = await api(C, 'POST', '/push/publishes/interests', { interests: ['cx'], notification: { title: tag } });
+    assert.equal(r.status, 202, r.text);
+    const id = r.json.publish_id;
+    await waitFor(() => receiver.held.length >= 4, 5000, 'four held deliveries');
+    assert.equal((await api(C, 'GET', `/push/publishes/${id}`)).json.state, 'dispatching');
+
+    const refused = await api(C, 'DELETE', `/push/publishes/${id}`);
+    assert.equal(refused.status, 409, refused.text);
+    assert.equal(refused.json.error, 'already_dispatching');
+    const partial = await api(C, 'DELETE', `/push/publishes/${id}`, undefined, { params: { partial: 'true' } });
+    assert.equal(partial.status, 200, partial.text);
+    assert.equal(partial.json.state, 'partially_cancelled', partial.text);
+    const inFlight = receiver.filter(tagged(tag)).length;
+    assert.equal(inFlight, 4, 'deliveries in flight when cancelled');
+    assert.equal(partial.json.counters.cancelled, 40 - inFlight, partial.text);
+
+    receiver.hold = null;
+    receiver.release();
+    const st = await finished(C, id);
+    assert.equal(st.state, 'partially_cancelled', JSON.stringify(st));
+    assert.equal(st.counters.sent, inFlight, JSON.stringify(st));
+    assert.equal(receiver.filter(tagged(tag)).length, inFlight, 'deliveries after the partial cancel');
+    const dels = await api(C, 'GET', `/push/publishes/${id}/deliveries`);
+    assert.equal(dels.json.deliveries.length, inFlight, dels.text);
+  } finally {
+    receiver.hold = null;
+    receiver.release();
+    await C.stop();
+  }
+});
+
+/** VmRSS of pid in KiB, or null once it is gone. */
+function rssKiB(pid) {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+it('SIGKILL during a 10,000-device fan-out: after a restart every device has it, duplicates within PUSH_MAX_IN_FLIGHT', { timeout: 170000 }, async (t) => {
+  const N = 10000;
+  const IN_FLIGHT = 256; // the README's default PUSH_MAX_IN_FLIGHT
+  const KILL_AT = 3000;
+  let F = await start({ name: 'push-fanout', env: {}, startTimeoutMs: 15000 });
+  await putCredentials(F);
+  let t0 = Date.now();
+  const devs = await addDevices(F, N, 'apns', { interests: ['fanout'] }, 32);
+  const regMs = Date.now() - t0;
+  const tokens = new Set(devs.map((d) => d.token));
+  assert.equal(tokens.size, N);
+
+  // RSS of whichever process is running, every 50 ms.
+  const rss = { idle: rssKiB(F.proc.pid), peak1: 0, peak2: 0 };
+  let phase = 1;
+  const sampler = setInterval(() => {
+    const v = rssKiB(F.proc.pid);
+    if (v !== null) rss[`peak${phase}`] = Math.max(rss[`peak${phase}`], v);
+  }, 50);
+
+  const tag = `t-fanout-${crypto.randomBytes(4).toString('hex')}`;
+  let count = 0;
+  let first = 0;
+  let killedAt = 0;
+  let killCount = 0;
+  const proc1 = F.proc;
+  receiver.onDelivery = (d) => {
+    if (titleOf(d) !== tag) return;
+    count++;
+    if (!first) first = d.at;
+    if (count === KILL_AT && !killedAt) {
+      killedAt = Date.now();
+      killCount = count;
+      proc1.kill('SIGKILL');
+    }
+  };
+  try {
+    const r = await api(F, 'POST', '/push/publishes/interests', { interests: ['fanout'], notification: { title: tag, body: 'fan-out' } });
+    assert.equal(r.status, 202, r.text);
+    assert.equal(r.json.expected_recipients, N, r.text);
+    const id = r.json.publish_id;
+    const exit = await Promise.race([F.exited, new Promise((res) => setTimeout(() => res(null), 60000).unref())]);
+    assert.ok(exit && exit.signal === 'SIGKILL', `the server was not killed during the fan-out (${count} deliveries)`);
+    const atKill = count; // includes requests that arrived while the kill landed
+
+    phase = 2;
+    t0 = Date.now();
+    F = await restart(F, { kill: true });
+    const restartMs = Date.now() - t0;
+    const secondStart = count;
+    let secondFirst = 0;
+    await waitFor(
+      () => {
+        if (!secondFirst && count > secondStart) secondFirst = Date.now();
+        return receiver.countByToken(tagged(tag)).size === N;
+      },
+      90000,
+      'every device to have the notification',
+    );
+    const st = await finished(F, id, 30000);
+    const last = Math.max(...receiver.filter(tagged(tag)).map((d) => d.at));
+    clearInterval(sampler);
+
+    const per = receiver.countByToken(tagged(tag));
+    const lost = [...tokens].filter((tk) => !per.has(tk)).length;
+    const total = [...per.values()].reduce((a, b) => a + b, 0);
+    const dupDevices = [...per.values()].filter((c) => c > 1).length;
+    const duplicates = total - per.size;
+    const strays = [...per.keys()].filter((tk) => !tokens.has(tk)).length;
+    const rate1 = Math.round(killCount / ((killedAt - first) / 1000));
+    const rate2 = Math.round((total - atKill) / ((last - (secondFirst || last)) / 1000 || 1));
+    const figures = [
+      `registration: ${N} devices through the signed API in ${regMs} ms (${Math.round(N / (regMs / 1000))}/s, 32 at a time)`,
+      `before the kill: ${killCount} deliveries in ${killedAt - first} ms = ${rate1} deliveries/s to the fake APNs`,
+      `received by the fake by the time the process was gone: ${atKill}`,
+      `restart (SIGKILL → /up 200): ${restartMs} ms; after it: ${total - atKill} deliveries at ${rate2} deliveries/s`,
+      `result: ${per.size}/${N} devices reached, ${lost} lost, ${duplicates} duplicate deliveries on ${dupDevices} devices (bound: PUSH_MAX_IN_FLIGHT = ${IN_FLIGHT}), state ${st.state}`,
+      `server VmRSS: ${Math.round(rss.idle / 1024)} MiB idle with ${N} devices, peak ${Math.round(rss.peak1 / 1024)} MiB during the fan-out, peak ${Math.round(rss.peak2 / 1024)} MiB after the restart`,
+    ];
+    for (const f of figures) {
+      t.diagnostic(f);
+      console.log(`fan-out: ${f}`);
+    }
+    assert.equal(lost, 0, 'devices that never got the notification');
+    assert.equal(strays, 0);
+    assert.ok(duplicates <= IN_FLIGHT, `${duplicates} duplicates, more than the in-flight window ${IN_FLIGHT}`);
+    assert.equal(st.state, 'succeeded', JSON.stringify(st));
+    assert.equal(st.counters.sent, N, JSON.stringify(st.counters));
+    assertNoProblems();
+  } finally {
+    clearInterval(sampler);
+    receiver.onDelivery = null;
+  }
 });
