@@ -113,6 +113,9 @@ class PushReceiver {
     this.webUAs = new Map(); // endpoint path tag → WebUA
     this.hold = null; // (delivery) → true to keep the request unanswered until release()
     this.onDelivery = null; // (delivery) → called as each delivery is recorded
+    // (delivery) → {status, body?, headers?} to answer a request with
+    // instead of success (the delivery keeps it as .status), or null.
+    this.answer = null;
     this.held = [];
     this.apnsJWTs = new Set(); // verified provider tokens (APNs reuses one for up to an hour)
     this.vapidJWTs = new Map(); // verified VAPID header → claims
@@ -191,7 +194,10 @@ class PushReceiver {
     this.problems.push(msg);
   }
 
+  /** Records d; resolves with the override answer ({status, body, headers}) or null for success. */
   async _accept(d) {
+    const a = this.answer ? this.answer(d) : null;
+    if (a) d.status = a.status;
     this.deliveries.push(d);
     if (this.onDelivery) this.onDelivery(d);
     if (this.hold && this.hold(d)) {
@@ -199,6 +205,7 @@ class PushReceiver {
       this.held.push(w);
       await w.promise;
     }
+    return a;
   }
 
   _apns(stream, headers) {
@@ -257,7 +264,8 @@ class PushReceiver {
         this._problem('apns: no apns-topic');
         return reply(400, { reason: 'MissingTopic' });
       }
-      await this._accept({ provider: 'apns', token: m[1], payload, headers: h, at: Date.now() });
+      const a = await this._accept({ provider: 'apns', token: m[1], payload, headers: h, at: Date.now() });
+      if (a) return reply(a.status, a.body, a.headers);
       reply(200, null, { 'apns-id': crypto.randomUUID() });
     });
   }
@@ -295,7 +303,8 @@ class PushReceiver {
             return reply(400, { error: { code: 400, status: 'INVALID_ARGUMENT' } });
           }
           const { token, ...payload } = msg;
-          await this._accept({ provider: 'fcm', token, payload, headers: {}, project: m[1], at: Date.now() });
+          const a = await this._accept({ provider: 'fcm', token, payload, headers: {}, project: m[1], at: Date.now() });
+          if (a) return reply(a.status, a.body, a.headers);
           return reply(200, { name: `projects/${m[1]}/messages/${crypto.randomUUID()}` });
         }
         m = /^\/wp\/([^/?]+)$/.exec(req.url);
@@ -354,7 +363,8 @@ class PushReceiver {
       return reply(400, {});
     }
     const headers = { ttl: h.ttl, urgency: h.urgency, topic: h.topic, vapid_sub: claims.sub, vapid_k: am[2] };
-    await this._accept({ provider: 'web', token: tag, payload, headers, at: Date.now() });
+    const a = await this._accept({ provider: 'web', token: tag, payload, headers, at: Date.now() });
+    if (a) return reply(a.status, a.body, a.headers);
     reply(201, undefined, { location: `/m/${crypto.randomUUID()}` });
   }
 }

@@ -389,39 +389,50 @@ async function publishIds(s, params = {}) {
 }
 
 it('a trigger with push when "offline" notifies only the users without a live connection', async () => {
-  const [oaFcm, obWeb, anon] = await Promise.all([
+  const [oaFcm, obWeb, anon, ocApns, odFcm] = await Promise.all([
     addDevice(S, 'fcm', { user_id: 'oa', channels: ['private-chat'] }),
     addDevice(S, 'web', { user_id: 'ob', channels: ['private-chat'] }),
     addDevice(S, 'apns', { channels: ['private-chat'] }),
+    addDevice(S, 'apns', { user_id: 'oc', channels: ['presence-lobby'] }),
+    addDevice(S, 'fcm', { user_id: 'od', channels: ['presence-lobby'] }),
   ]);
   // oa is signed in with pusher-js (and subscribed); ob is not connected.
   const oa = await connectedClient(S, { userData: { id: 'oa' } });
   await signin(oa);
   await subscribe(oa, 'private-chat');
+  // oc is not signed in but is a member of the presence channel triggered.
+  const oc = await connectedClient(S, { presence: { user_id: 'oc', user_info: {} } });
+  await subscribe(oc, 'presence-lobby');
 
   const pusher = backend();
-  for (const when of ['offline', 'always']) {
+  const trigger = async (channel, when, want) => {
     const known = new Set(await publishIds(S));
     const tag = `t-${when}-${crypto.randomBytes(4).toString('hex')}`;
-    const since = oa.log.mark();
+    const client = channel === 'private-chat' ? oa : oc;
+    const since = client.log.mark();
     const res = await pusher.post({
       path: '/events',
       body: {
         name: 'message',
-        channels: ['private-chat'],
+        channels: [channel],
         data: JSON.stringify({ text: tag }),
         push: { notification: { title: tag, body: 'Hi' }, when },
       },
     });
     assert.equal(res.status, 200);
-    const ev = await nextMessage(oa, 'message', { channel: 'private-chat', since });
+    const ev = await nextMessage(client, 'message', { channel, since });
     assert.deepEqual(ev.data, { text: tag });
     const id = await waitFor(async () => (await publishIds(S)).find((x) => !known.has(x)), 5000, 'the trigger publish');
     const st = await finished(S, id);
     assert.equal(st.state, 'succeeded', JSON.stringify(st));
-    // offline: only ob (the anonymous device has no user to judge); always: all three.
-    assertExactlyOnce(tag, when === 'offline' ? [obWeb] : [oaFcm, obWeb, anon]);
-  }
+    assertExactlyOnce(tag, want);
+  };
+  // offline: only ob (the anonymous device has no user to judge); always: all three.
+  await trigger('private-chat', 'offline', [obWeb]);
+  await trigger('private-chat', 'always', [oaFcm, obWeb, anon]);
+  // a presence member counts as connected without a signin.
+  await trigger('presence-lobby', 'offline', [odFcm]);
+  assert.ok(ocApns.id);
   assertNoProblems();
 });
 
@@ -450,6 +461,45 @@ it('cancel before dispatch: DELETE → cancelled, nothing delivered; finished pu
   await receiver.deliveries.waitFor(tagged(marker), 8000, 'the marker');
   assert.equal(receiver.filter(tagged(tag)).length, 0, 'the cancelled publish was sent');
   assert.equal((await api(S, 'GET', `/push/publishes/${id}`)).json.state, 'cancelled');
+});
+
+it('a provider 503 is retried (Retry-After) and sent once; a Web Push 410 removes the device', async () => {
+  const [retry, ...web] = await Promise.all([
+    addDevice(S, 'fcm', { interests: ['inv'] }),
+    ...Array.from({ length: 9 }, () => addDevice(S, 'web', { interests: ['inv'] })),
+  ]);
+  const gone = web[0];
+  let failedOnce = false;
+  receiver.answer = (d) => {
+    if (d.token === gone.token) return { status: 410, body: { reason: 'expired' } };
+    if (d.token === retry.token && !failedOnce) {
+      failedOnce = true;
+      return { status: 503, body: { error: { code: 503, status: 'UNAVAILABLE' } }, headers: { 'retry-after': '1' } };
+    }
+    return null;
+  };
+  try {
+    const tag = `t-retry-${crypto.randomBytes(4).toString('hex')}`;
+    const r = await api(S, 'POST', '/push/publishes/interests', { interests: ['inv'], notification: { title: tag } });
+    assert.equal(r.status, 202, r.text);
+    const st = await finished(S, r.json.publish_id, 20000);
+    assert.equal(st.counters.planned, 10, JSON.stringify(st));
+    assert.equal(st.counters.sent, 9, JSON.stringify(st));
+    assert.equal(st.counters.invalidated, 1, JSON.stringify(st));
+    assert.equal(st.counters.retried, 1, JSON.stringify(st));
+    assert.equal(st.state, 'partially_succeeded', JSON.stringify(st));
+    const attempts = receiver.countByToken(tagged(tag));
+    assert.equal(attempts.get(retry.token), 2, 'the FCM device: one 503, then one success');
+    assert.equal(attempts.get(gone.token), 1);
+    for (const d of web.slice(1)) assert.equal(attempts.get(d.token), 1);
+    const [first, second] = receiver.filter((d) => titleOf(d) === tag && d.token === retry.token);
+    assert.equal(first.status, 503);
+    assert.ok(second.at - first.at >= 1000, `retried after ${second.at - first.at} ms`);
+    const dev = await api(S, 'GET', `/push/devices/${gone.id}`);
+    assert.equal(dev.status, 404, `a device the provider reported gone is removed: ${dev.text}`);
+  } finally {
+    receiver.answer = null;
+  }
 });
 
 it('a scheduled publish survives a restart and is sent on time; ?state=scheduled lists it', async () => {
