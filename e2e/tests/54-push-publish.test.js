@@ -344,6 +344,8 @@ it('limits: 429 with Retry-After over the publishes per second and the daily quo
     assert.equal(r.json.error, 'rate_limited', r.text);
     assert.ok(Number(r.headers.get('retry-after')) >= 1, `Retry-After ${r.headers.get('retry-after')}`);
     assert.equal(r.headers.get('ratelimit-limit'), '2');
+    assert.equal(r.headers.get('ratelimit-remaining'), '0');
+    assert.ok(Number(r.headers.get('ratelimit-reset')) >= 1, `RateLimit-Reset ${r.headers.get('ratelimit-reset')}`);
   }
   const limited = await api(S, 'GET', '/push/publishes', undefined, { app: rps, params: { state: 'rate_limited' } });
   assert.equal(limited.json.items.length, refused.length, limited.text);
@@ -505,9 +507,9 @@ it('a provider 503 is retried (Retry-After) and sent once; a Web Push 410 remove
 it('a scheduled publish survives a restart and is sent on time; ?state=scheduled lists it', async () => {
   const sendAt = Math.ceil(Date.now() / 1000) + 3;
   const tag = `t-sched-${crypto.randomBytes(4).toString('hex')}`;
-  const r = await sdkJson(
-    await backend().post({ path: '/push/publishes/users', body: { users: ['u3'], notification: { title: tag }, send_at: sendAt } }),
-  );
+  const key = `sched-${crypto.randomUUID()}`;
+  const body = { users: ['u3'], notification: { title: tag }, send_at: sendAt, idempotency_key: key };
+  const r = await sdkJson(await backend().post({ path: '/push/publishes/users', body }));
   assert.equal(r.status, 202, r.text);
   assert.equal(r.json.state, 'scheduled');
   assert.equal(r.json.send_at, sendAt);
@@ -515,6 +517,10 @@ it('a scheduled publish survives a restart and is sent on time; ?state=scheduled
   assert.ok((await publishIds(S, { state: 'scheduled' })).includes(id));
 
   S = await restart(S);
+  // The idempotency key is in the database too.
+  const retry = await api(S, 'POST', '/push/publishes/users', body);
+  assert.equal(retry.status, 202, retry.text);
+  assert.equal(retry.json.publish_id, id, 'the idempotency key was forgotten by the restart');
   if (Date.now() < sendAt * 1000 - 300) {
     assert.ok((await publishIds(S, { state: 'scheduled' })).includes(id), 'still scheduled after the restart');
   }
@@ -536,6 +542,32 @@ function cli(args, dbPath) {
     );
   });
 }
+
+it('a publish whose expire_at passes while the server is down ends expired and is never sent', async () => {
+  const now = Math.ceil(Date.now() / 1000);
+  const tag = `t-expire-${crypto.randomBytes(4).toString('hex')}`;
+  const r = await api(S, 'POST', '/push/publishes/users', {
+    users: ['u3'],
+    notification: { title: tag },
+    send_at: now + 1,
+    expire_at: now + 2,
+  });
+  assert.equal(r.status, 202, r.text);
+  assert.equal(r.json.state, 'scheduled');
+  const x = await S.stop();
+  assert.equal(x.code, 0);
+  // The wall clock has to pass expire_at while nothing runs.
+  await waitFor(() => Date.now() > (now + 2) * 1000 + 100, 5000, 'expire_at to pass with the server stopped');
+  S = await restart(S);
+  const st = await finished(S, r.json.publish_id);
+  assert.equal(st.state, 'expired', JSON.stringify(st));
+  assert.equal(st.counters.sent, 0, JSON.stringify(st));
+  const marker = `t-mark-${crypto.randomBytes(4).toString('hex')}`;
+  const m = await api(S, 'POST', '/push/publishes/users', { users: ['u3'], notification: { title: marker } });
+  await finished(S, m.json.publish_id);
+  await receiver.deliveries.waitFor(tagged(marker), 5000, 'the marker');
+  assert.equal(receiver.filter(tagged(tag)).length, 0, 'the expired publish was sent');
+});
 
 it('sockudo audit verify passes; an entry edited in a copy of the database is detected', async () => {
   const trail = await api(S, 'GET', '/push/audit', undefined, { params: { limit: '1000' } });
