@@ -683,6 +683,16 @@ it('cancel during dispatch: 409 already_dispatching; ?partial=true drops what is
   }
 });
 
+/** CPU seconds (user + system) pid has used, or null once it is gone. */
+function cpuSeconds(pid) {
+  try {
+    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in USER_HZ (100)
+  } catch {
+    return null;
+  }
+}
+
 /** VmRSS of pid in KiB, or null once it is gone. */
 function rssKiB(pid) {
   try {
@@ -719,11 +729,21 @@ it('SIGKILL during a 10,000-device fan-out: after a restart every device has it,
   let killedAt = 0;
   let killCount = 0;
   const proc1 = F.proc;
+  let cpu0 = 0;
+  let cpuKill = 0;
+  let nodeCpu0;
+  let nodeCpuKill;
   receiver.onDelivery = (d) => {
     if (titleOf(d) !== tag) return;
     count++;
-    if (!first) first = d.at;
+    if (!first) {
+      first = d.at;
+      cpu0 = cpuSeconds(proc1.pid);
+      nodeCpu0 = process.cpuUsage();
+    }
     if (count === KILL_AT && !killedAt) {
+      cpuKill = cpuSeconds(proc1.pid);
+      nodeCpuKill = process.cpuUsage(nodeCpu0);
       killedAt = Date.now();
       killCount = count;
       proc1.kill('SIGKILL');
@@ -767,6 +787,8 @@ it('SIGKILL during a 10,000-device fan-out: after a restart every device has it,
       `received by the fake by the time the process was gone: ${atKill}`,
       `restart (SIGKILL → /up 200): ${restartMs} ms; after it: ${after.length} deliveries in ${last - secondFirst} ms = ${rate2} deliveries/s`,
       `result: ${per.size}/${N} devices reached, ${lost} lost, ${duplicates} duplicate deliveries on ${dupDevices} devices (bound: PUSH_MAX_IN_FLIGHT = ${IN_FLIGHT}), state ${st.state}`,
+      `CPU while sending (first delivery → kill): sockudo ${Math.round((100 * (cpuKill - cpu0)) / ((killedAt - first) / 1000))}% of a core, ` +
+        `this node process (fakes + test) ${Math.round((nodeCpuKill.user + nodeCpuKill.system) / 10 / (killedAt - first))}% of a core`,
       `server VmRSS: ${Math.round(rss.idle / 1024)} MiB idle with ${N} devices, peak ${Math.round(rss.peak1 / 1024)} MiB during the fan-out, peak ${Math.round(rss.peak2 / 1024)} MiB after the restart`,
     ];
     for (const f of figures) {
