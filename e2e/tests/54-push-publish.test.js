@@ -642,11 +642,20 @@ async function addDevices(s, n, platform, extra, conc = 32) {
   return out;
 }
 
+/** A server with four deliveries in flight and one attempt each, started once. */
+let small;
+async function smallServer() {
+  if (!small) {
+    small = await start({ name: 'push-small', env: { PUSH_MAX_IN_FLIGHT: '4', PUSH_MAX_ATTEMPTS: '1' } });
+    await putCredentials(small);
+  }
+  return small;
+}
+
 it('cancel during dispatch: 409 already_dispatching; ?partial=true drops what is not sent yet', async () => {
   // Four deliveries at a time, held unanswered by the fake FCM: the rest of
   // the publish waits in the queue.
-  const C = await start({ name: 'push-cancel', env: { PUSH_MAX_IN_FLIGHT: '4' } });
-  await putCredentials(C);
+  const C = await smallServer();
   const devs = await addDevices(C, 40, 'fcm', { interests: ['cx'] }, 8);
   const held = new Set(devs.map((d) => d.token));
   receiver.hold = (d) => held.has(d.token);
@@ -679,7 +688,35 @@ it('cancel during dispatch: 409 already_dispatching; ?partial=true drops what is
   } finally {
     receiver.hold = null;
     receiver.release();
-    await C.stop();
+  }
+});
+
+it('a delivery out of attempts becomes a dead letter; replaying it sends it', async () => {
+  const C = await smallServer();
+  const d = await addDevice(C, 'web', { user_id: 'dl' });
+  receiver.answer = (x) => (x.token === d.token ? { status: 503, body: {} } : null);
+  try {
+    const tag = `t-dead-${crypto.randomBytes(4).toString('hex')}`;
+    const r = await api(C, 'POST', '/push/publishes/users', { users: ['dl'], notification: { title: tag } });
+    const st = await finished(C, r.json.publish_id);
+    assert.equal(st.state, 'failed', JSON.stringify(st));
+    assert.equal(st.counters.failed, 1, JSON.stringify(st));
+    const dead = await api(C, 'GET', '/push/dead_letters');
+    const mine = dead.json.dead_letters.filter((x) => x.publish_id === r.json.publish_id);
+    assert.equal(mine.length, 1, dead.text);
+    assert.equal(mine[0].device_id, d.id);
+    receiver.answer = null;
+    const rep = await api(C, 'POST', '/push/dead_letters/replay', { ids: [mine[0].dead_id] });
+    assert.equal(rep.status, 200, rep.text);
+    assert.deepEqual(rep.json, { replayed: 1 });
+    await receiver.deliveries.waitFor((x) => tagged(tag)(x) && !x.status, 5000, 'the replayed delivery');
+    assert.deepEqual(
+      receiver.filter(tagged(tag)).map((x) => x.status || 201),
+      [503, 201],
+      'one refused attempt (PUSH_MAX_ATTEMPTS=1), then the replay',
+    );
+  } finally {
+    receiver.answer = null;
   }
 });
 
