@@ -4,10 +4,13 @@
 // cleartext), FCM (HTTP/1.1 + OAuth2 token endpoint) and a Web Push service
 // that checks the VAPID JWT and decrypts the RFC 8291 body
 // (lib/push-receiver.js). Publishes reach exactly their devices once; dry
-// runs and idempotent retries send nothing; schedules survive a restart;
-// cancels; a SIGKILL in a 10,000-device fan-out loses nothing; the audit
-// chain verifies and a tampered copy does not; the trigger fallback pushes
-// to offline users only; limits answer 429/413/400.
+// runs and idempotent retries send nothing; the trigger fallback pushes to
+// offline users only; cancels before and during dispatch; a 503 is retried,
+// a 410 removes the device, a delivery out of attempts is a replayable dead
+// letter; schedules survive a restart and expire while the server is down;
+// the audit chain verifies and a tampered copy does not; a SIGKILL in a
+// 10,000-device fan-out loses nothing (deliveries/s, CPU and VmRSS are
+// printed); limits answer 429/413/400.
 
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
@@ -527,7 +530,7 @@ it('a scheduled publish survives a restart and is sent on time; ?state=scheduled
   const d = await receiver.deliveries.waitFor(tagged(tag), 10000, `the scheduled ${tag}`);
   const late = d.at - sendAt * 1000;
   console.log(`scheduled publish delivered ${late} ms after send_at (across a restart)`);
-  assert.ok(late >= -50 && late < 2500, `delivered ${late} ms after send_at`);
+  assert.ok(late >= -50 && late < 3000, `delivered ${late} ms after send_at`);
   const st = await finished(S, id);
   assert.equal(st.state, 'succeeded');
   assert.equal(st.send_at, sendAt);
