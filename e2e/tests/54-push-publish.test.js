@@ -21,7 +21,7 @@ const { it, installCleanup } = require('../lib/harness');
 const { newBackend, connectedClient, signin, subscribe, nextMessage } = require('../lib/clients');
 const { signedRequest, sdkJson } = require('../lib/rest');
 const { execFile } = require('node:child_process');
-const { startServer, SockudoServer, BIN } = require('../lib/server');
+const { startServer, BIN } = require('../lib/server');
 const { waitFor } = require('../lib/wait');
 const { PushReceiver, p256PublicKey } = require('../lib/push-receiver');
 
@@ -55,12 +55,9 @@ async function restart(s, { kill = false } = {}) {
     const x = await s.stop();
     assert.equal(x.code, 0, `sockudo exited with ${JSON.stringify(x)} on SIGTERM`);
   }
-  servers.delete(s);
-  const n = new SockudoServer({ name: s.name, env: s.env, tmpDir: s.tmpDir, dbPath: s.dbPath, port: s.port });
-  n.lines.push(...s.lines.slice(-200));
-  await n.start(15000);
-  servers.add(n);
-  return n;
+  // Same env, database and port (as 20-webhooks restarts its servers).
+  await s.start(15000);
+  return s;
 }
 
 after(async () => {
@@ -500,8 +497,14 @@ it('a provider 503 is retried (Retry-After) and sent once; a Web Push 410 remove
     const [first, second] = receiver.filter((d) => titleOf(d) === tag && d.token === retry.token);
     assert.equal(first.status, 503);
     assert.ok(second.at - first.at >= 1000, `retried after ${second.at - first.at} ms`);
-    const dev = await api(S, 'GET', `/push/devices/${gone.id}`);
-    assert.equal(dev.status, 404, `a device the provider reported gone is removed: ${dev.text}`);
+    // A publish smaller than the spike guard's sample (50 answers) has its
+    // gone devices judged when it finishes: the removal follows the
+    // finished state by a moment, so poll for it.
+    await waitFor(
+      async () => (await api(S, 'GET', `/push/devices/${gone.id}`)).status === 404,
+      5000,
+      'the device the provider reported gone to be removed',
+    );
   } finally {
     receiver.answer = null;
   }
