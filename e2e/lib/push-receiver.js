@@ -221,6 +221,13 @@ class PushReceiver {
           stream.end(body ? JSON.stringify(body) : undefined);
         } catch {}
       };
+      // A request cut off by the sender's death (the SIGKILL test) is not
+      // a delivery: nothing reached the device.
+      const len = Buffer.concat(chunks).length;
+      if (stream.aborted || (headers['content-length'] !== undefined && Number(headers['content-length']) !== len)) {
+        this.cut = (this.cut || 0) + 1;
+        return;
+      }
       const path = headers[':path'] || '';
       const m = /^\/3\/device\/([0-9a-fA-F]+)$/.exec(path);
       if (headers[':method'] !== 'POST' || !m) {

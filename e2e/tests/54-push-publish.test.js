@@ -827,7 +827,7 @@ it('SIGKILL during a 10,000-device fan-out: after a restart every device has it,
     const figures = [
       `registration: ${N} devices through the signed API in ${regMs} ms (${Math.round(N / (regMs / 1000))}/s, 32 at a time)`,
       `before the kill: ${killCount} deliveries in ${killedAt - first} ms = ${rate1} deliveries/s to the fake APNs`,
-      `received by the fake by the time the process was gone: ${atKill}`,
+      `received by the fake by the time the process was gone: ${atKill} (${receiver.cut || 0} more cut off mid-request, not deliveries)`,
       `restart (SIGKILL → /up 200): ${restartMs} ms; after it: ${after.length} deliveries in ${last - secondFirst} ms = ${rate2} deliveries/s`,
       `result: ${per.size}/${N} devices reached, ${lost} lost, ${duplicates} duplicate deliveries on ${dupDevices} devices (bound: PUSH_MAX_IN_FLIGHT = ${IN_FLIGHT}), state ${st.state}`,
       `CPU while sending (first delivery → kill): sockudo ${Math.round((100 * (cpuKill - cpu0)) / ((killedAt - first) / 1000))}% of a core, ` +
