@@ -13,7 +13,8 @@ const md5 = (s) => crypto.createHash('md5').update(s, 'utf8').digest('hex');
  *   method='GET', path (e.g. '/apps/app-id/channels'), params={} (extra query),
  *   body (object or string; objects are JSON-encoded), app=server.app,
  *   key, secret, timestamp, bodyMd5 (override), escape=false (php style),
- *   signatureOverride, mutateQuery (qs → qs, applied after signing)
+ *   signatureOverride, mutateQuery (qs → qs, applied after signing),
+ *   headers (extra request headers, e.g. Idempotency-Key)
  * }) → {status, text, json, headers}
  */
 async function signedRequest(server, o) {
@@ -38,7 +39,7 @@ async function signedRequest(server, o) {
   const res = await fetch(url, {
     method,
     body: body === '' ? undefined : body,
-    headers: body === '' ? {} : { 'content-type': 'application/json' },
+    headers: { ...(body === '' ? {} : { 'content-type': 'application/json' }), ...(o.headers || {}) },
   });
   const text = await res.text();
   let json;
