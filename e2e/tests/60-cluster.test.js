@@ -35,6 +35,7 @@ before(async () => {
       ]),
       WEBHOOK_ALLOW_PRIVATE_TARGETS: 'true',
       WEBHOOK_BATCHING_DURATION: '20',
+      WEBHOOK_GRACE_PERIOD_MS: '100',
     },
   });
   [n1, n2, n3] = cluster.nodes;
