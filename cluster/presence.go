@@ -257,7 +257,8 @@ func (p *Presence) Channels(ctx context.Context, app, prefix string) ([]server.C
 	}
 	ctx, cancel := p.n.opContext(ctx)
 	defer cancel()
-	names, err := p.n.rdb.ZRangeByLex(ctx, p.n.key("chans", app), &redis.ZRangeBy{Min: "[" + prefix, Max: "[" + prefix + "\xff"}).Result()
+	names, err := p.n.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{Key: p.n.key("chans", app), ByLex: true,
+		Start: "[" + prefix, Stop: "[" + prefix + "\xff"}).Result()
 	if err == nil {
 		var list []server.ChannelCounts
 		list, err = p.counts(ctx, app, names)
