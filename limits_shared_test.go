@@ -68,7 +68,7 @@ func TestShareLimitersLeavesMemoryLimitsAlone(t *testing.T) {
 		l := c.buildLimiters()
 		before := l.Limits
 		// No Redis is needed: nothing is shared.
-		c.shareLimiters(&l, nil, slog.New(slog.DiscardHandler))
+		c.shareLimiters(&l, nil, nil, slog.New(slog.DiscardHandler))
 		if l.Limits != before {
 			t.Fatalf("%v: limiters changed", env)
 		}
@@ -85,8 +85,8 @@ func TestShareLimitersSharesTheClusterWideLimits(t *testing.T) {
 	log := slog.New(slog.DiscardHandler)
 	// Two nodes: each its own limiters and its own Redis connection.
 	n1, n2 := c.buildLimiters(), c.buildLimiters()
-	c.shareLimiters(&n1, r1, log)
-	c.shareLimiters(&n2, r2, log)
+	c.shareLimiters(&n1, nil, r1, log)
+	c.shareLimiters(&n2, nil, r2, log)
 
 	for name, lim := range map[string]ratelimit.Limiter{"WSConnect": n1.WSConnect, "AuthFailures": n1.AuthFailures,
 		"APIPublish": n1.APIPublish, "APIRead": n1.APIRead} {
@@ -141,7 +141,7 @@ func TestShareLimitersFallsBackToEachNode(t *testing.T) {
 	})
 	var buf bytes.Buffer
 	l := c.buildLimiters()
-	c.shareLimiters(&l, rdb, slog.New(slog.NewTextHandler(&buf, nil)))
+	c.shareLimiters(&l, nil, rdb, slog.New(slog.NewTextHandler(&buf, nil)))
 
 	// Each node enforces the limit alone: neither all allowed nor all
 	// refused.
@@ -158,5 +158,31 @@ func TestShareLimitersFallsBackToEachNode(t *testing.T) {
 	}
 	if strings.Contains(buf.String(), "192.0.2.1") {
 		t.Fatal("the log names a client")
+	}
+}
+
+func TestShareLimitersSharesPushPerTenant(t *testing.T) {
+	r1, r2 := sharedLimitsRedis(t), sharedLimitsRedis(t)
+	c := sharedLimitsConfig(t, r1, map[string]string{"RATE_LIMITER_DRIVER": "redis", "PUSH_PUBLISH_RPS": "2"})
+	log := slog.New(slog.DiscardHandler)
+	var pushes []ratelimit.Limiter
+	for _, r := range []*redis.Client{r1, r2} {
+		l := c.buildLimiters()
+		pc := c.PushConfig(&l.memory)
+		c.shareLimiters(&l, &pc.Limits, r, log)
+		if _, ok := pc.Limits.Publishes.(*redislimit.Limiter); !ok {
+			t.Fatalf("push publishes limiter is a %T, want shared", pc.Limits.Publishes)
+		}
+		pushes = append(pushes, pc.Limits.Publishes)
+	}
+	// Two publishes a second per app, whichever node takes them.
+	if !pushes[0].Allow("app-1").Allowed || !pushes[1].Allow("app-1").Allowed {
+		t.Fatal("the first two publishes were refused")
+	}
+	if d := pushes[0].Allow("app-1"); d.Allowed || d.RetryAfter <= 0 {
+		t.Fatalf("third publish in the second across nodes: %+v, want refused", d)
+	}
+	if !pushes[1].Allow("app-2").Allowed {
+		t.Fatal("another app's budget is its own")
 	}
 }

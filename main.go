@@ -114,8 +114,8 @@ func serve(ctx context.Context, environ map[string]string, stderr io.Writer) int
 	defer func() { stopBg(); bg.Wait() }()
 
 	lims := cfg.buildLimiters()
-	cfg.shareLimiters(&lims, cm.client(), log)
 	pushCfg := cfg.PushConfig(&lims.memory)
+	cfg.shareLimiters(&lims, &pushCfg.Limits, cm.client(), log)
 	pushCfg.Limits.AuthFailures = lims.AuthFailures // push's refused signatures count with the sockets'
 	for _, m := range lims.memory {
 		bg.Add(1)
