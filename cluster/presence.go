@@ -465,36 +465,40 @@ func (p *Presence) reapNode(ctx context.Context, id string) int {
 				_ = p.n.rdb.SRem(ctx, nodeKey, raw).Err()
 				continue
 			}
-			if p.undo(ctx, id, nodeKey, e) {
+			if report, ok := p.undo(ctx, id, nodeKey, e); ok {
 				removed++
+				if report != nil {
+					report()
+				}
 			}
 		}
 	}
 	return removed
 }
 
-// undo removes one entry of node and reports its transition to this
-// node's server; it reports whether the entry was still there.
-func (p *Presence) undo(ctx context.Context, node, nodeKey string, e entry) bool {
+// undo removes one entry of node from Redis. It returns the transition to
+// report (nil when there is none, or when the entry was already gone:
+// another reaper had it) and whether the entry was still there.
+func (p *Presence) undo(ctx context.Context, node, nodeKey string, e entry) (report func(), ok bool) {
 	hb := p.h.Load()
 	if e.join {
 		res, removed, err := p.leaveRedis(ctx, node, nodeKey, e)
 		if err != nil || !removed {
-			return false
+			return nil, false
 		}
-		if hb != nil {
-			hb.h.HandleLeave(e.app, e.channel, e.user, res)
+		if hb == nil {
+			return nil, true
 		}
-		return true
+		return func() { hb.h.HandleLeave(e.app, e.channel, e.user, res) }, true
 	}
 	changed, last, err := p.signRedis(ctx, signOutScript, nodeKey, e)
 	if err != nil || !changed {
-		return false
+		return nil, false
 	}
-	if last && hb != nil {
-		hb.h.HandleSignOut(e.app, e.user)
+	if !last || hb == nil {
+		return nil, true
 	}
-	return true
+	return func() { hb.h.HandleSignOut(e.app, e.user) }, true
 }
 
 // resync makes Redis hold exactly this node's entries: the ones missing
@@ -502,6 +506,15 @@ func (p *Presence) undo(ctx context.Context, node, nodeKey string, e entry) bool
 // ones that left meanwhile are removed and reported, so that the other
 // nodes' clients hear member_removed.
 func (p *Presence) resync(ctx context.Context) {
+	// The server holds a channel's lock while it calls Join or Leave (which
+	// wait for change), and a report takes that lock: reports are made
+	// after change is released.
+	var reports []func()
+	defer func() {
+		for _, r := range reports {
+			r()
+		}
+	}()
 	p.change.Lock()
 	defer p.change.Unlock()
 	cctx, cancel := context.WithTimeout(ctx, 10*p.n.cfg.OpTimeout)
@@ -523,10 +536,16 @@ func (p *Presence) resync(ctx context.Context) {
 			delete(local, raw)
 			continue
 		}
-		if e, ok := decodeEntry(raw); ok && p.undo(ctx, p.n.id, p.nodeKey, e) {
-			removed++
-		} else if !ok {
+		e, ok := decodeEntry(raw)
+		if !ok {
 			_ = p.n.rdb.SRem(ctx, p.nodeKey, raw).Err()
+			continue
+		}
+		if report, ok := p.undo(ctx, p.n.id, p.nodeKey, e); ok {
+			removed++
+			if report != nil {
+				reports = append(reports, report)
+			}
 		}
 	}
 	for _, e := range local {

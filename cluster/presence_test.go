@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -259,5 +260,74 @@ func TestPresenceSurvivesARedisOutage(t *testing.T) {
 	ms, _ := other.Members(ctx, "app", "presence-room")
 	if len(ms) != 2 {
 		t.Fatalf("another node sees %+v", ms)
+	}
+}
+
+// lockingHandler takes a channel lock in HandleLeave, as the server does.
+type lockingHandler struct {
+	transitions
+	chanMu  *sync.Mutex
+	entered chan struct{}
+}
+
+func (h *lockingHandler) HandleLeave(app, channel, userID string, res server.LeaveResult) {
+	close(h.entered)
+	h.chanMu.Lock()
+	defer h.chanMu.Unlock()
+	h.transitions.HandleLeave(app, channel, userID, res)
+}
+
+// A leave made while Redis was unreachable is removed from Redis and
+// reported at the resync, outside the lock that Join waits for: the
+// server calls Join holding the channel lock that the report takes.
+func TestResyncReportsLeavesWithoutDeadlock(t *testing.T) {
+	requireRedis(t)
+	ctx := context.Background()
+	prefix := testPrefix(t)
+	n := testNode(t, testRedis, prefix)
+	p := NewPresence(n)
+	h := &lockingHandler{chanMu: &sync.Mutex{}, entered: make(chan struct{})}
+	_ = p.RegisterHandler(h)
+	if _, err := p.Join(ctx, "app", "presence-room", "1.1", mem("u1"), 100); err != nil {
+		t.Fatal(err)
+	}
+	_ = n.observe("test outage", errors.New("simulated"))
+	if l, _ := p.Leave(ctx, "app", "presence-room", "1.1", "u1"); !l.LastForUser {
+		t.Fatalf("degraded leave %+v", l)
+	}
+	if c, _ := p.counts(ctx, "app", []string{"presence-room"}); c[0].Subscriptions != 1 {
+		t.Fatalf("the degraded leave reached Redis: %+v", c)
+	}
+	n.down.Store(false)
+
+	h.chanMu.Lock() // the server joins another socket of this channel meanwhile
+	done := make(chan struct{})
+	go func() { p.resync(ctx); close(done) }()
+	select {
+	case <-h.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the resync reported nothing")
+	}
+	joined := make(chan error, 1)
+	go func() {
+		_, err := p.Join(ctx, "app", "presence-room", "1.2", mem("u2"), 100)
+		joined <- err
+	}()
+	select {
+	case err := <-joined:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Join waited for a resync that waits for the channel lock: deadlock")
+	}
+	h.chanMu.Unlock()
+	<-done
+	leaves, _ := h.snapshot()
+	if len(leaves) != 1 || leaves[0] != "app/presence-room/u1 vacated=true last=true" {
+		t.Fatalf("reported %v", leaves)
+	}
+	if c, _ := p.counts(ctx, "app", []string{"presence-room"}); c[0].Subscriptions != 1 || c[0].Users != 1 {
+		t.Fatalf("after the resync Redis holds %+v, want u2's socket only", c)
 	}
 }
