@@ -19,6 +19,10 @@ type Apps interface {
 	// AppCredentials returns the app's key and the secrets valid now; ok is
 	// false for an unknown or disabled app.
 	AppCredentials(appID string) (key string, secrets []string, ok bool)
+	// AppBeamsKeys returns the app's Pusher Beams secret keys valid now,
+	// current first; nil for an unknown or disabled app, or one without a
+	// key (the Beams routes then answer 404).
+	AppBeamsKeys(appID string) []string
 	// AppPushLimits returns the app's overrides of Config.Devices and of
 	// the Limits.Registrations budget; zero fields, and the zero value for
 	// an unknown app, keep the server-wide values.
