@@ -245,10 +245,13 @@ func (s *Service) SignedRoutes() []SignedRoute {
 	return append(routes, AuditRoutes(s.db)...)
 }
 
-// Routes are the client API routes (/apps/{app_id}/push/client/...), which
-// devices call with their own credentials.
+// Routes are the routes that carry their own authentication: the client
+// API (/apps/{app_id}/push/client/...), which devices call with their own
+// credentials, and the Pusher Beams face (beams.go: /publish_api,
+// /user_api and /device_api), which takes an app's Beams secret key or
+// Beams user tokens.
 func (s *Service) Routes() []Route {
-	return append(s.clientRoutes(), s.credentialClientRoutes()...)
+	return append(append(s.clientRoutes(), s.credentialClientRoutes()...), s.beamsRoutes()...)
 }
 
 // AppsChanged is told that apps were changed or deleted (main calls it
