@@ -2,6 +2,9 @@ package push_test
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +16,7 @@ import (
 
 	"github.com/sockudo/sockudo/push"
 	"github.com/sockudo/sockudo/ratelimit"
+	"github.com/sockudo/sockudo/storage"
 )
 
 // beams sends a request to the Beams face with auth as the Authorization
@@ -223,4 +227,205 @@ func TestBeamsDeleteUser(t *testing.T) {
 	e.expect(e.beams("DELETE", users+"nobody", bearerKey, nil), 200, "")
 	e.expect(e.beams("DELETE", "/user_api/v1/instances/other/users/bob", bearerKey, nil), 404, "Not Found")
 	e.expect(e.beams("DELETE", users+strings.Repeat("u", 300), bearerKey, nil), 400, "")
+}
+
+// beamsToken is a Beams user token as the server SDKs' generateToken
+// makes it (HS256 JWT: iss, sub, exp), with the given issuer instance,
+// expiry and key.
+func beamsToken(t *testing.T, user, instance string, exp time.Time, key string) string {
+	t.Helper()
+	enc := func(v any) string {
+		b, _ := json.Marshal(v)
+		return base64.RawURLEncoding.EncodeToString(b)
+	}
+	in := enc(map[string]string{"alg": "HS256", "typ": "JWT"}) + "." +
+		enc(map[string]any{"iat": exp.Add(-24 * time.Hour).Unix(), "exp": exp.Unix(), "iss": push.BeamsIssuer(instance), "sub": user})
+	m := hmac.New(sha256.New, []byte(key))
+	m.Write([]byte(in))
+	return in + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// webToken is the web SDK's device token: btoa(JSON.stringify(sub)).
+func webToken(t *testing.T, n int) string {
+	b, _ := json.Marshal(webSubscription(t, n))
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+const beamsDev = "/device_api/v1/instances/app"
+
+// TestBeamsWebSDKSequence replays what the web SDK sends (start: VAPID
+// key, register; interests; metadata; setUserId with a token; stop:
+// delete) and checks each answer's shape and that publishes reach the
+// device by interest and by user.
+func TestBeamsWebSDKSequence(t *testing.T) {
+	e := newPubEnv(t, push.Config{}, testApps{})
+	pre := e.beams("OPTIONS", beamsDev+"/devices/web", "", nil)
+	if pre.status != 204 || pre.header.Get("Access-Control-Allow-Origin") != "*" ||
+		!strings.Contains(pre.header.Get("Access-Control-Allow-Headers"), "Authorization") {
+		t.Fatalf("preflight %d %v", pre.status, pre.header)
+	}
+	r := e.beams("GET", beamsDev+"/web-vapid-public-key", "", nil)
+	e.expect(r, 200, "")
+	if _, pub, _ := e.svc.Credentials().VAPIDPublicKey("app"); r.body["vapidPublicKey"] != pub || pub == "" {
+		t.Fatalf("vapid answer %s", r.raw)
+	}
+	token := webToken(t, 1)
+	r = e.beams("POST", beamsDev+"/devices/web", "", map[string]any{"token": token, "metadata": map[string]any{"sdkVersion": "2.1.0"}})
+	e.expect(r, 200, "")
+	id, _ := r.body["id"].(string)
+	if !strings.HasPrefix(id, "web-") || len(id) != 40 || r.header.Get("Access-Control-Allow-Origin") != "*" {
+		t.Fatalf("register answer %s", r.raw)
+	}
+	if s, ok := r.body["initialInterestSet"].([]any); !ok || len(s) != 0 {
+		t.Fatalf("initialInterestSet in %s", r.raw)
+	}
+	// Registering the same subscription again answers the same device.
+	again := e.beams("POST", beamsDev+"/devices/web", "", map[string]any{"token": token})
+	e.expect(again, 200, "")
+	if again.body["id"] != id {
+		t.Fatalf("second registration %s, want id %s", again.raw, id)
+	}
+	dev := beamsDev + "/devices/web/" + id
+	e.expect(e.beams("POST", dev+"/interests/news", "", nil), 200, "")
+	e.expect(e.beams("POST", dev+"/interests/sport", "", nil), 200, "")
+	e.expect(e.beams("DELETE", dev+"/interests/sport", "", nil), 200, "")
+	r = e.beams("GET", dev+"/interests?limit=100", "", nil)
+	e.expect(r, 200, "")
+	if fmt.Sprint(r.body["interests"]) != "[news]" {
+		t.Fatalf("interests %s", r.raw)
+	}
+	e.expect(e.beams("PUT", dev+"/interests", "", map[string]any{"interests": []string{"a", "b", "c", "a"}}), 200, "")
+	r = e.beams("GET", dev+"/interests?limit=2", "", nil)
+	meta, _ := r.body["responseMetadata"].(map[string]any)
+	if fmt.Sprint(r.body["interests"]) != "[a b]" || meta["nextCursor"] != "2" {
+		t.Fatalf("page 1 %s", r.raw)
+	}
+	r = e.beams("GET", dev+"/interests?limit=2&cursor=2", "", nil)
+	if meta, _ := r.body["responseMetadata"].(map[string]any); fmt.Sprint(r.body["interests"]) != "[c]" || len(meta) != 0 {
+		t.Fatalf("page 2 %s", r.raw)
+	}
+	e.expect(e.beams("PUT", dev+"/metadata", "", map[string]any{"sdkVersion": "2.1.1"}), 200, "")
+	tok := beamsToken(t, "alice", "app", e.clock.Now().Add(24*time.Hour), testBeamsKey)
+	e.expect(e.beams("PUT", dev+"/user", "Bearer "+tok, nil), 200, "")
+	stored, err := e.db.Device("app", id)
+	if err != nil || stored.UserID != "alice" || string(stored.Metadata) != `{"sdkVersion":"2.1.1"}` || stored.VAPIDKeyVersion != 1 {
+		t.Fatalf("stored %+v %v", stored, err)
+	}
+	if !e.audit.has(push.ActionDeviceUserBound) {
+		t.Fatal("binding not audited")
+	}
+	// The same token again (the SDK calls setUserId on every page load).
+	e.expect(e.beams("PUT", dev+"/user", "Bearer "+tok, nil), 200, "")
+
+	for _, tc := range []struct{ path, body string }{
+		{"/users", `{"users":["alice"],"web":{"notification":{"title":"u"}}}`},
+		{"/interests", `{"interests":["b"],"web":{"notification":{"title":"i"}}}`},
+	} {
+		e.sender.mu.Lock()
+		e.sender.sent = nil
+		e.sender.mu.Unlock()
+		e.expect(e.beams("POST", beamsPub+tc.path, bearerKey, tc.body), 200, "")
+		e.drain()
+		if got := e.sender.devices(); fmt.Sprint(got) != "["+id+"]" {
+			t.Fatalf("%s reached %v", tc.path, got)
+		}
+	}
+	// stop(): delete, then the device is gone.
+	e.expect(e.beams("DELETE", dev, "", nil), 200, "")
+	e.expect(e.beams("GET", dev+"/interests", "", nil), 404, "Not Found")
+	if _, err := e.db.Device("app", id); err == nil {
+		t.Fatal("device not deleted")
+	}
+}
+
+// TestBeamsUserTokenRefusals: tokens the user binding refuses, each
+// audited and counted against the per-IP auth-failure budget.
+func TestBeamsUserTokenRefusals(t *testing.T) {
+	lim := ratelimit.NewMemory(ratelimit.MemoryConfig{Limit: 100, Window: time.Minute})
+	e := newPubEnv(t, push.Config{Limits: push.Limits{AuthFailures: lim}}, testApps{})
+	r := e.beams("POST", beamsDev+"/devices/web", "", map[string]any{"token": webToken(t, 1)})
+	e.expect(r, 200, "")
+	dev := beamsDev + "/devices/web/" + r.body["id"].(string)
+	later := e.clock.Now().Add(time.Hour)
+	for _, tc := range []struct{ name, auth string }{
+		{"no token", ""},
+		{"not bearer", "Basic " + beamsToken(t, "alice", "app", later, testBeamsKey)},
+		{"the Beams key itself", bearerKey},
+		{"signed with another key", "Bearer " + beamsToken(t, "alice", "app", later, "another-key")},
+		{"signed with the app secret", "Bearer " + beamsToken(t, "alice", "app", later, "app-secret")},
+		{"another instance's issuer", "Bearer " + beamsToken(t, "alice", "other", later, testBeamsKey)},
+		{"expired", "Bearer " + beamsToken(t, "alice", "app", e.clock.Now().Add(-time.Second), testBeamsKey)},
+		{"garbage", "Bearer a.b.c"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e.expect(e.beams("PUT", dev+"/user", tc.auth, nil), 401, "Unauthorized")
+		})
+	}
+	if d, _ := e.db.Device("app", strings.TrimPrefix(dev, beamsDev+"/devices/web/")); d.UserID != "" {
+		t.Fatalf("a refused token bound %q", d.UserID)
+	}
+	if !e.audit.has(push.ActionBeamsAuthDenied) {
+		t.Fatal("refusals not audited")
+	}
+	// A token replayed after it expired is refused too.
+	tok := beamsToken(t, "alice", "app", e.clock.Now().Add(time.Minute), testBeamsKey)
+	e.expect(e.beams("PUT", dev+"/user", "Bearer "+tok, nil), 200, "")
+	e.clock.Add(time.Minute)
+	e.expect(e.beams("PUT", dev+"/user", "Bearer "+tok, nil), 401, "Unauthorized")
+}
+
+// TestBeamsDeviceRefusals: devices, platforms, instances and bodies the
+// device API refuses.
+func TestBeamsDeviceRefusals(t *testing.T) {
+	apps := testApps{push: map[string]storage.AppPushLimits{"app": {MaxInterestsPerDevice: 3}}}
+	e := newPubEnv(t, push.Config{}, apps)
+	e.device("native", "", nil, nil) // registered through the server API
+	r := e.beams("POST", beamsDev+"/devices/web", "", map[string]any{"token": webToken(t, 1)})
+	e.expect(r, 200, "")
+	web := r.body["id"].(string)
+	nativeSub, _ := json.Marshal(webSubscription(t, 77))
+	e.do("PATCH", "/apps/app/push/devices/native", "", `{"subscription":`+string(nativeSub)+`}`)
+	for _, tc := range []struct {
+		name, method, path string
+		body               any
+		status             int
+	}{
+		{"unknown device", "GET", beamsDev + "/devices/web/web-00000000-0000-4000-8000-000000000000/interests", nil, 404},
+		{"a native device", "POST", beamsDev + "/devices/web/native/interests/x", nil, 404},
+		{"another platform's path", "GET", beamsDev + "/devices/fcm/" + web + "/interests", nil, 404},
+		{"unknown platform", "POST", beamsDev + "/devices/sms", map[string]any{"token": "x"}, 404},
+		{"instance without a key", "POST", "/device_api/v1/instances/other/devices/web", map[string]any{"token": webToken(t, 2)}, 404},
+		{"bad JSON", "POST", beamsDev + "/devices/web", `{"token":`, 400},
+		{"token not base64", "POST", beamsDev + "/devices/web", map[string]any{"token": "%%%"}, 400},
+		{"token not a subscription", "POST", beamsDev + "/devices/web", map[string]any{"token": base64.StdEncoding.EncodeToString([]byte(`{"x":1}`))}, 400},
+		{"a native device's subscription", "POST", beamsDev + "/devices/web", map[string]any{"token": base64.StdEncoding.EncodeToString(nativeSub)}, 409},
+		{"bad fcm token", "POST", beamsDev + "/devices/fcm", map[string]any{"token": ""}, 400},
+		{"bad apns token", "POST", beamsDev + "/devices/apns", map[string]any{"token": "zz"}, 400},
+		{"bad interest", "POST", beamsDev + "/devices/web/" + web + "/interests/no%20space", nil, 400},
+		{"private- is a channel", "POST", beamsDev + "/devices/web/" + web + "/interests/private-x", nil, 400},
+		{"over the interest limit", "PUT", beamsDev + "/devices/web/" + web + "/interests", map[string]any{"interests": []string{"a", "b", "c", "d"}}, 409},
+		{"interests missing", "PUT", beamsDev + "/devices/web/" + web + "/interests", map[string]any{}, 400},
+		{"oversize interests body", "PUT", beamsDev + "/devices/web/" + web + "/interests", `{"interests":["` + strings.Repeat("a", 2<<20) + `"]}`, 413},
+		{"metadata not an object", "PUT", beamsDev + "/devices/web/" + web + "/metadata", `[1]`, 400},
+		{"bad cursor", "GET", beamsDev + "/devices/web/" + web + "/interests?cursor=-1", nil, 400},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e.expect(e.beams(tc.method, tc.path, "", tc.body), tc.status, "")
+		})
+	}
+	for _, tc := range []struct{ platform, token, extra string }{
+		{"fcm", "fcm-token-1", ""},
+		{"apns", strings.Repeat("ab", 32), "com.example.app"},
+	} {
+		r := e.beams("POST", beamsDev+"/devices/"+tc.platform, "", map[string]any{"token": tc.token, "bundleIdentifier": tc.extra})
+		e.expect(r, 200, "")
+		id := r.body["id"].(string)
+		if !strings.HasPrefix(id, tc.platform+"-") {
+			t.Fatalf("%s id %q", tc.platform, id)
+		}
+		d, err := e.db.Device("app", id)
+		if err != nil || d.Platform != tc.platform || d.Topic != tc.extra {
+			t.Fatalf("%s stored %+v %v", tc.platform, d, err)
+		}
+	}
 }
