@@ -21,7 +21,10 @@ import (
 const (
 	beamsPublishAPI = "/publish_api/v1/instances/{instance_id}"
 	beamsUserAPI    = "/user_api/v1/instances/{instance_id}"
-	beamsDeviceAPI  = "/device_api/v1/instances/{instance_id}"
+	// beamsCustomerAPI is the same user route as the Go, PHP, Python and
+	// Ruby server SDKs and Beams' docs name it.
+	beamsCustomerAPI = "/customer_api/v1/instances/{instance_id}"
+	beamsDeviceAPI   = "/device_api/v1/instances/{instance_id}"
 )
 
 // Audit actions of the Beams face.
@@ -46,6 +49,7 @@ func (s *Service) beamsRoutes() []Route {
 		{"POST " + beamsPublishAPI + "/publishes/interests", s.beamsServer(MaxPublishBody, s.beamsPublish(ToInterests))},
 		{"POST " + beamsPublishAPI + "/publishes/users", s.beamsServer(MaxPublishBody, s.beamsPublish(ToUsers))},
 		{"DELETE " + beamsUserAPI + "/users/{user_id}", s.beamsServer(clientBodyLimit, s.beamsDeleteUser)},
+		{"DELETE " + beamsCustomerAPI + "/users/{user_id}", s.beamsServer(clientBodyLimit, s.beamsDeleteUser)},
 	}, s.beamsDeviceRoutes()...)
 }
 
@@ -136,7 +140,8 @@ func (s *Service) beamsPublish(kind RecipientKind) beamsHandler {
 	}
 }
 
-// beamsDeleteUser is DELETE /user_api/v1/instances/{id}/users/{user_id}:
+// beamsDeleteUser is DELETE /user_api/v1/instances/{id}/users/{user_id}
+// (the Node SDK) and /customer_api/v1/… (the other server SDKs):
 // the user's devices are deleted (Beams' deleteUser). It answers 200
 // without a body, as Beams does.
 func (s *Service) beamsDeleteUser(_ http.ResponseWriter, r *http.Request, appID string, _ []byte) (int, any, *apiError) {

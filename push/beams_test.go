@@ -220,9 +220,13 @@ func TestBeamsDeleteUser(t *testing.T) {
 	if r.raw != "" {
 		t.Fatalf("answer %q, want none (Beams)", r.raw)
 	}
-	for id, want := range map[string]int{"d1": 404, "d2": 404, "d3": 200} {
+	for id, want := range map[string]int{"d1": 404, "d2": 404, "d3": 200} { // before bob's delete below
 		e.expect(e.do("GET", "/apps/app/push/devices/"+id, "", nil), want, "")
 	}
+	// The path the Go, PHP, Python and Ruby SDKs use.
+	e.expect(e.beams("DELETE", "/customer_api/v1/instances/app/users/bob", "Bearer wrong", nil), 401, "Unauthorized")
+	e.expect(e.beams("DELETE", "/customer_api/v1/instances/app/users/bob", bearerKey, nil), 200, "")
+	e.expect(e.do("GET", "/apps/app/push/devices/d3", "", nil), 404, "")
 	// Unknown users are fine; the other instance has no key.
 	e.expect(e.beams("DELETE", users+"nobody", bearerKey, nil), 200, "")
 	e.expect(e.beams("DELETE", "/user_api/v1/instances/other/users/bob", bearerKey, nil), 404, "Not Found")
