@@ -5,7 +5,8 @@
 // through the loopback fake providers (lib/push-receiver.js) to devices
 // registered the way the web SDK (@pusher/push-notifications-web 2.1.0)
 // registers them; its deleteUser removes them; its generateToken binds a
-// device; a wrong secret key is refused; its own validation errors are
+// device; APNs and FCM devices registered on the same routes get the apns
+// and fcm blocks as given; a wrong secret key is refused; its own validation errors are
 // unchanged. The web SDK's request sequence (start, VAPID key, register,
 // add interest, setUserId with a token, clearAllState) is replayed with
 // the paths, bodies and headers of its src/push-notifications.js.
@@ -54,6 +55,31 @@ before(async () => {
     assert.equal(r.status, 201, r.text);
     receiver.vapidKeys.set(r.json.vapid_public_key, p256PublicKey(Buffer.from(r.json.vapid_public_key, 'base64url')));
   }
+  // APNs and FCM credentials for the default app, at the fakes.
+  const { privateKey, publicKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  receiver.apnsKeys.push(publicKey);
+  let r = await signedRequest(S, {
+    method: 'PUT',
+    path: `/apps/${S.app.id}/push/credentials/apns`,
+    body: { team_id: 'TEAM123456', key_id: 'KEY1234567', topic: 'com.example.app', p8: privateKey.export({ type: 'pkcs8', format: 'pem' }) },
+  });
+  assert.equal(r.status, 201, r.text);
+  const rsa = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+  r = await signedRequest(S, {
+    method: 'PUT',
+    path: `/apps/${S.app.id}/push/credentials/fcm`,
+    body: {
+      service_account: {
+        type: 'service_account',
+        project_id: 'demo-project',
+        private_key_id: 'k1',
+        private_key: rsa.export({ type: 'pkcs8', format: 'pem' }),
+        client_email: 'push@demo-project.iam.gserviceaccount.com',
+        token_uri: 'https://oauth2.googleapis.com/token',
+      },
+    },
+  });
+  assert.equal(r.status, 201, r.text);
   const out = await runCli(['apps', 'beams-key', 'generate', 'beams2'], { dbPath: S.dbPath });
   key2 = JSON.parse(out.stdout).beams_secret_key;
   assert.match(key2, /^[0-9A-F]{64}$/);
@@ -233,6 +259,43 @@ it('publishToInterests and publishToUsers reach exactly the right devices; delet
   const tag = `after-delete-${crypto.randomBytes(3).toString('hex')}`;
   await beams.publishToUsers(['bob', 'carol'], webBlock(tag));
   await reached(tag, [c1]);
+});
+
+it('apns and fcm devices registered as the iOS and Android SDKs do get the apns and fcm blocks as given', async () => {
+  const beams = beamsClient();
+  const base = `http://127.0.0.1:${S.port}/device_api/v1/instances/${S.app.id}`;
+  const register = async (platform, body) => {
+    const res = await fetch(`${base}/devices/${platform}`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    const json = await res.json();
+    assert.equal(res.status, 200, JSON.stringify(json));
+    assert.deepEqual(json.initialInterestSet, []);
+    return json.id;
+  };
+  const apnsToken = crypto.randomBytes(32).toString('hex');
+  const fcmToken = `fcm-${crypto.randomBytes(12).toString('hex')}`;
+  const apnsId = await register('apns', { token: apnsToken, bundleIdentifier: 'com.example.app', metadata: { sdkVersion: '4.0.0' } });
+  const fcmId = await register('fcm', { token: fcmToken, metadata: { sdkVersion: '1.9.0' } });
+  for (const [platform, id] of [['apns', apnsId], ['fcm', fcmId]]) {
+    const res = await fetch(`${base}/devices/${platform}/${id}/interests/mobile`, { method: 'POST' });
+    assert.equal(res.status, 200);
+  }
+  const tag = `mobile-${crypto.randomBytes(3).toString('hex')}`;
+  const body = {
+    apns: { aps: { alert: { title: tag, body: 'apns' } }, custom: { k: 1 } },
+    fcm: { notification: { title: tag, body: 'fcm' }, data: { k: '1' } },
+  };
+  await beams.publishToInterests(['mobile'], body);
+  await reached(tag, [{ tag: apnsToken }, { tag: fcmToken }]);
+  const apns = receiver.filter((d) => titleOf(d) === tag && d.provider === 'apns')[0];
+  assert.deepEqual(apns.payload, body.apns);
+  const fcm = receiver.filter((d) => titleOf(d) === tag && d.provider === 'fcm')[0];
+  assert.deepEqual(fcm.payload.notification, body.fcm.notification);
+  assert.deepEqual(fcm.payload.data, body.fcm.data);
+  assert.deepEqual(receiver.problems, []);
 });
 
 it('a wrong or missing secret key is 401 in the SDK\'s error; an app without a key is 404; the CLI\'s key works with grace on rotation', async () => {
