@@ -135,6 +135,10 @@ type defaultAppConfig struct {
 	ID     string `env:"SOCKUDO_DEFAULT_APP_ID" envDefault:"app-id"`
 	Key    string `env:"SOCKUDO_DEFAULT_APP_KEY" envDefault:"app-key"`
 	Secret string `env:"SOCKUDO_DEFAULT_APP_SECRET" envDefault:"app-secret"`
+	// BeamsSecretKey is the default app's Pusher Beams secret key (its own
+	// secret, never Secret); empty keeps whatever is stored ("sockudo
+	// apps beams-key"), which is none by default. Never logged.
+	BeamsSecretKey string `env:"SOCKUDO_DEFAULT_APP_BEAMS_SECRET_KEY"`
 	// Settings holds the app's flags and limits: the fields of apps.Settings
 	// (SOCKUDO_DEFAULT_APP_ENABLED … SOCKUDO_DEFAULT_APP_CACHE_TTL_SECONDS),
 	// which that table describes once for the environment, validation and
@@ -414,6 +418,11 @@ func (c Config) problems() []error {
 	if msg := apps.SecretProblem(a.Secret); msg != "" {
 		ch.bad("SOCKUDO_DEFAULT_APP_SECRET", "%s", msg)
 	}
+	if a.BeamsSecretKey != "" {
+		if msg := apps.BeamsKeyProblem(a.BeamsSecretKey, a.Secret); msg != "" {
+			ch.bad("SOCKUDO_DEFAULT_APP_BEAMS_SECRET_KEY", "%s", msg)
+		}
+	}
 	for _, s := range apps.Settings {
 		if msg := s.Problem(a.Settings); msg != "" && s.Env() != "" {
 			ch.bad(s.Env(), "%s", msg)
@@ -491,7 +500,7 @@ func (c Config) ServerConfig() server.Config {
 func (c Config) DefaultApp() storage.App {
 	d := c.DefaultAppEnv
 	a := d.Settings
-	a.ID, a.Key, a.Secret = d.ID, d.Key, d.Secret
+	a.ID, a.Key, a.Secret, a.BeamsSecretKey = d.ID, d.Key, d.Secret, d.BeamsSecretKey
 	a.AllowedOrigins = slices.Clone(a.AllowedOrigins)
 	a.Webhooks = defaultAppWebhooks(d.Webhooks)
 	return a

@@ -286,8 +286,19 @@ func shutdown(srv *server.Server, grace time.Duration, log *slog.Logger) {
 func ensureDefaultApp(db *storage.DB, app storage.App, log *slog.Logger) error {
 	// A secret rotated with "sockudo apps rotate-secret" and then put in
 	// SOCKUDO_DEFAULT_APP_SECRET keeps its previous secret's grace period.
-	if stored, err := db.App(app.ID); err == nil && stored.Secret == app.Secret {
-		app.PreviousSecret, app.PreviousSecretExpiresAt = stored.PreviousSecret, stored.PreviousSecretExpiresAt
+	if stored, err := db.App(app.ID); err == nil {
+		if stored.Secret == app.Secret {
+			app.PreviousSecret, app.PreviousSecretExpiresAt = stored.PreviousSecret, stored.PreviousSecretExpiresAt
+		}
+		// The Beams key: without SOCKUDO_DEFAULT_APP_BEAMS_SECRET_KEY the
+		// stored one stays (made with "sockudo apps beams-key"); with it,
+		// the variable wins, and a key rotated into it keeps its previous
+		// key's grace period.
+		if app.BeamsSecretKey == "" || stored.BeamsSecretKey == app.BeamsSecretKey {
+			app.BeamsSecretKey = stored.BeamsSecretKey
+			app.PreviousBeamsSecretKey = stored.PreviousBeamsSecretKey
+			app.PreviousBeamsSecretKeyExpiresAt = stored.PreviousBeamsSecretKeyExpiresAt
+		}
 	}
 	if err := db.PutApp(app); err != nil {
 		if errors.Is(err, storage.ErrKeyInUse) {

@@ -226,3 +226,59 @@ func TestEnsureDefaultApp(t *testing.T) {
 		t.Errorf("key conflict: %v", err)
 	}
 }
+
+// TestEnsureDefaultAppBeamsKey: without SOCKUDO_DEFAULT_APP_BEAMS_SECRET_KEY
+// a stored Beams key (from "apps beams-key") survives a restart; with it,
+// the variable wins; the key is never logged.
+func TestEnsureDefaultAppBeamsKey(t *testing.T) {
+	db, err := storage.Open(filepath.Join(t.TempDir(), "sockudo.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	env := map[string]string{"SOCKUDO_DEFAULT_APP_SECRET": "very-private-secret"}
+	cfg, err := loadConfig(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ensureDefaultApp(db, cfg.DefaultApp(), log); err != nil {
+		t.Fatal(err)
+	}
+	stored, _ := db.App("app-id")
+	if stored.BeamsSecretKey != "" {
+		t.Fatalf("a Beams key by default: %+v", stored)
+	}
+	stored = stored.RotateBeamsKey("K1-0123456789abcdef0123456789abcdef", 0, time.Now())
+	if err := db.PutApp(stored); err != nil {
+		t.Fatal(err)
+	}
+	if err := ensureDefaultApp(db, cfg.DefaultApp(), log); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := db.App("app-id"); got.BeamsSecretKey != stored.BeamsSecretKey {
+		t.Fatalf("restart dropped the stored Beams key: %+v", got)
+	}
+	env["SOCKUDO_DEFAULT_APP_BEAMS_SECRET_KEY"] = "K2-env-0123456789abcdef0123456789abcdef"
+	if cfg, err = loadConfig(env); err != nil {
+		t.Fatal(err)
+	}
+	if err := ensureDefaultApp(db, cfg.DefaultApp(), log); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := db.App("app-id"); got.BeamsSecretKey != env["SOCKUDO_DEFAULT_APP_BEAMS_SECRET_KEY"] {
+		t.Fatalf("the variable did not win: %+v", got)
+	}
+	if strings.Contains(logs.String(), "K1-") || strings.Contains(logs.String(), "K2-") {
+		t.Fatalf("Beams key logged:\n%s", logs.String())
+	}
+	for _, bad := range []string{"short", "very-private-secret-very-private-secret", "has a space 0123456789abcdef0123456789"} {
+		env2 := map[string]string{"SOCKUDO_DEFAULT_APP_SECRET": "very-private-secret-very-private-secret",
+			"SOCKUDO_DEFAULT_APP_BEAMS_SECRET_KEY": bad}
+		_, err := loadConfig(env2)
+		if err == nil || !strings.Contains(err.Error(), "SOCKUDO_DEFAULT_APP_BEAMS_SECRET_KEY") || strings.Contains(err.Error(), bad) {
+			t.Errorf("key %q: %v", bad, err)
+		}
+	}
+}

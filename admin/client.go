@@ -141,6 +141,16 @@ func (c *Client) RotateSecret(id, secret string, grace time.Duration) (storage.A
 	return a, err
 }
 
+// BeamsKey generates, rotates (keeping the old key valid for grace) or
+// revokes an app's Beams secret key (apps.Service.BeamsKey) and returns
+// the app with its Beams keys and without its secrets.
+func (c *Client) BeamsKey(id, op string, grace time.Duration) (storage.App, error) {
+	var a storage.App
+	err := c.do("POST", "/apps/"+url.PathEscape(id)+"/beams-key",
+		BeamsKeyRequest{Op: op, GraceSeconds: int64(grace / time.Second)}, &a)
+	return a, err
+}
+
 // Audit returns audit entries, newest first.
 func (c *Client) Audit(f storage.AuditFilter) ([]storage.AuditEntry, error) {
 	q := url.Values{}

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -48,5 +49,52 @@ func TestAdminSecretsOnlyOnCreateAndRotate(t *testing.T) {
 	}
 	if stored, _ := db.App("a1"); stored.Secret != "s3" {
 		t.Fatalf("secret not set by PUT: %+v", stored)
+	}
+}
+
+// TestAdminBeamsKey: the key is shown once by beams-key (without the app
+// secret), hidden from reads, kept by a PUT that tries to change it, and
+// rotation keeps the old key for the grace period.
+func TestAdminBeamsKey(t *testing.T) {
+	c, db, reloads := newTestAdmin(t)
+	if err := c.CreateApp(storage.App{ID: "a1", Key: "k1", Secret: "s1", Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	g, err := c.BeamsKey("a1", "generate", 0)
+	if err != nil || len(g.BeamsSecretKey) != 64 || g.Secret != "" {
+		t.Fatalf("generate answered %+v %v", g, err)
+	}
+	if *reloads == 0 {
+		t.Fatal("the running server was not told")
+	}
+	one, err := c.App("a1")
+	if err != nil || one.BeamsSecretKey != "" {
+		t.Fatalf("read an app with its Beams key: %+v %v", one, err)
+	}
+	one.BeamsSecretKey = "chosen-by-put"
+	if err := c.PutApp(one); err != nil {
+		t.Fatal(err)
+	}
+	if stored, _ := db.App("a1"); stored.BeamsSecretKey != g.BeamsSecretKey {
+		t.Fatalf("a PUT changed the Beams key: %q", stored.BeamsSecretKey)
+	}
+	r, err := c.BeamsKey("a1", "rotate", time.Hour)
+	if err != nil || r.BeamsSecretKey == g.BeamsSecretKey || r.PreviousBeamsSecretKey != g.BeamsSecretKey {
+		t.Fatalf("rotate answered %+v %v", r, err)
+	}
+	if _, err := c.BeamsKey("a1", "generate", 0); !errors.Is(err, storage.ErrInvalid) {
+		t.Fatalf("generate over a key: %v", err)
+	}
+	if _, err := c.BeamsKey("a1", "rotate", -time.Hour); !errors.Is(err, storage.ErrInvalid) {
+		t.Fatalf("negative grace: %v", err)
+	}
+	if _, err := c.BeamsKey("nope", "generate", 0); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("unknown app: %v", err)
+	}
+	if _, err := c.BeamsKey("a1", "revoke", 0); err != nil {
+		t.Fatal(err)
+	}
+	if stored, _ := db.App("a1"); stored.BeamsKeys(time.Now()) != nil {
+		t.Fatalf("revoked key still valid: %+v", stored)
 	}
 }

@@ -69,6 +69,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("PUT /apps/{id}", s.putApp)
 	mux.HandleFunc("DELETE /apps/{id}", s.deleteApp)
 	mux.HandleFunc("POST /apps/{id}/rotate-secret", s.rotateSecret)
+	mux.HandleFunc("POST /apps/{id}/beams-key", s.beamsKey)
 	mux.HandleFunc("GET /push/devices", s.listPushDevices)
 	mux.HandleFunc("GET /push/devices/{app}/{id}", s.getPushDevice)
 	mux.HandleFunc("DELETE /push/devices/{app}/{id}", s.deletePushDevice)
@@ -89,9 +90,14 @@ func (s *Server) Handler() http.Handler {
 // the stored secrets when its body has none, so an app read, changed and
 // written back keeps them.
 
-// withoutSecrets blanks the secrets of a; PreviousSecretExpiresAt stays.
+// The Beams secret keys follow the same rule (shown only by beams-key),
+// and a PUT never changes them: they change through beams-key only.
+
+// withoutSecrets blanks the secrets and Beams keys of a; the expiry times
+// stay.
 func withoutSecrets(a storage.App) storage.App {
 	a.Secret, a.PreviousSecret = "", ""
+	a.BeamsSecretKey, a.PreviousBeamsSecretKey = "", ""
 	return a
 }
 
@@ -137,10 +143,14 @@ func (s *Server) storeApp(w http.ResponseWriter, r *http.Request, pathID string,
 		writeErr(w, fmt.Errorf("%w: id in the body differs from the path", storage.ErrInvalid))
 		return
 	}
-	if pathID != "" && a.Secret == "" {
-		if old, err := s.apps.App(a.ID); err == nil {
+	if pathID != "" {
+		old, err := s.apps.App(a.ID)
+		if err == nil && a.Secret == "" {
 			a.Secret, a.PreviousSecret, a.PreviousSecretExpiresAt = old.Secret, old.PreviousSecret, old.PreviousSecretExpiresAt
 		}
+		// Old is the zero App for a new id: a PUT creates no Beams key.
+		a.BeamsSecretKey, a.PreviousBeamsSecretKey = old.BeamsSecretKey, old.PreviousBeamsSecretKey
+		a.PreviousBeamsSecretKeyExpiresAt = old.PreviousBeamsSecretKeyExpiresAt
 	}
 	if !s.valid(w, a) || !s.applied(w, store(a)) {
 		return
@@ -177,6 +187,33 @@ func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request) {
 	}
 	a, err := s.apps.RotateSecret(r.PathValue("id"), req.Secret, time.Duration(req.GraceSeconds)*time.Second)
 	if s.applied(w, err) {
+		writeJSON(w, http.StatusOK, a)
+	}
+}
+
+// BeamsKeyRequest is the body of POST /apps/{id}/beams-key.
+type BeamsKeyRequest struct {
+	// Op is generate, rotate or revoke (apps.BeamsKey*).
+	Op string `json:"op"`
+	// GraceSeconds keeps the old key valid this long after a rotation; 0
+	// revokes it now.
+	GraceSeconds int64 `json:"grace_seconds"`
+}
+
+// beamsKey answers with the app's Beams keys and without its secrets: the
+// one moment a Beams key leaves the server.
+func (s *Server) beamsKey(w http.ResponseWriter, r *http.Request) {
+	var req BeamsKeyRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	if req.GraceSeconds < 0 {
+		writeErr(w, fmt.Errorf("%w: grace_seconds must not be negative", storage.ErrInvalid))
+		return
+	}
+	a, err := s.apps.BeamsKey(r.PathValue("id"), req.Op, time.Duration(req.GraceSeconds)*time.Second)
+	if s.applied(w, err) {
+		a.Secret, a.PreviousSecret = "", ""
 		writeJSON(w, http.StatusOK, a)
 	}
 }

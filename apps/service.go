@@ -102,6 +102,55 @@ func (s *Service) RotateSecret(id, secret string, grace time.Duration) (storage.
 	return a, nil
 }
 
+// Beams key operations (Service.BeamsKey).
+const (
+	// BeamsKeyGenerate gives an app without a Beams secret key its first.
+	BeamsKeyGenerate = "generate"
+	// BeamsKeyRotate replaces an app's Beams secret key, keeping the old
+	// one valid for the grace period.
+	BeamsKeyRotate = "rotate"
+	// BeamsKeyRevoke removes an app's Beams secret keys, current and
+	// previous: the app stops answering on the Beams routes.
+	BeamsKeyRevoke = "revoke"
+)
+
+// BeamsKey generates, rotates or revokes an app's Beams secret key (op is
+// one of the BeamsKey* constants), audits it and returns the stored app,
+// whose BeamsSecretKey the caller shows once. Generating for an app that
+// has a key, or rotating one that has none, is storage.ErrInvalid.
+func (s *Service) BeamsKey(id, op string, grace time.Duration) (storage.App, error) {
+	a, err := s.store.App(id)
+	if err != nil {
+		return storage.App{}, err
+	}
+	key := ""
+	switch op {
+	case BeamsKeyGenerate, BeamsKeyRotate:
+		if op == BeamsKeyGenerate && a.BeamsSecretKey != "" {
+			return storage.App{}, fmt.Errorf("%w: app %s already has a Beams secret key: rotate it", storage.ErrInvalid, id)
+		}
+		if op == BeamsKeyRotate && a.BeamsSecretKey == "" {
+			return storage.App{}, fmt.Errorf("%w: app %s has no Beams secret key: generate one", storage.ErrInvalid, id)
+		}
+		if key, err = storage.NewBeamsKey(); err != nil {
+			return storage.App{}, err
+		}
+	case BeamsKeyRevoke:
+		grace = 0
+	default:
+		return storage.App{}, fmt.Errorf("%w: beams key operation %q (generate, rotate or revoke)", storage.ErrInvalid, op)
+	}
+	if op == BeamsKeyGenerate {
+		grace = 0
+	}
+	a = a.RotateBeamsKey(key, grace, s.now())
+	reason := "grace " + strconv.FormatInt(int64(grace/time.Second), 10) + "s"
+	if err := s.change(id, "beams_key_"+op+"d", reason, s.store.PutApp(a)); err != nil {
+		return a, err
+	}
+	return a, nil
+}
+
 // Record appends one audit entry about app, now.
 func (s *Service) Record(app, action, reason string) error {
 	return s.store.AppendAudit([]storage.AuditEntry{{Time: s.now().UTC(), App: app, Action: action, Reason: reason}})

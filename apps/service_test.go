@@ -2,6 +2,7 @@ package apps
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -85,5 +86,51 @@ func TestServiceNotAudited(t *testing.T) {
 	}
 	if _, err := s.App("a"); err != nil {
 		t.Fatalf("the change did not stand: %v", err)
+	}
+}
+
+// TestBeamsKey: generate, rotate (the old key valid for the grace period)
+// and revoke, each audited; generate twice and rotate without a key are
+// refused.
+func TestBeamsKey(t *testing.T) {
+	db := openDB(t)
+	s := NewService(db, "cli")
+	if err := s.CreateApp(storage.App{ID: "a1", Key: "k1", Secret: "first", Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.BeamsKey("a1", BeamsKeyRotate, time.Hour); !errors.Is(err, storage.ErrInvalid) {
+		t.Fatalf("rotate without a key: %v", err)
+	}
+	a, err := s.BeamsKey("a1", BeamsKeyGenerate, 0)
+	if err != nil || len(a.BeamsSecretKey) != 64 || a.BeamsSecretKey == a.Secret {
+		t.Fatalf("generate: %+v, %v", a, err)
+	}
+	if _, err := s.BeamsKey("a1", BeamsKeyGenerate, 0); !errors.Is(err, storage.ErrInvalid) {
+		t.Fatalf("generate twice: %v", err)
+	}
+	r, err := s.BeamsKey("a1", BeamsKeyRotate, time.Hour)
+	if err != nil || r.BeamsSecretKey == a.BeamsSecretKey || r.PreviousBeamsSecretKey != a.BeamsSecretKey {
+		t.Fatalf("rotate: %+v, %v", r, err)
+	}
+	if got := r.BeamsKeys(time.Now()); len(got) != 2 {
+		t.Fatalf("keys during grace %v", got)
+	}
+	v, err := s.BeamsKey("a1", BeamsKeyRevoke, time.Hour)
+	if err != nil || v.BeamsSecretKey != "" || v.PreviousBeamsSecretKey != "" {
+		t.Fatalf("revoke: %+v, %v", v, err)
+	}
+	if stored, _ := s.App("a1"); stored.BeamsKeys(time.Now()) != nil {
+		t.Fatal("the revocation was not stored")
+	}
+	if _, err := s.BeamsKey("a1", "steal", 0); !errors.Is(err, storage.ErrInvalid) {
+		t.Fatalf("unknown op: %v", err)
+	}
+	entries, _ := s.Audit(storage.AuditFilter{App: "a1"})
+	var actions []string
+	for _, e := range entries {
+		actions = append(actions, e.Action)
+	}
+	if want := "[beams_key_revoked beams_key_rotated beams_key_generated app_created]"; fmt.Sprint(actions) != want {
+		t.Fatalf("audit %v, want %s", actions, want)
 	}
 }

@@ -188,3 +188,19 @@ func SecretProblem(s string) string {
 	}
 	return ""
 }
+
+// BeamsKeyProblem describes what is wrong with a Beams secret key chosen
+// by an operator (generated ones are always good), or returns "": 32-256
+// printable ASCII characters without spaces, and not the app secret,
+// because Beams clients send the key on the wire.
+func BeamsKeyProblem(key, appSecret string) string {
+	switch {
+	case len(key) < 32 || len(key) > 256:
+		return "must be 32-256 characters (sockudo apps beams-key generate makes one)"
+	case strings.ContainsFunc(key, func(r rune) bool { return r <= ' ' || r > '~' }):
+		return "must be printable ASCII without spaces"
+	case key == appSecret:
+		return "must not be the app secret: Beams clients send it on the wire"
+	}
+	return ""
+}

@@ -24,6 +24,7 @@ Commands:
   update <id> [flags]        change only the settings given as flags
   delete <id>                delete an app
   rotate-secret <id>         new secret; the old one stays valid for --grace
+  beams-key <op> <id>        Beams secret key: generate, rotate (--grace) or revoke
 
 Run 'sockudo apps <command> -h' for the flags of a command.
 `
@@ -39,6 +40,7 @@ var appsCommands = map[string]func(*command, []string) int{
 	"update":        (*command).update,
 	"delete":        (*command).delete,
 	"rotate-secret": (*command).rotateSecret,
+	"beams-key":     (*command).beamsKey,
 }
 
 func (c *command) list(args []string) int {
@@ -328,6 +330,12 @@ func hideSecrets(a *storage.App) {
 	if a.PreviousSecret != "" {
 		a.PreviousSecret = hiddenSecret
 	}
+	if a.BeamsSecretKey != "" {
+		a.BeamsSecretKey = hiddenSecret
+	}
+	if a.PreviousBeamsSecretKey != "" {
+		a.PreviousBeamsSecretKey = hiddenSecret
+	}
 	// Webhook headers often carry tokens for the receiver.
 	hooks := make([]storage.Webhook, len(a.Webhooks))
 	for i, w := range a.Webhooks {
@@ -377,6 +385,62 @@ func (c *command) rotateSecret(args []string) int {
 		}
 		fmt.Fprintf(c.stderr, "Rotated the secret of app %s. Save it now: sockudo will not show it again.\n", a.ID)
 		c.noteDefaultApp(a.ID)
+		return 0
+	})
+}
+
+// beamsKeyAnswer is what "apps beams-key" prints: the key once, never the
+// app secret.
+type beamsKeyAnswer struct {
+	AppID string `json:"app_id"`
+	// InstanceID is the Beams instance id the SDKs take: the app id.
+	InstanceID     string `json:"instance_id"`
+	BeamsSecretKey string `json:"beams_secret_key,omitempty"`
+	// PreviousKeyValidUntil is when the replaced key stops working.
+	PreviousKeyValidUntil time.Time `json:"previous_key_valid_until,omitzero"`
+}
+
+func (c *command) beamsKey(args []string) int {
+	fs := c.flagSet("<generate|rotate|revoke> <id> [--grace 24h]", "Give the app a Pusher Beams secret key (generate), replace it (rotate: the old\n"+
+		"key keeps working for --grace) or remove it (revoke: the app stops answering\n"+
+		"on the Beams routes). The new key is printed once. It is the app's own secret,\n"+
+		"never the app secret. Applies at once to a running server.")
+	grace := fs.Duration("grace", 24*time.Hour, "rotate: how long the old key stays valid; 0 revokes it now")
+	c.argName = "operation (generate, rotate or revoke) and app id"
+	pos, code, done := c.parse(fs, args, 2)
+	if done {
+		return code
+	}
+	op, id := pos[0], pos[1]
+	switch op {
+	case apps.BeamsKeyGenerate, apps.BeamsKeyRotate, apps.BeamsKeyRevoke:
+	default:
+		return c.usagef("unknown operation %q: use generate, rotate or revoke", op)
+	}
+	if *grace < 0 {
+		return c.usagef("--grace must not be negative")
+	}
+	return c.withStore(true, func(st appStore) int {
+		a, err := st.BeamsKey(id, op, *grace)
+		if err != nil {
+			return c.failApp(id, err)
+		}
+		out := beamsKeyAnswer{AppID: a.ID, InstanceID: a.ID, BeamsSecretKey: a.BeamsSecretKey}
+		if a.PreviousBeamsSecretKey != "" {
+			out.PreviousKeyValidUntil = a.PreviousBeamsSecretKeyExpiresAt
+		}
+		if code := c.printJSON(out); code != 0 {
+			return code
+		}
+		if op == apps.BeamsKeyRevoke {
+			fmt.Fprintf(c.stderr, "Revoked the Beams secret keys of app %s.\n", a.ID)
+		} else {
+			fmt.Fprintf(c.stderr, "Beams secret key of app %s. Save it now: sockudo will not show it again.\n", a.ID)
+		}
+		if c.settings.DefaultAppID == id {
+			fmt.Fprintf(c.stderr, "Note: %s is the default app; SOCKUDO_DEFAULT_APP_BEAMS_SECRET_KEY, when set, "+
+				"replaces its Beams key at every start.\n", id)
+		}
 		return 0
 	})
 }

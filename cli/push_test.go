@@ -247,6 +247,7 @@ type noApps struct{}
 
 func (noApps) AppCredentials(string) (string, []string, bool) { return "", nil, false }
 func (noApps) AppPushLimits(string) storage.AppPushLimits     { return storage.AppPushLimits{} }
+func (noApps) AppBeamsKeys(string) []string                   { return nil }
 
 // syncRecorder writes audit entries at once.
 type syncRecorder struct{ db *storage.DB }

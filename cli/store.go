@@ -16,6 +16,7 @@ import (
 type appStore interface {
 	apps.Editor
 	RotateSecret(id, secret string, grace time.Duration) (storage.App, error)
+	BeamsKey(id, op string, grace time.Duration) (storage.App, error)
 	VerifyPushAudit(app string) ([]storage.PushAuditReport, error)
 	Close() error
 }

@@ -101,3 +101,59 @@ func TestAuditListShowsAggregates(t *testing.T) {
 		t.Fatalf("change line %q", lines[2])
 	}
 }
+
+// TestBeamsKeyWithoutServer: generate prints the key once (never the app
+// secret), show hides it, rotate keeps the old one for --grace, revoke
+// removes both; bad operations and grace are usage errors.
+func TestBeamsKeyWithoutServer(t *testing.T) {
+	env := testEnv(t)
+	if r := runCLI(t, env, "apps", "create", "--id", "a1", "--key", "k1", "--secret", "first-secret"); r.code != 0 {
+		t.Fatalf("create: %d %s", r.code, r.stderr)
+	}
+	var out beamsKeyAnswer
+	r := runCLI(t, env, "apps", "beams-key", "generate", "a1")
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &out) != nil || len(out.BeamsSecretKey) != 64 || out.InstanceID != "a1" {
+		t.Fatalf("generate: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if strings.Contains(r.stdout+r.stderr, "first-secret") {
+		t.Fatal("generate printed the app secret")
+	}
+	if r := runCLI(t, env, "apps", "show", "a1"); r.code != 0 || strings.Contains(r.stdout, out.BeamsSecretKey) {
+		t.Fatalf("show prints the Beams key: %s", r.stdout)
+	}
+	first := out.BeamsSecretKey
+	r = runCLI(t, env, "apps", "beams-key", "rotate", "a1", "--grace", "1h")
+	out = beamsKeyAnswer{}
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &out) != nil || out.BeamsSecretKey == first ||
+		time.Until(out.PreviousKeyValidUntil) < 59*time.Minute || strings.Contains(r.stdout, first) {
+		t.Fatalf("rotate: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+	}{
+		{"generate over a key", []string{"generate", "a1"}, 1},
+		{"unknown app", []string{"generate", "nope"}, 1},
+		{"unknown operation", []string{"show", "a1"}, 2},
+		{"negative grace", []string{"rotate", "a1", "--grace", "-1h"}, 2},
+		{"missing id", []string{"rotate"}, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if r := runCLI(t, env, append([]string{"apps", "beams-key"}, tc.args...)...); r.code != tc.code {
+				t.Fatalf("exit %d, want %d: %s", r.code, tc.code, r.stderr)
+			}
+		})
+	}
+	if r := runCLI(t, env, "apps", "beams-key", "revoke", "a1"); r.code != 0 {
+		t.Fatalf("revoke: %d %s", r.code, r.stderr)
+	}
+	db, err := storage.Open(env["SOCKUDO_DB_PATH"], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if a, _ := db.App("a1"); a.BeamsKeys(time.Now()) != nil || a.Secret != "first-secret" {
+		t.Fatalf("after revoke %+v", a)
+	}
+}

@@ -511,6 +511,8 @@ func (testApps) AppCredentials(id string) (string, []string, bool) {
 
 func (testApps) AppPushLimits(string) storage.AppPushLimits { return storage.AppPushLimits{} }
 
+func (testApps) AppBeamsKeys(string) []string { return nil }
+
 // apiServer mounts the Service's routes on a loopback server: the signed
 // ones behind a stand-in for server.HandleSigned that reads the body
 // (1 MiB cap) and passes the path's app id, without signatures.

@@ -27,6 +27,22 @@ import (
 // secret, and the push limit overrides in push.
 type testApps struct {
 	push map[string]storage.AppPushLimits
+	// beams replaces the Beams keys: by default "app" has testBeamsKey
+	// and "other" has none.
+	beams map[string][]string
+}
+
+// testBeamsKey is the Beams secret key of "app" in the tests.
+const testBeamsKey = "BEAMS0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789"
+
+func (a testApps) AppBeamsKeys(id string) []string {
+	if a.beams != nil {
+		return a.beams[id]
+	}
+	if id == "app" {
+		return []string{testBeamsKey}
+	}
+	return nil
 }
 
 func (testApps) AppCredentials(id string) (string, []string, bool) {

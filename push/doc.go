@@ -40,6 +40,12 @@
 // applies retention, AuditRoute and AuditVerifyRoute read and check it, and
 // Credentials.SetTrail puts every credential change in it.
 //
+// The Pusher Beams face (beams.go, beams_token.go, beams_devices.go) serves
+// Beams' publish, user and device APIs for apps that have a Beams secret
+// key (Apps.AppBeamsKeys): the same publish pipeline and devices, with the
+// key as a bearer credential, Beams user tokens (HS256 JWTs signed with the
+// key) for user binding, and a Beams device's random id as its secret.
+//
 // push imports storage and internal packages only; server never imports
 // it (main wires its routes with server.HandleSigned and server.Handle).
 package push

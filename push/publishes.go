@@ -84,8 +84,11 @@ func (s *Service) publish(w http.ResponseWriter, r *http.Request, appID, kind st
 		p.IdempotencyKey = h
 	}
 	actor := "key:" + r.URL.Query().Get("auth_key")
-	if r.Context().Value(adminRequest{}) != nil {
+	switch {
+	case r.Context().Value(adminRequest{}) != nil:
 		actor = "operator:admin"
+	case r.Context().Value(beamsRequest{}) != nil:
+		actor = "beams_key"
 	}
 	req := publishRequest{app: appID, actor: actor, ip: s.clientIP(r), pub: p}
 	if !p.DryRun && p.IdempotencyKey != "" {

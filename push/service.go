@@ -19,6 +19,10 @@ type Apps interface {
 	// AppCredentials returns the app's key and the secrets valid now; ok is
 	// false for an unknown or disabled app.
 	AppCredentials(appID string) (key string, secrets []string, ok bool)
+	// AppBeamsKeys returns the app's Pusher Beams secret keys valid now,
+	// current first; nil for an unknown or disabled app, or one without a
+	// key (the Beams routes then answer 404).
+	AppBeamsKeys(appID string) []string
 	// AppPushLimits returns the app's overrides of Config.Devices and of
 	// the Limits.Registrations budget; zero fields, and the zero value for
 	// an unknown app, keep the server-wide values.
@@ -241,10 +245,13 @@ func (s *Service) SignedRoutes() []SignedRoute {
 	return append(routes, AuditRoutes(s.db)...)
 }
 
-// Routes are the client API routes (/apps/{app_id}/push/client/...), which
-// devices call with their own credentials.
+// Routes are the routes that carry their own authentication: the client
+// API (/apps/{app_id}/push/client/...), which devices call with their own
+// credentials, and the Pusher Beams face (beams.go: /publish_api,
+// /user_api and /device_api), which takes an app's Beams secret key or
+// Beams user tokens.
 func (s *Service) Routes() []Route {
-	return append(s.clientRoutes(), s.credentialClientRoutes()...)
+	return append(append(s.clientRoutes(), s.credentialClientRoutes()...), s.beamsRoutes()...)
 }
 
 // AppsChanged is told that apps were changed or deleted (main calls it

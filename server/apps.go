@@ -117,6 +117,21 @@ func (s *Server) AppCredentials(appID string) (key string, secrets []string, ok 
 	return cfg.Key, cfg.secrets(), true
 }
 
+// AppBeamsKeys returns the Pusher Beams secret keys of an enabled app that
+// are valid now, current first (storage.App.BeamsKeys), from the in-memory
+// config; nil for an unknown or disabled app and for an app without a key.
+func (s *Server) AppBeamsKeys(appID string) []string {
+	a := s.apps.byID(appID)
+	if a == nil {
+		return nil
+	}
+	cfg := a.config()
+	if !cfg.Enabled {
+		return nil
+	}
+	return cfg.BeamsKeys(time.Now())
+}
+
 // AppPushLimits returns an app's overrides of the server-wide push device
 // limits (storage.App.PushLimits), for the push subsystem to read per
 // request: from the in-memory config, never storage. It is the zero value,

@@ -17,6 +17,16 @@ type App struct {
 	PreviousSecret          string    `json:"previous_secret,omitempty"`
 	PreviousSecretExpiresAt time.Time `json:"previous_secret_expires_at,omitzero"`
 
+	// BeamsSecretKey is the app's Pusher Beams secret key: a secret of its
+	// own (never Secret, because Beams clients send it on the wire as a
+	// bearer token) that authorizes the Beams-compatible publish and user
+	// APIs and signs Beams user tokens. Empty (the default) means the app
+	// does not answer on the Beams routes. PreviousBeamsSecretKey stays
+	// valid until PreviousBeamsSecretKeyExpiresAt, as PreviousSecret does.
+	BeamsSecretKey                  string    `json:"beams_secret_key,omitempty"`
+	PreviousBeamsSecretKey          string    `json:"previous_beams_secret_key,omitempty"`
+	PreviousBeamsSecretKeyExpiresAt time.Time `json:"previous_beams_secret_key_expires_at,omitzero"`
+
 	EnableClientMessages     bool `json:"enable_client_messages"`
 	EnableUserAuthentication bool `json:"enable_user_authentication"`
 	EnableWatchlistEvents    bool `json:"enable_watchlist_events"`
@@ -107,6 +117,31 @@ func (a App) Secrets(now time.Time) []string {
 		return []string{a.Secret, a.PreviousSecret}
 	}
 	return []string{a.Secret}
+}
+
+// RotateBeamsKey returns a with newKey as its Beams secret key and the old
+// one, if any, kept valid for grace after now. A grace of zero or less, or
+// an empty newKey (revoking the key), drops the old key at once: an app
+// without a key answers on no Beams route.
+func (a App) RotateBeamsKey(newKey string, grace time.Duration, now time.Time) App {
+	a.PreviousBeamsSecretKey, a.PreviousBeamsSecretKeyExpiresAt = "", time.Time{}
+	if grace > 0 && newKey != "" && a.BeamsSecretKey != "" {
+		a.PreviousBeamsSecretKey, a.PreviousBeamsSecretKeyExpiresAt = a.BeamsSecretKey, now.Add(grace)
+	}
+	a.BeamsSecretKey = newKey
+	return a
+}
+
+// BeamsKeys returns the Beams secret keys valid at now, current first; nil
+// when the app has none.
+func (a App) BeamsKeys(now time.Time) []string {
+	if a.BeamsSecretKey == "" {
+		return nil
+	}
+	if a.PreviousBeamsSecretKey != "" && now.Before(a.PreviousBeamsSecretKeyExpiresAt) {
+		return []string{a.BeamsSecretKey, a.PreviousBeamsSecretKey}
+	}
+	return []string{a.BeamsSecretKey}
 }
 
 // Webhook is one webhook target of an app: where to POST which events
