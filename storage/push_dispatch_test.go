@@ -4,6 +4,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // TestReleasePushLeases: at start every inflight delivery is a dead
@@ -185,5 +187,31 @@ func TestDeleteAppDeletesPublishes(t *testing.T) {
 	}
 	if _, err := db.CreatePushPublish(PushPublish{App: "a", CreatedAt: t0, IdempotencyKey: "k"}, fanOut(1)); err != nil {
 		t.Fatalf("key of the deleted app still in use: %v", err)
+	}
+}
+
+// TestIdleDispatchPollsDoNotWrite: with nothing finished and nothing due,
+// the dispatcher's polls (every 50 ms and every second) commit nothing, so
+// an idle server does no fdatasync for push.
+func TestIdleDispatchPollsDoNotWrite(t *testing.T) {
+	db := openTestDB(t)
+	txid := func() int {
+		var id int
+		if err := db.bolt.View(func(tx *bolt.Tx) error { id = tx.ID(); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	before := txid()
+	for range 3 {
+		if got, err := db.FinishedPushPublishes(0); err != nil || len(got) != 0 {
+			t.Fatalf("FinishedPushPublishes = %v, %v", got, err)
+		}
+		if got, err := db.ClaimPushDeliveries(time.Now(), 10, 0); err != nil || len(got) != 0 {
+			t.Fatalf("ClaimPushDeliveries = %v, %v", got, err)
+		}
+	}
+	if after := txid(); after != before {
+		t.Errorf("idle polls committed %d write transactions", after-before)
 	}
 }
