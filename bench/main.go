@@ -64,6 +64,7 @@ type options struct {
 	paced10k         bool
 	pacedPublishes   int
 	pacedRate        float64
+	paced10kRate     float64
 	httpSubs         int
 	httpPublishes    int
 	httpPublishers   int
@@ -89,6 +90,7 @@ func main() {
 	flag.BoolVar(&o.paced10k, "paced10k", false, "paced also runs with 10,000 subscribers")
 	flag.IntVar(&o.pacedPublishes, "paced-publishes", 500, "publishes in paced")
 	flag.Float64Var(&o.pacedRate, "paced-rate", 50, "publishes per second in paced")
+	flag.Float64Var(&o.paced10kRate, "paced10k-rate", 5, "publishes per second of the 10,000-subscriber run (50/s would be 500k deliveries/s, more than one core fans out)")
 	flag.IntVar(&o.httpSubs, "http-subs", 10, "subscribers of the channel in http")
 	flag.IntVar(&o.httpPublishes, "http-publishes", 100000, "signed POST /events in http")
 	flag.IntVar(&o.httpPublishers, "http-publishers", 8, "parallel keep-alive connections in http")
@@ -553,28 +555,33 @@ func (b *bench) fanout() error {
 }
 
 func (b *bench) paced() error {
-	subs := []int{b.o.pacedSubs}
-	if b.o.paced10k && b.o.pacedSubs != 10000 {
-		subs = append(subs, 10000)
+	type run struct {
+		subs int
+		rate float64
 	}
-	for _, n := range subs {
+	runs := []run{{b.o.pacedSubs, b.o.pacedRate}}
+	if b.o.paced10k {
+		runs = append(runs, run{10000, b.o.paced10kRate})
+	}
+	for _, r := range runs {
 		srv, err := b.startServer("")
 		if err != nil {
 			return err
 		}
-		rep, err := b.runLoad(srv, "-conns", strconv.Itoa(n), "-publishes", strconv.Itoa(b.o.pacedPublishes),
-			"-rate", strconv.FormatFloat(b.o.pacedRate, 'g', -1, 64), "-settle", "2s", "-timeout", "30s")
+		n := int(float64(b.o.pacedPublishes) * r.rate / b.o.pacedRate) // the same duration at every rate
+		rep, err := b.runLoad(srv, "-conns", strconv.Itoa(r.subs), "-publishes", strconv.Itoa(max(n, 10)),
+			"-rate", strconv.FormatFloat(r.rate, 'g', -1, 64), "-settle", "2s", "-timeout", "30s")
 		srv.stop()
 		if err != nil {
 			return err
 		}
 		target := ""
-		if n == 1000 && b.o.pacedRate == 50 {
+		if r.subs == 1000 && r.rate == 50 {
 			target = fmt.Sprintf("p99 ≤ %.1f ms (0.6 × soketi %.1f)", 0.6*soketiPacedP99Ms, soketiPacedP99Ms)
 		}
-		b.add(fmt.Sprintf("paced %g/s to %d subscribers, publish→delivery", b.o.pacedRate, n),
+		b.add(fmt.Sprintf("paced %g/s to %d subscribers, publish→delivery", r.rate, r.subs),
 			fmt.Sprintf("p50 %.2f ms, p99 %.2f ms", rep.P50, rep.P99), target,
-			fmt.Sprintf("%d publishes, max %.1f ms", rep.PublishesOK, rep.Max))
+			fmt.Sprintf("%d publishes, max %.1f ms, server CPU %.2f µs per delivery", rep.PublishesOK, rep.Max, rep.CPUPerDelivery))
 	}
 	return nil
 }
@@ -642,9 +649,21 @@ func (b *bench) startup() error {
 		srv.stop()
 	}
 	sort.Float64s(ms)
+	// The same with an empty store, to tell the apps' share from the rest.
+	var empty []float64
+	for r := 0; r < b.o.startupRuns; r++ {
+		srv, err := b.startServer("")
+		if err != nil {
+			return err
+		}
+		empty = append(empty, float64(srv.ready.Microseconds())/1000)
+		srv.stop()
+	}
+	sort.Float64s(empty)
 	b.add(fmt.Sprintf("startup to /up with %d apps", b.o.apps), fmt.Sprintf("%.1f ms", ms[len(ms)/2]),
 		fmt.Sprintf("≤ %d ms", targetStartupMs),
-		fmt.Sprintf("median of %d (%.1f–%.1f), exec to first 200, polled every 1 ms", len(ms), ms[0], ms[len(ms)-1]))
+		fmt.Sprintf("median of %d (%.1f–%.1f), exec to first 200, polled every 1 ms; empty store: %.1f ms",
+			len(ms), ms[0], ms[len(ms)-1], empty[len(empty)/2]))
 	return nil
 }
 
