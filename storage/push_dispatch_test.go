@@ -2,6 +2,7 @@ package storage
 
 import (
 	"errors"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -213,5 +214,25 @@ func TestIdleDispatchPollsDoNotWrite(t *testing.T) {
 	}
 	if after := txid(); after != before {
 		t.Errorf("idle polls committed %d write transactions", after-before)
+	}
+}
+
+// BenchmarkIdleDispatchPoll is one poll of an idle push dispatcher for
+// finished publishes (it polls every 50 ms) and for due deliveries (every
+// second), with nothing to report or send.
+func BenchmarkIdleDispatchPoll(b *testing.B) {
+	db, err := Open(filepath.Join(b.TempDir(), "sockudo.db"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := db.FinishedPushPublishes(0); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := db.ClaimPushDeliveries(time.Now(), 10, 0); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
