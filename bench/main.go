@@ -35,10 +35,28 @@ import (
 	"time"
 )
 
-// perProcess is the most connections one load process opens: open files
-// are capped at 20,000 per process here, and the server needs a few more
-// than its sockets.
+// perProcess is the most connections one load process opens. Open files
+// are capped at 20,000 per process here, for the server too, which needs a
+// few descriptors besides its sockets: -conns 20000 runs two processes of
+// 9,990, 19,980 sockets.
 const perProcess = 9990
+
+// split divides n connections between ceil(n/10,000) load processes of at
+// most perProcess each.
+func split(n int) []int {
+	procs := (n + 9999) / 10000
+	if procs == 0 {
+		return nil
+	}
+	per := min((n+procs-1)/procs, perProcess)
+	var out []int
+	for i := 0; i < procs; i++ {
+		k := min(per, n)
+		out = append(out, k)
+		n -= k
+	}
+	return out
+}
 
 // The issue-12 targets. Ratios against soketi are turned into figures with
 // soketi 1.6.1 measured on the same 2-core machine in the issue (11.3 µs
@@ -487,17 +505,16 @@ func (b *bench) memory(channelPerConn bool) error {
 			l.stop()
 		}
 	}()
-	opened, left := 0, b.o.conns
-	for i := 0; left > 0; i++ {
-		n := min(left, perProcess)
-		left -= n
+	opened, chunks := 0, split(b.o.conns)
+	for i, n := range chunks {
+		last := i == len(chunks)-1
 		args := []string{"-conns", strconv.Itoa(n), "-publishes", "0", "-concurrency", "50"}
 		if channelPerConn {
 			args = append(args, "-subs", strconv.Itoa(n), "-channel-per-conn", "-channel", "c"+strconv.Itoa(i))
 		} else {
 			args = append(args, "-subs", "0")
 		}
-		if left > 0 {
+		if !last {
 			args = append(args, "-settle", "0s", "-hold", "60m")
 		} else {
 			args = append(args, "-settle", b.o.settle.String())
@@ -517,7 +534,7 @@ func (b *bench) memory(channelPerConn bool) error {
 		return err
 	}
 	per := float64(after-before) / float64(opened)
-	procs := (b.o.conns + perProcess - 1) / perProcess
+	procs := len(chunks)
 	name := fmt.Sprintf("RSS per idle connection (%d)", opened)
 	if channelPerConn {
 		name = fmt.Sprintf("RSS per connection, each on its own channel (%d)", opened)
