@@ -191,9 +191,10 @@ func TestDeleteAppDeletesPublishes(t *testing.T) {
 	}
 }
 
-// TestIdleDispatchPollsDoNotWrite: with nothing finished and nothing due,
-// the dispatcher's polls (every 50 ms and every second) commit nothing, so
-// an idle server does no fdatasync for push.
+// TestIdleDispatchPollsDoNotWrite: with nothing finished, nothing due and
+// nothing to purge, the dispatcher's polls (every 50 ms, every second) and
+// its sweep (every app, at start and hourly) commit nothing, so an idle
+// server does no fdatasync for push.
 func TestIdleDispatchPollsDoNotWrite(t *testing.T) {
 	db := openTestDB(t)
 	txid := func() int {
@@ -210,6 +211,9 @@ func TestIdleDispatchPollsDoNotWrite(t *testing.T) {
 		}
 		if got, err := db.ClaimPushDeliveries(time.Now(), 10, 0); err != nil || len(got) != 0 {
 			t.Fatalf("ClaimPushDeliveries = %v, %v", got, err)
+		}
+		if n, err := db.PurgePushPublishes("a", time.Now(), 0); err != nil || n != 0 {
+			t.Fatalf("PurgePushPublishes = %d, %v", n, err)
 		}
 	}
 	if after := txid(); after != before {
