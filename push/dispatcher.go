@@ -251,17 +251,17 @@ func (d *dispatcher) sweepEvery(ctx context.Context, interval time.Duration) {
 // sweep deletes each app's finished publishes older than Retention, in
 // transactions of at most 1000 so that deliveries are not held up.
 func (d *dispatcher) sweep() {
-	apps, err := d.s.db.Apps()
+	ids, err := d.s.db.AppIDs()
 	if err != nil {
 		d.s.log.Error("push: listing apps for the publish sweep failed", "err", err)
 		return
 	}
 	before := d.s.now().Add(-d.cfg.Retention)
-	for _, a := range apps {
+	for _, id := range ids {
 		for {
-			n, err := d.s.db.PurgePushPublishes(a.ID, before, 1000)
+			n, err := d.s.db.PurgePushPublishes(id, before, 1000)
 			if err != nil {
-				d.s.log.Error("push: purging old publishes failed", "app_id", a.ID, "err", err)
+				d.s.log.Error("push: purging old publishes failed", "app_id", id, "err", err)
 				break
 			}
 			if n < 1000 {

@@ -33,6 +33,23 @@ func (db *DB) Apps() ([]App, error) {
 	return apps, nil
 }
 
+// AppIDs returns every app's id, sorted, without decoding the apps (the
+// push sweep needs only the ids, and decoding 1,000 apps is tens of
+// milliseconds of start-up CPU).
+func (db *DB) AppIDs() ([]string, error) {
+	var ids []string
+	err := db.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketApps).ForEach(func(k, _ []byte) error {
+			ids = append(ids, string(k))
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: list app ids: %w", err)
+	}
+	return ids, nil
+}
+
 // App returns the app with the given id, or an error wrapping ErrNotFound.
 func (db *DB) App(id string) (App, error) {
 	var a App

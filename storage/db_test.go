@@ -194,6 +194,24 @@ func TestDeleteApp(t *testing.T) {
 	}
 }
 
+func TestAppIDs(t *testing.T) {
+	db := openTestDB(t)
+	if ids, err := db.AppIDs(); err != nil || len(ids) != 0 {
+		t.Fatalf("AppIDs on empty db = %v, %v", ids, err)
+	}
+	for _, id := range []string{"b", "c", "a"} {
+		if err := db.CreateApp(testApp(id, "key-"+id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.DeleteApp("c"); err != nil {
+		t.Fatal(err)
+	}
+	if ids, err := db.AppIDs(); err != nil || !reflect.DeepEqual(ids, []string{"a", "b"}) {
+		t.Errorf("AppIDs = %v, %v; want [a b]", ids, err)
+	}
+}
+
 func TestAppsSortedByID(t *testing.T) {
 	db := openTestDB(t)
 	apps, err := db.Apps()

@@ -93,6 +93,15 @@ func (db *DB) FinishedPushPublishes(limit int) ([]PushPublish, error) {
 	if limit <= 0 {
 		limit = 100
 	}
+	// The dispatcher asks every 50 ms and there is usually nothing: look
+	// first in a read transaction, because a write transaction commits (a
+	// meta page and an fdatasync) even when it changes nothing.
+	if has, err := db.hasKeys(bucketPushPubDone, nil); err != nil || !has {
+		if err != nil {
+			return nil, fmt.Errorf("storage: finished push publishes: %w", err)
+		}
+		return nil, nil
+	}
 	var out []PushPublish
 	err := db.update(func(tx *bolt.Tx) error {
 		out = nil
@@ -202,4 +211,19 @@ func deletePushPublishes(tx *bolt.Tx, app string) error {
 		}
 	}
 	return bs.dead.Delete([]byte(app))
+}
+
+// hasKeys reports, in a read transaction, whether bucket name has a key
+// whose first len(max) bytes are not after max (any key when max is nil).
+// A missing bucket has none.
+func (db *DB) hasKeys(name, max []byte) (bool, error) {
+	var has bool
+	err := db.view(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(name); b != nil {
+			k, _ := b.Cursor().First()
+			has = k != nil && (max == nil || bytes.Compare(k[:min(len(k), len(max))], max) <= 0)
+		}
+		return nil
+	})
+	return has, err
 }

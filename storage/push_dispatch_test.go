@@ -2,8 +2,11 @@ package storage
 
 import (
 	"errors"
+	"path/filepath"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // TestReleasePushLeases: at start every inflight delivery is a dead
@@ -185,5 +188,55 @@ func TestDeleteAppDeletesPublishes(t *testing.T) {
 	}
 	if _, err := db.CreatePushPublish(PushPublish{App: "a", CreatedAt: t0, IdempotencyKey: "k"}, fanOut(1)); err != nil {
 		t.Fatalf("key of the deleted app still in use: %v", err)
+	}
+}
+
+// TestIdleDispatchPollsDoNotWrite: with nothing finished, nothing due and
+// nothing to purge, the dispatcher's polls (every 50 ms, every second) and
+// its sweep (every app, at start and hourly) commit nothing, so an idle
+// server does no fdatasync for push.
+func TestIdleDispatchPollsDoNotWrite(t *testing.T) {
+	db := openTestDB(t)
+	txid := func() int {
+		var id int
+		if err := db.bolt.View(func(tx *bolt.Tx) error { id = tx.ID(); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	before := txid()
+	for range 3 {
+		if got, err := db.FinishedPushPublishes(0); err != nil || len(got) != 0 {
+			t.Fatalf("FinishedPushPublishes = %v, %v", got, err)
+		}
+		if got, err := db.ClaimPushDeliveries(time.Now(), 10, 0); err != nil || len(got) != 0 {
+			t.Fatalf("ClaimPushDeliveries = %v, %v", got, err)
+		}
+		if n, err := db.PurgePushPublishes("a", time.Now(), 0); err != nil || n != 0 {
+			t.Fatalf("PurgePushPublishes = %d, %v", n, err)
+		}
+	}
+	if after := txid(); after != before {
+		t.Errorf("idle polls committed %d write transactions", after-before)
+	}
+}
+
+// BenchmarkIdleDispatchPoll is one poll of an idle push dispatcher for
+// finished publishes (it polls every 50 ms) and for due deliveries (every
+// second), with nothing to report or send.
+func BenchmarkIdleDispatchPoll(b *testing.B) {
+	db, err := Open(filepath.Join(b.TempDir(), "sockudo.db"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := db.FinishedPushPublishes(0); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := db.ClaimPushDeliveries(time.Now(), 10, 0); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

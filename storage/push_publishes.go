@@ -700,6 +700,15 @@ func (db *DB) ClaimPushDeliveries(now time.Time, limit int, lease time.Duration)
 	}
 	now = ms(now)
 	end := msKey(now)
+	// Nothing due (the idle dispatcher asks every second): a read
+	// transaction instead of a commit with its fdatasync. Keys start with
+	// the due time, so the first key decides.
+	if has, err := db.hasKeys(bucketPushDue, end); err != nil || !has {
+		if err != nil {
+			return nil, fmt.Errorf("storage: claim push deliveries: %w", err)
+		}
+		return nil, nil
+	}
 	var out []PushDelivery
 	err := db.update(func(tx *bolt.Tx) error {
 		out = nil
@@ -1178,24 +1187,38 @@ func (db *DB) PurgePushPublishes(app string, before time.Time, limit int) (int, 
 	if limit <= 0 {
 		limit = 1000
 	}
+	// The sweep asks for every app at start and every hour, and most have
+	// nothing to purge: find out in a read transaction, because a write
+	// transaction commits (with an fdatasync) even when it changes nothing.
+	var found bool
+	err := db.view(func(tx *bolt.Tx) error {
+		bs, err := openPubBuckets(tx)
+		if errors.Is(err, ErrNotFound) {
+			return nil // no publish was ever stored
+		}
+		if err != nil {
+			return err
+		}
+		gone, err := bs.purgeable(app, before, 1)
+		found = len(gone) > 0
+		return err
+	})
+	if err != nil || !found {
+		if err != nil {
+			return 0, fmt.Errorf("storage: purge push publishes of %s: %w", app, err)
+		}
+		return 0, nil
+	}
 	var n int
-	err := db.update(func(tx *bolt.Tx) error {
+	err = db.update(func(tx *bolt.Tx) error {
 		n = 0
 		bs, err := openPubBuckets(tx)
 		if err != nil {
 			return err
 		}
-		var gone []*PushPublish
-		prefix := join(app, "")
-		c := bs.pubs.Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(gone) < limit; k, _ = c.Next() {
-			p, err := bs.getPub(app, string(k[len(prefix):]))
-			if err != nil {
-				return err
-			}
-			if p.Finished() && !p.FinishedAt.IsZero() && p.FinishedAt.Before(before) {
-				gone = append(gone, p)
-			}
+		gone, err := bs.purgeable(app, before, limit)
+		if err != nil {
+			return err
 		}
 		for _, p := range gone {
 			if err := bs.deletePub(p); err != nil {
@@ -1209,6 +1232,24 @@ func (db *DB) PurgePushPublishes(app string, before time.Time, limit int) (int, 
 		return 0, fmt.Errorf("storage: purge push publishes of %s: %w", app, err)
 	}
 	return n, nil
+}
+
+// purgeable returns up to limit of app's publishes that finished before
+// before.
+func (bs *pubBuckets) purgeable(app string, before time.Time, limit int) ([]*PushPublish, error) {
+	var gone []*PushPublish
+	prefix := join(app, "")
+	c := bs.pubs.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(gone) < limit; k, _ = c.Next() {
+		p, err := bs.getPub(app, string(k[len(prefix):]))
+		if err != nil {
+			return nil, err
+		}
+		if p.Finished() && !p.FinishedAt.IsZero() && p.FinishedAt.Before(before) {
+			gone = append(gone, p)
+		}
+	}
+	return gone, nil
 }
 
 // deletePub deletes p, its index entries and its deliveries.

@@ -653,3 +653,62 @@ func TestInterrupted(t *testing.T) {
 		t.Errorf("interrupted run: %+v in %v", rep, time.Since(start))
 	}
 }
+
+func TestParseStatCPU(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		want     time.Duration
+		ok       bool
+	}{
+		{"plain", "42 (sockudo) S 1 42 42 0 -1 4194560 100 0 0 0 250 130 0 0 20 0 5 0 100 1000 300", 3800 * time.Millisecond, true},
+		{"name with spaces and parens", "7 (a) b (c)) R 1 7 7 0 -1 0 0 0 0 0 1 2 0 0 20 0 1 0 1 1 1", 30 * time.Millisecond, true},
+		{"short", "7 (x) R 1 2 3", 0, false},
+		{"no command", "garbage", 0, false},
+		{"bad number", "7 (x) R 1 7 7 0 -1 0 0 0 0 0 x 2 0", 0, false},
+	} {
+		got, err := parseStatCPU(tc.in)
+		if got != tc.want || (err == nil) != tc.ok {
+			t.Errorf("%s: parseStatCPU = %v, %v; want %v ok=%v", tc.name, got, err, tc.want, tc.ok)
+		}
+	}
+	if _, err := readCPU(os.Getpid()); err != nil {
+		t.Errorf("readCPU(self): %v", err)
+	}
+}
+
+func TestParallelPublishersAndChannelPerConn(t *testing.T) {
+	f := newFakeServer(t)
+	cfg := testConfig(f)
+	cfg.Publishers, cfg.Publishes, cfg.Subs = 4, 40, 40
+	rep, err := run(context.Background(), cfg, io.Discard, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.PublishesOK != 40 || rep.PublishesFailed != 0 || rep.Delivered != 1600 || rep.PublishesPerSec <= 0 {
+		t.Errorf("parallel publishers: ok %d failed %d (%s) delivered %d rate %v",
+			rep.PublishesOK, rep.PublishesFailed, rep.FirstPublishErr, rep.Delivered, rep.PublishesPerSec)
+	}
+	if rep.ServerCPUSeconds < 0 {
+		t.Errorf("server CPU %v", rep.ServerCPUSeconds)
+	}
+
+	// One channel per connection: every subscription succeeds, each on its
+	// own channel (the fake server keeps a channel's entry after its
+	// subscriber leaves).
+	cfg = testConfig(f)
+	cfg.ChannelPerConn, cfg.Conns, cfg.Subs, cfg.Publishes = true, 10, 10, 0
+	rep, err = run(context.Background(), cfg, io.Discard, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Subscribed != 10 || rep.Delivered != 0 {
+		t.Errorf("channel per conn: subscribed %d delivered %d", rep.Subscribed, rep.Delivered)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := 0; i < 10; i++ {
+		if _, ok := f.subs["bench-"+strconv.Itoa(i)]; !ok {
+			t.Errorf("nobody subscribed to bench-%d", i)
+		}
+	}
+}

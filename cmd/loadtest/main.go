@@ -36,6 +36,13 @@ type config struct {
 	HTTPTimeout, MaxRun         time.Duration
 	PID                         int
 	JSON, AllowRemote           bool
+
+	// ChannelPerConn subscribes connection i to <Channel>-<i> instead of
+	// Channel (memory per subscribed socket, one channel each).
+	ChannelPerConn bool
+	// Publishers > 1 publishes from that many keep-alive connections in
+	// parallel (publish_parallel.go): the HTTP publish rate.
+	Publishers int
 }
 
 const eventName = "bench"
@@ -65,6 +72,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.DialTimeout, "dial-timeout", 10*time.Second, "per-connection limit for dial + handshake + subscription")
 	fs.DurationVar(&c.ConnectTimeout, "connect-timeout", 120*time.Second, "limit for the whole connect phase")
 	fs.DurationVar(&c.HTTPTimeout, "http-timeout", 5*time.Second, "per-publish HTTP timeout")
+	fs.BoolVar(&c.ChannelPerConn, "channel-per-conn", false, "connection i subscribes to <channel>-<i> (publishes still go to -channel)")
+	fs.IntVar(&c.Publishers, "publishers", 1, "parallel keep-alive publishing connections (>1: raw HTTP/1.1 writers, -rate shared between them)")
 	fs.DurationVar(&c.MaxRun, "max-run", 0, "hard limit on the run time, exits with status 3 (0 = derived from the other limits)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -184,6 +193,12 @@ type report struct {
 	ServerErrors     uint64  `json:"server_errors"`
 	DeliveryTimedOut bool    `json:"delivery_timed_out"`
 	Interrupted      bool    `json:"interrupted,omitempty"`
+
+	// Server CPU (utime+stime from /proc/<pid>/stat) from just before the
+	// first publish to the end of the delivery wait, and per delivery.
+	ServerCPUSeconds       float64 `json:"server_cpu_seconds,omitempty"`
+	ServerCPUPerDeliveryUs float64 `json:"server_cpu_us_per_delivery,omitempty"`
+	PublishesPerSec        float64 `json:"publishes_per_sec"`
 }
 
 type loadtest struct {
@@ -191,6 +206,7 @@ type loadtest struct {
 	ctx       context.Context
 	wsURL     string
 	subscribe string
+	perConn   bool // connection i subscribes to <channel>-<i>
 	hist      *histogram
 
 	clients      []*client
@@ -235,6 +251,7 @@ func run(ctx context.Context, cfg config, logw io.Writer, afterReport func(*repo
 		ctx:       ctx,
 		wsURL:     wsURL,
 		subscribe: subscribeFrame(cfg.Channel),
+		perConn:   cfg.ChannelPerConn,
 		hist:      newHistogram(),
 	}
 	rep := &report{
@@ -284,9 +301,17 @@ func run(ctx context.Context, cfg config, logw io.Writer, afterReport func(*repo
 	}
 
 	// Publish.
+	cpuBefore, cpuErr := readCPU(cfg.PID)
 	if cfg.Publishes > 0 && ctx.Err() == nil {
 		logf("publishing %d events of %d bytes to %s", cfg.Publishes, rep.PayloadBytes, cfg.HTTP)
-		lt.publishAll(rep)
+		if cfg.Publishers > 1 {
+			lt.publishParallel(rep)
+		} else {
+			lt.publishAll(rep)
+		}
+		if rep.PublishSeconds > 0 {
+			rep.PublishesPerSec = float64(rep.PublishesOK) / rep.PublishSeconds
+		}
 	}
 
 	// Wait for deliveries.
@@ -297,6 +322,12 @@ func run(ctx context.Context, cfg config, logw io.Writer, afterReport func(*repo
 	}
 	rep.DeliveryTimedOut = lt.delivered.Load() < rep.Expected
 	rep.Delivered = lt.delivered.Load()
+	if cpuAfter, err := readCPU(cfg.PID); cfg.PID > 0 && cfg.Publishes > 0 && cpuErr == nil && err == nil {
+		rep.ServerCPUSeconds = (cpuAfter - cpuBefore).Seconds()
+		if rep.Delivered > 0 {
+			rep.ServerCPUPerDeliveryUs = rep.ServerCPUSeconds * 1e6 / float64(rep.Delivered)
+		}
+	}
 	rep.Unparsed = lt.unparsed.Load()
 	if last, first := lt.lastDeliveryNs.Load(), lt.firstPublishNs; last > 0 && first > 0 && last > first {
 		w := time.Duration(last - first)
@@ -470,6 +501,13 @@ func printText(w io.Writer, r *report) {
 		fmt.Fprintf(w, ", TIMED OUT")
 	}
 	fmt.Fprintln(w)
+	if r.PublishesWanted > 0 {
+		fmt.Fprintf(w, "rates:       %.0f publishes/s", r.PublishesPerSec)
+		if r.ServerCPUSeconds > 0 {
+			fmt.Fprintf(w, ", server CPU %.3fs = %.2f µs per delivery", r.ServerCPUSeconds, r.ServerCPUPerDeliveryUs)
+		}
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintf(w, "latency ms:  p50 %.2f  p90 %.2f  p99 %.2f  max %.2f  mean %.2f\n",
 		r.LatencyP50Ms, r.LatencyP90Ms, r.LatencyP99Ms, r.LatencyMaxMs, r.LatencyMeanMs)
 	fmt.Fprintf(w, "other:       dropped conns %d, server pings %d, pusher:error after connect %d, unparsed events %d\n",
