@@ -2,6 +2,7 @@ package console
 
 import (
 	"encoding/json"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -118,11 +119,19 @@ var _ server.Observer = (*Console)(nil)
 // ObserveDelivery takes a webhook delivery report (webhooks.Dispatcher's
 // SetObserver). The URL is already redacted.
 func (c *Console) ObserveDelivery(d webhooks.Delivery) {
-	detail := d.Outcome + " " + d.URL
-	if d.Reason != "" {
-		detail += ": " + d.Reason
+	outcome, detail := "failed", ""
+	switch d.Outcome {
+	case webhooks.DeliveryDelivered:
+		outcome, detail = "delivered", strconv.Itoa(d.Events)+" event(s) to "+d.URL
+	case webhooks.DeliveryRetry:
+		detail = "retried, or dead-lettered after the last attempt: " + d.URL
+	default:
+		detail = "dead-lettered: " + d.URL
 	}
-	c.stream.publish(Event{Time: time.Now(), App: d.App, Kind: KindWebhook, Event: d.Outcome, Detail: detail})
+	if d.Reason != "" {
+		detail += " — " + d.Reason
+	}
+	c.stream.publish(Event{Time: time.Now(), App: d.App, Kind: KindWebhook, Event: outcome, Detail: detail})
 }
 
 // ObservePush reports a finished push publish: its id and final state.

@@ -46,6 +46,7 @@ function enter(sess) {
 
 function leave() {
   if (state.es) { state.es.close(); state.es = null; }
+  $('live').dataset.state = 'closed';
   state.timers.forEach(clearInterval);
   state.timers = [];
   state.csrf = '';
@@ -56,6 +57,7 @@ function leave() {
 
 function selectApp(app) {
   if (state.es) state.es.close();
+  $('live').dataset.state = 'closed';
   state.timers.forEach(clearInterval);
   state.app = app;
   state.events = [];
@@ -63,6 +65,8 @@ function selectApp(app) {
   $('dropped').textContent = '';
   if (!app) return;
   const es = new EventSource('/console/api/events?app=' + encodeURIComponent(app));
+  es.onopen = () => { $('live').dataset.state = 'open'; $('live').textContent = '● live'; };
+  es.onerror = () => { $('live').dataset.state = 'closed'; $('live').textContent = 'reconnecting…'; };
   es.onmessage = (m) => addEvent(JSON.parse(m.data));
   es.addEventListener('dropped', (m) => { $('dropped').textContent = m.data + ' dropped (console too slow)'; });
   state.es = es;
@@ -121,7 +125,7 @@ function matches(e) {
 
 function line(e) {
   const li = document.createElement('li');
-  li.className = e.kind + (e.kind === 'webhook' && e.event !== 'delivered' ? ' bad' : '');
+  li.className = e.kind + (e.kind === 'webhook' && e.event === 'failed' ? ' bad' : '');
   li.dataset.kind = e.kind;
   const k = document.createElement('span');
   k.className = 'kind';
