@@ -610,13 +610,15 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, s *session) {
 		select {
 		case <-r.Context().Done():
 			return
+		case <-s.done:
+			return // logged out, expired or evicted
 		case b := <-sub.ch:
 			if !write("data: ", string(b), "\n\n") {
 				return
 			}
 		case <-tick.C:
 			if c.sessions.get(s.id, c.d.Now()) == nil {
-				return // logged out or expired
+				return // expired
 			}
 			if !write(": ping\n\n") {
 				return

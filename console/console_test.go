@@ -512,7 +512,17 @@ func TestStreamShowsTheAppsActivity(t *testing.T) {
 	if ev := one.next(t, "api_event"); ev.App != "one" || ev.Event != "mine" || ev.Channel != "chat" {
 		t.Fatalf("event: %+v", ev)
 	}
-	one.close()
+	// Logging out ends the session's streams at once.
+	b.do("POST", "/console/api/logout", map[string]any{}, true)
+	ended := time.NewTimer(5 * time.Second)
+	defer ended.Stop()
+	for open := true; open; {
+		select {
+		case _, open = <-one.lines: // drained until the server ends the stream
+		case <-ended.C:
+			t.Fatal("the stream outlived its session")
+		}
+	}
 	deadline := time.Now().Add(5 * time.Second)
 	for e.con.Watching() {
 		if time.Now().After(deadline) {

@@ -14,6 +14,9 @@ type session struct {
 	operator bool   // logged in with the operator token: every app
 	app      string // the app of a key+secret login
 	expires  time.Time
+	// done is closed when the session ends (logout, expiry, eviction),
+	// which ends its event streams.
+	done chan struct{}
 }
 
 // allows reports whether s may see app.
@@ -49,14 +52,15 @@ func randomToken() string {
 // create stores a new session. At the cap, expired sessions go first, then
 // the one closest to expiry.
 func (ss *sessions) create(operator bool, app string, now time.Time) *session {
-	s := &session{id: randomToken(), csrf: randomToken(), operator: operator, app: app, expires: now.Add(ss.ttl)}
+	s := &session{id: randomToken(), csrf: randomToken(), operator: operator, app: app, expires: now.Add(ss.ttl),
+		done: make(chan struct{})}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if len(ss.m) >= ss.max {
 		var oldest *session
 		for id, o := range ss.m {
 			if !now.Before(o.expires) {
-				delete(ss.m, id)
+				ss.endLocked(id)
 				continue
 			}
 			if oldest == nil || o.expires.Before(oldest.expires) {
@@ -64,7 +68,7 @@ func (ss *sessions) create(operator bool, app string, now time.Time) *session {
 			}
 		}
 		if len(ss.m) >= ss.max && oldest != nil {
-			delete(ss.m, oldest.id)
+			ss.endLocked(oldest.id)
 		}
 	}
 	ss.m[s.id] = s
@@ -80,7 +84,7 @@ func (ss *sessions) get(id string, now time.Time) *session {
 		return nil
 	}
 	if !now.Before(s.expires) {
-		delete(ss.m, id)
+		ss.endLocked(id)
 		return nil
 	}
 	return s
@@ -88,8 +92,16 @@ func (ss *sessions) get(id string, now time.Time) *session {
 
 func (ss *sessions) delete(id string) {
 	ss.mu.Lock()
-	delete(ss.m, id)
+	ss.endLocked(id)
 	ss.mu.Unlock()
+}
+
+// endLocked removes session id and closes its done. Lock: ss.mu.
+func (ss *sessions) endLocked(id string) {
+	if s := ss.m[id]; s != nil {
+		delete(ss.m, id)
+		close(s.done)
+	}
 }
 
 func (ss *sessions) len() int {
