@@ -149,7 +149,8 @@ func serve(ctx context.Context, environ map[string]string, stderr io.Writer) int
 		return 1
 	}
 	srv.SetEventSink(webhookSink{hooks})
-	con, err := startConsole(cfg, srv, hooks, auditLog{audit}, lims.AuthFailures, bgCtx, &bg, log)
+	con, err := startConsole(cfg, srv, hooks, consoleAudit{auditLog{audit}, changeLog{db, log}}, lims.AuthFailures,
+		bgCtx, &bg, log)
 	if err != nil {
 		log.Error("invalid console configuration", "err", err)
 		return 1

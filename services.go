@@ -383,7 +383,7 @@ var consoleLoginLimit = ratelimit.MemoryConfig{Limit: 10, Window: time.Minute}
 // (the auth-failure limiter, keyed per client), or against a limiter of
 // its own when that one is off. While a console streams events it is the
 // server's observer and the webhook delivery observer.
-func startConsole(cfg Config, srv *server.Server, hooks *webhooks.Dispatcher, audit server.AuditLog,
+func startConsole(cfg Config, srv *server.Server, hooks *webhooks.Dispatcher, audit consoleAudit,
 	login ratelimit.Limiter, bgCtx context.Context, bg *sync.WaitGroup, log *slog.Logger) (*console.Console, error) {
 	if !cfg.Console.Enabled {
 		return nil, nil
@@ -419,4 +419,21 @@ func startConsole(cfg Config, srv *server.Server, hooks *webhooks.Dispatcher, au
 		log.Info("console enabled at /console")
 	}
 	return con, nil
+}
+
+// consoleAudit routes the console's audit records: refusals (refused and
+// rate-limited logins, CSRF refusals) to the aggregating writer with the
+// server's, changes (logins, logouts, triggers, replays) to the changes,
+// which a flood of refusals never evicts.
+type consoleAudit struct {
+	refusals server.AuditLog
+	changes  changeLog
+}
+
+func (a consoleAudit) Record(r server.AuditRecord) {
+	if console.IsRefusal(r.Action) {
+		a.refusals.Record(r)
+		return
+	}
+	a.changes.Record(storage.AuditEntry{Time: time.Now().UTC(), App: r.App, Action: r.Action, IP: r.IP, Reason: r.Reason})
 }

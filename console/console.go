@@ -41,6 +41,18 @@ const (
 	defaultDeadLetters = 100
 )
 
+// IsRefusal reports whether a console audit action is a refusal (a
+// refused or rate-limited login, a CSRF refusal) rather than a change
+// (a login, a logout, a trigger, a replay). main keeps the two apart as it
+// does for the server's records.
+func IsRefusal(action string) bool {
+	switch action {
+	case AuditLoginRefused, AuditLoginLimited, AuditCSRFRefused:
+		return true
+	}
+	return false
+}
+
 // Config configures the console. Zero values mean the defaults.
 type Config struct {
 	// Token is the operator token, which sees every app. Empty disables
@@ -92,6 +104,7 @@ type Server interface {
 	Channels(ctx context.Context, appID, prefix string) ([]server.ChannelCounts, error)
 	Channel(ctx context.Context, appID, name string) (server.ChannelDetail, error)
 	Trigger(ctx context.Context, appID, channel, event, data string) error
+	ClientIP(r *http.Request) string
 	ClientKey(r *http.Request) string
 }
 
@@ -281,8 +294,8 @@ func (c *Console) secure(r *http.Request) bool { return c.cfg.Secure || r.TLS !=
 
 // login is POST /console/api/login with {"token":…} or {"key":…,"secret":…}.
 func (c *Console) login(w http.ResponseWriter, r *http.Request) {
-	ip := c.d.Server.ClientKey(r)
-	if d := c.d.Login.Allow("console\x00" + ip); !d.Allowed {
+	ip := c.d.Server.ClientIP(r)
+	if d := c.d.Login.Allow("console\x00" + c.d.Server.ClientKey(r)); !d.Allowed {
 		c.audit("", AuditLoginLimited, ip, "")
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(d.RetryAfter.Seconds()))))
 		c.fail(w, http.StatusTooManyRequests, "too many login attempts; retry later")
@@ -348,7 +361,7 @@ func (c *Console) authed(post bool, h func(http.ResponseWriter, *http.Request, *
 			got := sha256.Sum256([]byte(r.Header.Get(csrfHeader)))
 			want := sha256.Sum256([]byte(s.csrf))
 			if subtle.ConstantTimeCompare(got[:], want[:]) != 1 || r.Header.Get("Sec-Fetch-Site") == "cross-site" {
-				c.audit(s.app, AuditCSRFRefused, c.d.Server.ClientKey(r), r.URL.Path)
+				c.audit(s.app, AuditCSRFRefused, c.d.Server.ClientIP(r), r.URL.Path)
 				c.fail(w, http.StatusForbidden, "missing or wrong CSRF token")
 				return
 			}
@@ -377,7 +390,7 @@ func (c *Console) sessionInfo(w http.ResponseWriter, r *http.Request, s *session
 
 func (c *Console) logout(w http.ResponseWriter, r *http.Request, s *session) {
 	c.sessions.delete(s.id)
-	c.audit(s.app, AuditLogout, c.d.Server.ClientKey(r), s.who())
+	c.audit(s.app, AuditLogout, c.d.Server.ClientIP(r), s.who())
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/console", HttpOnly: true,
 		SameSite: http.SameSiteStrictMode, Secure: c.secure(r), MaxAge: -1})
 	c.json(w, http.StatusOK, map[string]bool{"ok": true})
@@ -506,7 +519,7 @@ func (c *Console) trigger(w http.ResponseWriter, r *http.Request, s *session) {
 		c.fail(w, http.StatusServiceUnavailable, "publish failed")
 		return
 	}
-	c.audit(app, AuditTrigger, c.d.Server.ClientKey(r), "channel "+req.Channel+" event "+req.Event)
+	c.audit(app, AuditTrigger, c.d.Server.ClientIP(r), "channel "+req.Channel+" event "+req.Event)
 	c.json(w, http.StatusOK, map[string]bool{"ok": true})
 }
 
@@ -561,7 +574,7 @@ func (c *Console) replay(w http.ResponseWriter, r *http.Request, s *session) {
 		c.fail(w, http.StatusInternalServerError, "replaying the dead letters failed")
 		return
 	}
-	c.audit(app, AuditReplay, c.d.Server.ClientKey(r), fmt.Sprintf("%d replayed (console)", replayed))
+	c.audit(app, AuditReplay, c.d.Server.ClientIP(r), fmt.Sprintf("%d replayed (console)", replayed))
 	c.json(w, http.StatusOK, map[string]int{"replayed": replayed, "skipped": skipped})
 }
 
