@@ -9,9 +9,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -630,5 +632,57 @@ func TestRingKeepsFifteenMinutes(t *testing.T) {
 	r.keep(nil)
 	if _, _, ok := r.series("one"); ok {
 		t.Fatal("a removed app kept its samples")
+	}
+}
+
+// TestStreamOutlivesReadTimeout: the server's ReadTimeout (30 s in
+// server.Serve) must not end an event stream: its read deadline is lifted.
+func TestStreamOutlivesReadTimeout(t *testing.T) {
+	e := newEnv(t, Config{}, nil)
+	hs := httptest.NewUnstartedServer(e.con.Handler())
+	hs.Config.ReadTimeout = 100 * time.Millisecond
+	hs.Start()
+	defer hs.Close()
+	b := e.browser()
+	b.login(map[string]string{"token": testToken})
+	u, _ := url.Parse(e.url)
+	hu, _ := url.Parse(hs.URL)
+	b.c.Jar.SetCookies(hu, b.c.Jar.Cookies(u))
+	b.e = &env{t: t, url: hs.URL}
+	s := openStream(t, b, "one")
+	defer s.close()
+	// Well past the read deadline, the stream still delivers.
+	past := time.NewTimer(400 * time.Millisecond)
+	<-past.C
+	e.con.Observe(server.Observation{Time: time.Now(), App: "one", Kind: "api_event", Channel: "late"})
+	if ev := s.next(t, "api_event"); ev.Channel != "late" {
+		t.Fatalf("event %+v", ev)
+	}
+}
+
+// TestStatsAndSeries: the counts come from the server, the chart from the
+// samples Run takes.
+func TestStatsAndSeries(t *testing.T) {
+	e := newEnv(t, Config{}, nil)
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	e.con.d.Now = func() time.Time { return time.Unix(0, clock.Load()) }
+	b := e.browser()
+	b.login(map[string]string{"key": "key-one", "secret": testSecret})
+	e.con.sample()
+	clock.Add(int64(10 * time.Second))
+	for range 3 {
+		if err := e.srv.Trigger(context.Background(), "one", "chat", "e", "{}"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.con.sample()
+	code, m, _ := b.do("GET", "/console/api/stats?app=one", nil, false)
+	if code != 200 || m["connections"] != 0.0 || m["channels"] != 0.0 || m["interval_ms"] != 10000.0 {
+		t.Fatalf("stats: %d %v", code, m)
+	}
+	series := m["series"].([]any)
+	if len(series) != 2 || series[1].(map[string]any)["in_per_s"].(float64) <= 0 {
+		t.Fatalf("series: %v", series)
 	}
 }

@@ -88,3 +88,16 @@ func TestTriggerRefusesBadNamesAndUnknownApps(t *testing.T) {
 		t.Fatalf("AppIDs: %v", ids)
 	}
 }
+
+// TestObserveUnwatchedIsFree: with no observer an observation point is an
+// atomic load: no allocation.
+func TestObserveUnwatchedIsFree(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	c := &conn{app: ts.apps.byID("app-id"), socketID: "1.2"}
+	if n := testing.AllocsPerRun(1000, func() {
+		ts.observe(ObserveAPIEvent, "app-id", "chat", "e", "", "")
+		ts.observeConn(c, true)
+	}); n != 0 {
+		t.Fatalf("%v allocations per unwatched observation", n)
+	}
+}

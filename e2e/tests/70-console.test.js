@@ -15,7 +15,7 @@ const { chromium } = require('playwright-core');
 
 const { it } = require('../lib/harness');
 const { startServer, DEFAULT_APP } = require('../lib/server');
-const { connectedClient, subscribe } = require('../lib/clients');
+const { connectedClient, subscribe, newBackend } = require('../lib/clients');
 const { WebhookReceiver } = require('../lib/webhook-receiver');
 
 const TOKEN = 'console-e2e-operator-token-0123456789';
@@ -123,11 +123,23 @@ it('watches a client, triggers an event, replays a failed webhook, logs out', as
     await page.locator('#events li.webhook.bad', { hasText: 'status 500' }).waitFor({ timeout: 10000 });
     const row = page.locator('#dead tbody tr', { hasText: 'status 500' }).first();
     await row.waitFor({ timeout: 10000 });
-    assert.ok(!(await page.content()).includes('receiver-secret-token'), 'the receiver URL query is redacted');
+    const content = await page.content();
+    assert.ok(!content.includes('receiver-secret-token'), 'the receiver URL query is redacted');
+    assert.ok(!content.includes(DEFAULT_APP.secret) && !content.includes(TOKEN), 'no secret or token on the page');
 
     // Inspect the channel.
     await page.click('#channels tr[data-channel="console-demo"]');
     await page.locator('#inspector', { hasText: '"subscription_count": 1' }).waitFor({ timeout: 3000 });
+
+    // Pause: new events wait until Resume.
+    await page.click('#pause');
+    await page.locator('#pause', { hasText: 'Resume' }).waitFor({ timeout: 2000 });
+    const backend = newBackend(server);
+    await backend.trigger('console-demo', 'while-paused', { n: 1 });
+    await client.log.waitFor((m) => m.event === 'while-paused', 5000);
+    assert.equal(await page.locator('#events li', { hasText: 'while-paused' }).count(), 0, 'shown while paused');
+    await page.click('#pause');
+    await page.locator('#events li[data-kind="api_event"]', { hasText: 'while-paused' }).waitFor({ timeout: 3000 });
 
     // The filters: a prefix that matches nothing hides every line.
     await page.fill('#f-prefix', 'nothing-');
