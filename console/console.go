@@ -301,6 +301,14 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, http.StatusTooManyRequests, "too many login attempts; retry later")
 		return
 	}
+	// Login CSRF (a victim logged in to the attacker's session): a
+	// cross-site JSON POST needs a CORS preflight, which is never granted;
+	// browsers that say where a request comes from are refused outright.
+	if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+		c.audit("", AuditCSRFRefused, ip, r.URL.Path)
+		c.fail(w, http.StatusForbidden, "cross-site login refused")
+		return
+	}
 	var req struct {
 		Token  string `json:"token"`
 		Key    string `json:"key"`

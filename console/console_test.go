@@ -338,6 +338,23 @@ func TestCSRF(t *testing.T) {
 		t.Fatalf("other session's token: %d", code)
 	}
 	b.csrf = token
+	// A browser-marked cross-site request is refused even with the token,
+	// and so is a cross-site login.
+	for _, path := range []string{"/console/api/trigger", "/console/api/login"} {
+		j, _ := json.Marshal(trig)
+		req, _ := http.NewRequest("POST", e.url+path, bytes.NewReader(j))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(csrfHeader, token)
+		req.Header.Set("Sec-Fetch-Site", "cross-site")
+		resp, err := b.c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 403 {
+			t.Fatalf("cross-site %s: %d", path, resp.StatusCode)
+		}
+	}
 	// A form post (what a cross-site form could send) is refused.
 	req, _ := http.NewRequest("POST", e.url+"/console/api/trigger", strings.NewReader(url.Values{"app": {"one"}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")

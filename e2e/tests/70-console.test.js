@@ -84,6 +84,8 @@ it('watches a client, triggers an event, replays a failed webhook, logs out', as
   const page = await context.newPage();
   const pageErrors = [];
   page.on('pageerror', (e) => pageErrors.push(e));
+  const consoleErrors = [];
+  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
   try {
     await login(page, TOKEN);
     await page.locator('#main').waitFor({ state: 'visible', timeout: 5000 });
@@ -165,6 +167,9 @@ it('watches a client, triggers an event, replays a failed webhook, logs out', as
     const status = await page.evaluate(async () => (await fetch('/console/api/session')).status);
     assert.equal(status, 401);
     assert.deepEqual(pageErrors, []);
+    // No Content-Security-Policy violations or failed requests but the
+    // expected 401 of the session check after logout.
+    assert.deepEqual(consoleErrors.filter((m) => !/401/.test(m)), []);
   } finally {
     await context.close();
   }
