@@ -408,6 +408,9 @@ func startConsole(cfg Config, srv *server.Server, hooks *webhooks.Dispatcher, au
 	if err != nil {
 		return nil, err
 	}
+	srv.Registry().MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sockudo_console_dropped_events_total",
+		Help: "Console event-stream events dropped because a console read too slowly."},
+		func() float64 { return float64(con.Dropped()) }))
 	h := con.Handler()
 	srv.Handle("/console", h)
 	srv.Handle("/console/", h)

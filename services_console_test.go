@@ -85,6 +85,17 @@ func TestStartConsole(t *testing.T) {
 				t.Fatalf("refusals: %+v", refusals.all)
 			}
 			refusals.mu.Unlock()
+			mfs, err := srv.Registry().Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			found := false
+			for _, mf := range mfs {
+				found = found || mf.GetName() == "sockudo_console_dropped_events_total"
+			}
+			if !found {
+				t.Fatal("no sockudo_console_dropped_events_total")
+			}
 		}
 		ts.Close()
 		cancel()

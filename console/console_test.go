@@ -573,6 +573,9 @@ func TestSlowStreamDropsAndNeverBlocks(t *testing.T) {
 	if len(slow.ch) != 8 || slow.dropped.Load() != 10_000-8 {
 		t.Fatalf("buffered %d, dropped %d", len(slow.ch), slow.dropped.Load())
 	}
+	if st.dropped.Load() != 10_000-8 {
+		t.Fatalf("total dropped %d", st.dropped.Load())
+	}
 	if len(other.ch) != 0 || other.dropped.Load() != 0 {
 		t.Fatal("another app's stream got events")
 	}

@@ -48,6 +48,8 @@ type stream struct {
 	buf   int                 // per-subscriber buffer, in events
 	max   int                 // streams open at once
 	watch func(watching bool) // called on 0→1 and 1→0 streams, under mu
+	// dropped counts the events lost by every stream, for metrics.
+	dropped atomic.Uint64
 }
 
 func newStream(buf, max int, watch func(bool)) *stream {
@@ -104,6 +106,7 @@ func (st *stream) publish(e Event) {
 		case s.ch <- b:
 		default:
 			s.dropped.Add(1)
+			st.dropped.Add(1)
 		}
 	}
 }
@@ -141,6 +144,10 @@ func (c *Console) ObservePush(app, publishID, state string) {
 	}
 	c.stream.publish(Event{Time: time.Now(), App: app, Kind: KindPush, Event: state, Detail: "publish " + publishID + " " + state})
 }
+
+// Dropped is the number of events lost by event streams that read too
+// slowly, since New.
+func (c *Console) Dropped() uint64 { return c.stream.dropped.Load() }
 
 // Watching reports whether an event stream is open; observation sources
 // outside the server check it before building an event.
