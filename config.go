@@ -63,6 +63,8 @@ type Config struct {
 	Push pushConfig
 	// Cluster is Redis mode (config_cluster.go).
 	Cluster clusterConfig
+	// Console is the operator console at /console (config_console.go).
+	Console consoleConfig
 }
 
 // listenConfig is where the server listens and how it stops.
@@ -262,7 +264,7 @@ func sortByVar(problems []error) {
 // parse error's Go field name (all env reports) maps back to one variable.
 func (c *Config) sections() []any {
 	return []any{&c.Listen, &c.Socket, &c.Log, &c.Storage, &c.DefaultAppEnv, &c.RateLimit, &c.TLS, &c.Metrics, &c.Admin,
-		&c.Webhooks, &c.Audit, &c.Push, &c.Cluster}
+		&c.Webhooks, &c.Audit, &c.Push, &c.Cluster, &c.Console}
 }
 
 // envVars lists every variable Config reads, in declaration order.
@@ -433,6 +435,7 @@ func (c Config) problems() []error {
 	c.auditProblems(&ch)
 	c.pushProblems(&ch)
 	c.clusterProblems(&ch)
+	c.consoleProblems(&ch)
 	return ch.problems
 }
 

@@ -149,6 +149,12 @@ func serve(ctx context.Context, environ map[string]string, stderr io.Writer) int
 		return 1
 	}
 	srv.SetEventSink(webhookSink{hooks})
+	con, err := startConsole(cfg, srv, hooks, consoleAudit{auditLog{audit}, changeLog{db, log}}, lims.AuthFailures,
+		bgCtx, &bg, log)
+	if err != nil {
+		log.Error("invalid console configuration", "err", err)
+		return 1
+	}
 	routeWebhooks(srv, hooks, func(app, action, reason string) {
 		// A change, kept apart from the refusals (storage.AppendAudit).
 		if err := apps.NewService(db, "").Record(app, action, reason); err != nil {
@@ -167,7 +173,7 @@ func serve(ctx context.Context, environ map[string]string, stderr io.Writer) int
 	trail := push.NewAuditTrail(db, time.Duration(cfg.Push.AuditRetentionDays)*24*time.Hour, log)
 	bg.Add(1)
 	go func() { defer bg.Done(); trail.Run(bgCtx) }()
-	pushSvc, err := routePush(srv, pushCfg, db, audit, pushEvents{hooks}, trail, log)
+	pushSvc, err := routePush(srv, pushCfg, db, audit, pushEvents{hooks, con}, trail, log)
 	if err != nil {
 		log.Error("invalid push configuration", "err", err)
 		return 1

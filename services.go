@@ -15,13 +15,16 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sockudo/sockudo/admin"
+	"github.com/sockudo/sockudo/console"
 	"github.com/sockudo/sockudo/push"
 	"github.com/sockudo/sockudo/push/providers"
+	"github.com/sockudo/sockudo/ratelimit"
 	"github.com/sockudo/sockudo/server"
 	"github.com/sockudo/sockudo/storage"
 	"github.com/sockudo/sockudo/tlscert"
@@ -299,9 +302,15 @@ func (f *pushFallback) Push(ctx context.Context, appID string, channels []string
 
 // pushEvents turns the push pipeline's reports into push webhooks
 // (shared/spec/push-api.md §4.7), sent to targets that list them.
-type pushEvents struct{ d *webhooks.Dispatcher }
+type pushEvents struct {
+	d       *webhooks.Dispatcher
+	console *console.Console // nil when the console is off
+}
 
 func (e pushEvents) PublishFinished(p storage.PushPublish) {
+	if e.console != nil {
+		e.console.ObservePush(p.App, p.ID, string(p.State))
+	}
 	f := map[string]any{"publish_id": p.ID, "state": p.State, "counters": p.Counters,
 		"created_at": p.CreatedAt.UnixMilli(), "finished_at": p.FinishedAt.UnixMilli()}
 	e.d.Emit(webhooks.Event{App: p.App, Name: webhooks.PushPublishFinished, Fields: f})
@@ -362,4 +371,72 @@ func (c changeLog) Record(e storage.AuditEntry) {
 	if err := c.db.AppendAudit([]storage.AuditEntry{e}); err != nil && c.log != nil {
 		c.log.Error("writing the audit log", "action", e.Action, "err", err)
 	}
+}
+
+// consoleLoginLimit bounds console logins per client when the shared
+// limiters are off (RATE_LIMITER_ENABLED=false): the console guards every
+// app, so its login is never unlimited.
+var consoleLoginLimit = ratelimit.MemoryConfig{Limit: 10, Window: time.Minute}
+
+// startConsole mounts the operator console at /console when
+// CONSOLE_ENABLED, and returns nil otherwise. Logins count against login
+// (the auth-failure limiter, keyed per client), or against a limiter of
+// its own when that one is off. While a console streams events it is the
+// server's observer and the webhook delivery observer.
+func startConsole(cfg Config, srv *server.Server, hooks *webhooks.Dispatcher, audit consoleAudit,
+	login ratelimit.Limiter, bgCtx context.Context, bg *sync.WaitGroup, log *slog.Logger) (*console.Console, error) {
+	if !cfg.Console.Enabled {
+		return nil, nil
+	}
+	if login == nil {
+		m := ratelimit.NewMemory(consoleLoginLimit)
+		bg.Add(1)
+		go func() { defer bg.Done(); m.Run(bgCtx) }()
+		login = m
+	}
+	var con *console.Console
+	con, err := console.New(cfg.ConsoleConfig(), console.Deps{Server: srv, DeadLetters: hooks, Audit: audit, Login: login,
+		Log: log, Watch: func(on bool) {
+			if on {
+				srv.SetObserver(con)
+				hooks.SetObserver(con.ObserveDelivery)
+				return
+			}
+			srv.SetObserver(nil)
+			hooks.SetObserver(nil)
+		}})
+	if err != nil {
+		return nil, err
+	}
+	srv.Registry().MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sockudo_console_dropped_events_total",
+		Help: "Console event-stream events dropped because a console read too slowly."},
+		func() float64 { return float64(con.Dropped()) }))
+	h := con.Handler()
+	srv.Handle("/console", h)
+	srv.Handle("/console/", h)
+	bg.Add(1)
+	go func() { defer bg.Done(); con.Run(bgCtx) }()
+	if cfg.Console.Token == "" {
+		log.Info("console enabled at /console: app key+secret logins only (CONSOLE_TOKEN is not set)")
+	} else {
+		log.Info("console enabled at /console")
+	}
+	return con, nil
+}
+
+// consoleAudit routes the console's audit records: refusals (refused and
+// rate-limited logins, CSRF refusals) to the aggregating writer with the
+// server's, changes (logins, logouts, triggers, replays) to the changes,
+// which a flood of refusals never evicts.
+type consoleAudit struct {
+	refusals server.AuditLog
+	changes  changeLog
+}
+
+func (a consoleAudit) Record(r server.AuditRecord) {
+	if console.IsRefusal(r.Action) {
+		a.refusals.Record(r)
+		return
+	}
+	a.changes.Record(storage.AuditEntry{Time: time.Now().UTC(), App: r.App, Action: r.Action, IP: r.IP, Reason: r.Reason})
 }

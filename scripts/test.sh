@@ -20,6 +20,10 @@ if ! redis_up; then
   redis_up || { echo "redis did not start on 127.0.0.1:6379" >&2; exit 1; }
 fi
 
+# The console's browser test (e2e/tests/70-console.test.js) drives Debian's
+# chromium through playwright-core.
+command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
 echo "== go vet, staticcheck"
 go vet ./...
 go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...

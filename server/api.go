@@ -59,6 +59,8 @@ func (c *appConfig) triggerLimits() protocol.TriggerLimits {
 func (s *Server) publishEvent(r *http.Request, a *app, cfg *appConfig, e *protocol.TriggerEvent, channels []string, data string) {
 	ttl := time.Duration(cfg.CacheTTLSeconds) * time.Second
 	for _, ch := range channels {
+		a.msgsIn.Add(1)
+		s.observe(ObserveAPIEvent, a.id, ch, e.Name, e.SocketID, "")
 		err := s.publish(r.Context(), publication{app: a.id, channel: ch, event: e.Name, data: data, except: e.SocketID, cacheTTL: ttl})
 		if err != nil {
 			// The broker delivered locally; other nodes missed it (Redis

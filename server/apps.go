@@ -17,6 +17,9 @@ type app struct {
 	id    string // fixed
 	cfg   atomic.Pointer[appConfig]
 	conns atomic.Int64 // open sockets, for MaxConnections
+	// msgsIn and msgsOut count messages received and delivered, for the
+	// console (AppStats).
+	msgsIn, msgsOut atomic.Uint64
 
 	connGauge  prometheus.Gauge   // set before the app is published
 	connOpened prometheus.Counter // set before the app is published

@@ -93,7 +93,11 @@ func (h brokerHandler) HandleMessage(m Message) {
 		h.s.users.deliver(m.App, m.User, m.Frame, m.Except)
 		return
 	}
-	h.s.hub.publish(m.App, m.Channel, m.Frame, m.Except)
+	if n := h.s.hub.publish(m.App, m.Channel, m.Frame, m.Except); n > 0 {
+		if a := h.s.apps.byID(m.App); a != nil {
+			a.msgsOut.Add(uint64(n))
+		}
+	}
 }
 
 func (h brokerHandler) HandleCommand(cmd Command) {

@@ -16,6 +16,7 @@ import (
 
 // handleMessage dispatches one client frame.
 func (s *Server) handleMessage(c *conn, b []byte) {
+	c.app.msgsIn.Add(1)
 	in, err := protocol.Decode(b)
 	if err != nil {
 		c.sendError(protocol.CodeNone, err.Error(), "")
@@ -149,6 +150,7 @@ func (s *Server) join(c *conn, name string, kind protocol.Channel, m *protocol.M
 	}
 	c.mu.Unlock()
 	s.metrics.subsByType[kind.Type].Inc()
+	s.observe(ObserveSubscribed, a.id, name, "", c.socketID, userID)
 
 	if res.FirstForUser {
 		t.memberAdded = m.UserID
@@ -198,6 +200,7 @@ func (s *Server) leaveLocked(c *conn, sub *subscription) {
 		s.warnLimited("presence-leave", "presence leave failed", "app_id", c.app.id, "err", err)
 		return
 	}
+	s.observe(ObserveUnsubscribed, c.app.id, sub.name, "", c.socketID, sub.userID)
 	s.leftLocked(c.app, sub.name, sub.userID, res)
 }
 
@@ -382,6 +385,7 @@ func (s *Server) handleClientEvent(c *conn, in protocol.Inbound) {
 	if err != nil {
 		s.warnLimited("broker-publish", "broker publish failed", "app_id", c.app.id, "err", err)
 	}
+	s.observe(ObserveClientEvent, c.app.id, in.Channel, in.Event, c.socketID, sub.userID)
 	s.events.Emit(Event{App: c.app.id, Name: EventClientEvent, Channel: in.Channel, Event: in.Event, Data: data,
 		SocketID: c.socketID, UserID: sub.userID})
 }

@@ -392,6 +392,7 @@ func (s *Server) teardown(c *conn) {
 	c.wmu.Unlock()
 
 	s.unregisterConn(c)
+	s.observeConn(c, false) // console (observer.go)
 	s.perIP.release(c.ip)
 	c.app.conns.Add(-1)
 	c.app.connGauge.Dec()

@@ -29,6 +29,7 @@
 //	api.go, api_signed.go the Pusher HTTP API and its signing middleware
 //	push_fallback.go     PushFallback: the push object of API events (push-api.md §4.4)
 //	events.go            lifecycle events (webhooks) and audit records
+//	observer.go          the console's view: Observer (one atomic load when unset), AppStats, Channel, Trigger
 //
 // # Concurrency
 //

@@ -80,6 +80,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	c.ws = socket
 	c.flushFn = c.flush
 	c.socketID = s.registerConn(c)
+	s.observeConn(c, true) // console (observer.go); one atomic load when unwatched
 	a.connGauge.Inc()
 	a.connOpened.Inc()
 	c.lastSeen.Store(time.Now().UnixNano())

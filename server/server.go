@@ -40,6 +40,7 @@ type Server struct {
 	broker   Broker
 	presence Presence
 	events   EventSink
+	observer atomic.Pointer[observerRef] // the console while it watches; nil otherwise (observer.go)
 	audit    AuditLog
 	metrics  *metrics
 	upgrader *gws.Upgrader

@@ -138,6 +138,7 @@ func (d *Dispatcher) runQueue(ctx context.Context, q *queue) {
 			return
 		}
 		now = d.clock.Now()
+		d.observe(t, len(head), res)
 
 		switch res.outcome {
 		case delivered:

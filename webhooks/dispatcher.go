@@ -51,6 +51,8 @@ type Dispatcher struct {
 
 	state atomic.Pointer[snapshot]
 
+	observer atomic.Pointer[deliveryObserver] // SetObserver; nil when none
+
 	loopsMu sync.Mutex // serialises Reload and Start; guards queues, runCtx and each queue's stop/done
 	// queues holds the queue of every configured target.
 	queues map[[2]string]*queue
