@@ -5,7 +5,9 @@
 // The apps and audit commands reach a running server through its admin
 // socket (package admin); with no server running they open the database
 // and change it through the same [apps.Service], so every change is audited
-// either way. Exit codes: 0 success, 1 failure, 2 usage error.
+// either way. Every command takes --json and then prints one JSON document
+// on stdout. Exit codes (exitOK … exitNotFound in command.go): 0 success,
+// 1 failure, 2 usage error or invalid input, 3 not found.
 //
 // It reads no environment itself: main hands it the [Settings] it parsed
 // from the variables its Config describes. It imports admin, apps, storage

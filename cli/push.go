@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"strconv"
@@ -237,12 +238,18 @@ func (r remoteCredentials) Validate(_ context.Context, app string, p push.Creden
 func (c *command) credentialFail(err error) int {
 	var ce *push.CredentialError
 	switch {
+	case errors.As(err, &ce) && ce.Status == http.StatusNotFound:
+		return c.notFoundf("%s", ce.Description)
+	case errors.As(err, &ce) && ce.Status >= 400 && ce.Status < 500 && ce.Status != http.StatusConflict &&
+		ce.Status != http.StatusTooManyRequests && ce.Status != http.StatusServiceUnavailable:
+		// The body or the flags named something invalid.
+		return c.invalidf("%s", ce.Description)
 	case errors.As(err, &ce):
 		return c.failf("%s", ce.Description)
 	case errors.Is(err, storage.ErrNotFound), errors.Is(err, push.ErrNoCredential):
-		return c.failf("no such credential version")
+		return c.notFoundf("no such credential version")
 	}
-	return c.failf("%v", err)
+	return c.fail(err)
 }
 
 // parseProvider parses the command's flags (fs) and its one positional
@@ -333,6 +340,7 @@ func (c *command) pushCredentialsPut(args []string) int {
 	sa := fs.String("service-account", "", "fcm: the service-account JSON file")
 	subject := fs.String("subject", "", "webpush: mailto: or https: contact")
 	privFile := fs.String("private-key-file", "", "webpush: file holding the VAPID private key (base64url)")
+	asJSON := jsonFlag(fs, "print the stored version's metadata as JSON")
 	p, code, ok := c.parseProvider(fs, args)
 	if !ok {
 		return code
@@ -346,6 +354,9 @@ func (c *command) pushCredentialsPut(args []string) int {
 		v, err := m.Put(*app, p, body, push.CredentialActor{Source: "cli"})
 		if err != nil {
 			return c.credentialFail(err)
+		}
+		if *asJSON {
+			return c.printJSON(v)
 		}
 		fmt.Fprintf(c.stdout, "Stored %s credential version %d of app %s (%s); it is current.\n", p, v.Version, *app, v.Fingerprint)
 		return 0
@@ -404,6 +415,7 @@ func (c *command) pushCredentialsGenerate(args []string) int {
 			"credential. Only the public key is printed; browsers subscribe with it.")
 	app := fs.String("app", c.settings.DefaultAppID, "the app")
 	subject := fs.String("subject", "", "the VAPID subject: mailto: or https: contact")
+	asJSON := jsonFlag(fs, "print the new version's metadata (with the public key) as JSON")
 	if _, code, done := c.parse(fs, args, 0); done {
 		return code
 	}
@@ -411,6 +423,9 @@ func (c *command) pushCredentialsGenerate(args []string) int {
 		v, err := m.GenerateVAPID(*app, *subject, push.CredentialActor{Source: "cli"})
 		if err != nil {
 			return c.credentialFail(err)
+		}
+		if *asJSON {
+			return c.printJSON(v)
 		}
 		fmt.Fprintf(c.stdout, "Generated Web Push key %s of app %s.\nvapid_public_key: %s\n", v.VAPIDKeyID, *app, v.VAPIDPublicKey)
 		return 0
@@ -422,6 +437,7 @@ func (c *command) pushCredentialsRevoke(args []string) int {
 		"Revoke one version of the provider's credential, or all of them. Needs no\nencryption key.")
 	app := fs.String("app", c.settings.DefaultAppID, "the app")
 	version := fs.Uint64("version", 0, "the version (0: every version)")
+	asJSON := jsonFlag(fs, `print {"revoked": [...], "current_version": n} as JSON`)
 	p, code, ok := c.parseProvider(fs, args)
 	if !ok {
 		return code
@@ -430,6 +446,9 @@ func (c *command) pushCredentialsRevoke(args []string) int {
 		res, err := m.Revoke(*app, p, *version, push.CredentialActor{Source: "cli"})
 		if err != nil {
 			return c.credentialFail(err)
+		}
+		if *asJSON {
+			return c.printJSON(res)
 		}
 		if len(res.Revoked) == 0 {
 			fmt.Fprintln(c.stdout, "Nothing to revoke: already revoked.")
@@ -452,6 +471,7 @@ func (c *command) pushCredentialsValidate(args []string) int {
 	app := fs.String("app", c.settings.DefaultAppID, "the app")
 	version := fs.Uint64("version", 0, "the version (0: the current one)")
 	live := fs.Bool("live", false, "fcm: fetch an access token")
+	asJSON := jsonFlag(fs, "print the result as JSON (exit 1 still when it does not work)")
 	p, code, ok := c.parseProvider(fs, args)
 	if !ok {
 		return code
@@ -461,10 +481,17 @@ func (c *command) pushCredentialsValidate(args []string) int {
 		if err != nil {
 			return c.credentialFail(err)
 		}
+		if *asJSON {
+			if code := c.printJSON(res); code != 0 || res.OK {
+				return code
+			}
+		}
 		if !res.OK {
 			return c.failf("%s version %d does not work: %s", p, res.Version, res.Error)
 		}
-		fmt.Fprintf(c.stdout, "%s version %d works.\n", p, res.Version)
+		if !*asJSON {
+			fmt.Fprintf(c.stdout, "%s version %d works.\n", p, res.Version)
+		}
 		return 0
 	})
 }
@@ -474,6 +501,7 @@ func (c *command) pushCredentialsReseal(args []string) int {
 		"PUSH_CREDENTIAL_ENCRYPTION_KEY_PREVIOUS), seal every credential again with the new key;\n"+
 		"then the previous key can be removed.")
 	app := fs.String("app", "", "only this app (default: every app)")
+	asJSON := jsonFlag(fs, "print the result as JSON")
 	if _, code, done := c.parse(fs, args, 0); done {
 		return code
 	}
@@ -518,7 +546,13 @@ func (c *command) pushCredentialsReseal(args []string) int {
 	for _, k := range res.Resealed {
 		n += k
 	}
-	fmt.Fprintf(c.stdout, "Resealed %d credential versions with the current key.\n", n)
+	if *asJSON {
+		if code := c.printJSON(res); code != 0 {
+			return code
+		}
+	} else {
+		fmt.Fprintf(c.stdout, "Resealed %d credential versions with the current key.\n", n)
+	}
 	if len(res.Unreadable) > 0 {
 		return c.failf("%d versions open with no configured key (left as they are): %s",
 			len(res.Unreadable), strings.Join(res.Unreadable, ", "))

@@ -65,7 +65,7 @@ func (c *command) deadLettersList(args []string) int {
 	}) int {
 		var err error
 		if dead, err = src.DeadLetters(*app, *limit); err != nil {
-			return c.failf("%v", err)
+			return c.fail(err)
 		}
 		return 0
 	}
@@ -104,6 +104,7 @@ func (c *command) deadLettersReplay(args []string) int {
 	app := fs.String("app", "", "only this app's dead letters")
 	var ids idList
 	fs.Var(&ids, "id", "a dead letter id (repeat, or give a comma list)")
+	asJSON := jsonFlag(fs, `print {"replayed": n, "skipped": n, "running": bool}`)
 	if _, code, done := c.parse(fs, args, 0); done {
 		return code
 	}
@@ -111,7 +112,10 @@ func (c *command) deadLettersReplay(args []string) int {
 		defer cl.Close()
 		res, err := cl.ReplayDeadLetters(*app, ids)
 		if err != nil {
-			return c.failf("%v", err)
+			return c.fail(err)
+		}
+		if *asJSON {
+			return c.printJSON(replayAnswer{Replayed: res.Replayed, Skipped: res.Skipped, Running: true})
 		}
 		fmt.Fprintf(c.stdout, "Replayed %d dead letters into the running server's queue.\n", res.Replayed)
 		if res.Skipped > 0 {
@@ -132,12 +136,24 @@ func (c *command) deadLettersReplay(args []string) int {
 		for _, q := range queues {
 			n += q.Len
 		}
+		if *asJSON {
+			return c.printJSON(replayAnswer{Replayed: n, Skipped: skipped})
+		}
 		fmt.Fprintf(c.stdout, "Replayed %d dead letters; the server delivers them when it starts.\n", n)
 		if skipped > 0 {
 			fmt.Fprintf(c.stdout, "Skipped %d whose webhook target is no longer configured.\n", skipped)
 		}
 		return 0
 	})
+}
+
+// replayAnswer is what "webhooks dead-letters replay --json" prints.
+type replayAnswer struct {
+	Replayed int `json:"replayed"`
+	Skipped  int `json:"skipped"`
+	// Running is true when a running server took them (delivered now),
+	// false when they wait in the database for the next start.
+	Running bool `json:"running"`
 }
 
 // idList is a repeatable flag of dead-letter ids.
