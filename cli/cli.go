@@ -17,6 +17,8 @@ sockudo is a Pusher-protocol-compatible realtime server.
 
 Commands:
   serve                      run the server (the default)
+  doctor [--json]            check the configuration in the environment and
+                             print what to fix; exit 1 when an error is found
   apps list|show|create|update|delete|rotate-secret
                              manage apps; secrets are shown only by create
                              and rotate-secret ('sockudo apps help')
@@ -39,9 +41,9 @@ Every command takes --json and then prints one JSON document on stdout
 (messages for people go to stderr).
 
 Exit codes:
-  0  success
+  0  success (doctor: no errors; warnings allowed)
   1  failure: the server or the database refused or failed, a conflict, a
-     broken audit chain, a credential that does not work
+     broken audit chain, a credential that does not work, a doctor error
   2  usage error or invalid input (unknown command or flag, a bad value,
      input the server refused as invalid)
   3  not found: the app, device or credential version named does not exist
@@ -66,6 +68,10 @@ type Program struct {
 	Settings func(environ map[string]string) Settings
 	// LockTimeout is how long a command waits for the database lock.
 	LockTimeout time.Duration
+	// Doctor checks the configuration in environ and returns its
+	// findings, for "sockudo doctor"; it changes nothing. Nil makes the
+	// command fail.
+	Doctor func(ctx context.Context, environ map[string]string) []Finding
 }
 
 // Settings are the configuration the commands read: one command needs only
@@ -143,6 +149,8 @@ func Run(ctx context.Context, args []string, environ map[string]string, stdout, 
 		return webhooksCmd(args, p.invocation(environ, stdout, stderr))
 	case "push":
 		return pushCmd(args, p.invocation(environ, stdout, stderr))
+	case "doctor":
+		return doctorCmd(ctx, args, environ, p.invocation(environ, stdout, stderr), p.Doctor)
 	case "audit":
 		return auditCmd(args, p.invocation(environ, stdout, stderr))
 	case "version", "--version":

@@ -7,7 +7,8 @@
 // and change it through the same [apps.Service], so every change is audited
 // either way. Every command takes --json and then prints one JSON document
 // on stdout. Exit codes (exitOK … exitNotFound in command.go): 0 success,
-// 1 failure, 2 usage error or invalid input, 3 not found.
+// 1 failure, 2 usage error or invalid input, 3 not found. "doctor" prints
+// the findings of package main's checks ([Program.Doctor]).
 //
 // It reads no environment itself: main hands it the [Settings] it parsed
 // from the variables its Config describes. It imports admin, apps, storage
