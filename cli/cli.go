@@ -34,6 +34,11 @@ Commands:
                              manage push provider credentials
   push devices list|show|delete
                              list, show or delete push devices
+  push publishes list|show|cancel|deliveries
+                             push publishes: status, cancel, deliveries
+  push dead-letters list|replay
+                             push deliveries given up on, or send them again
+  push limits                an app's publish limits and today's usage
   version [--json]           print the version
   help                       print this help
 

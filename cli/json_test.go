@@ -208,6 +208,12 @@ func TestPushCredentialsJSON(t *testing.T) {
 		strings.Contains(r.stdout, "private") {
 		t.Fatalf("generate-vapid --json: %+v", r)
 	}
+	// Offline changes enter the push audit trail too.
+	r = runCLI(t, env, "audit", "verify", "--app", "a1", "--json")
+	var reports []storage.PushAuditReport
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &reports) != nil || len(reports) != 1 || reports[0].Entries < 1 {
+		t.Fatalf("audit verify after an offline credential change: %+v", r)
+	}
 	for _, tc := range []struct {
 		args []string
 		code int

@@ -22,7 +22,10 @@ import (
 )
 
 const pushUsage = `Usage: sockudo push credentials <command> [flags]
-       sockudo push devices <command> [flags]   (sockudo push devices help)
+       sockudo push devices <command> [flags]       (sockudo push devices help)
+       sockudo push publishes <command> [flags]     (sockudo push publishes help)
+       sockudo push dead-letters list|replay [flags]
+       sockudo push limits [--app id]
 
 Commands:
   list [--app id] [--provider p] [--json]
@@ -71,8 +74,15 @@ func pushCmd(args []string, in invocation) int {
 		fmt.Fprint(out, pushUsage)
 		return code
 	}
-	if args[0] == "devices" {
+	switch args[0] {
+	case "devices":
 		return pushDevicesCmd(args[1:], in)
+	case "publishes":
+		return pushPublishesCmd(args[1:], in)
+	case "dead-letters":
+		return pushDeadLettersCmd(args[1:], in)
+	case "limits":
+		return pushLimitsCmd(args[1:], in)
 	}
 	if args[0] != "credentials" {
 		fmt.Fprintf(in.stderr, "sockudo push: unknown command %q\n\n%s", strings.Join(args, " "), pushUsage)
@@ -91,6 +101,16 @@ type syncAudit struct {
 
 func (a *syncAudit) Record(e storage.AuditEntry) {
 	if err := a.db.AppendAudit([]storage.AuditEntry{e}); err != nil {
+		a.mu.Lock()
+		a.errs = append(a.errs, err)
+		a.mu.Unlock()
+	}
+}
+
+// Trail appends e to the push audit trail at once (push.Deps.Trail; the
+// server batches through push.AuditTrail instead).
+func (a *syncAudit) Trail(e storage.PushAuditEntry) {
+	if _, err := a.db.AppendPushAudit([]storage.PushAuditEntry{e}); err != nil {
 		a.mu.Lock()
 		a.errs = append(a.errs, err)
 		a.mu.Unlock()
@@ -155,6 +175,8 @@ func (c *command) localCredentials(app string, build bool, fn func(m *push.Crede
 	if err != nil {
 		return c.failf("%v", err)
 	}
+	// Offline changes enter the push audit trail as the server's do.
+	m.SetTrail(audit.Trail)
 	if code := fn(m); code != 0 {
 		return code
 	}
@@ -170,18 +192,7 @@ func (c *command) localCredentials(app string, build bool, fn func(m *push.Crede
 type remoteCredentials struct{ cl *admin.Client }
 
 func (r remoteCredentials) call(method, path string, body []byte, out any) error {
-	status, answer, err := r.cl.Raw(method, path, body)
-	if err != nil {
-		return err
-	}
-	if status >= 300 {
-		var e struct{ Error, Description string }
-		if json.Unmarshal(answer, &e) != nil || e.Error == "" {
-			return fmt.Errorf("the server answered %d", status)
-		}
-		return &push.CredentialError{Status: status, Code: e.Error, Description: e.Description}
-	}
-	return json.Unmarshal(answer, out)
+	return callPush(r.cl, method, path, body, out)
 }
 
 func credentialsPath(app string, p push.CredentialProvider, rest ...string) string {
