@@ -30,6 +30,7 @@ Commands:
   webhooks dead-letters list|replay
                              list webhook events given up on, or queue them
                              for delivery again
+  webhooks queues            the webhook targets' queues
   push credentials list|put|generate-vapid|revoke|validate|reseal
                              manage push provider credentials
   push devices list|show|delete

@@ -97,6 +97,13 @@ func (d dbDeadLetters) Replay(app string, ids []uint64) (int, int, error) {
 	return n, skipped, err
 }
 
+// fakeQueues stands in for the running dispatcher's queues.
+type fakeQueues struct{}
+
+func (fakeQueues) WebhookQueues(app string) ([]admin.WebhookQueue, error) {
+	return []admin.WebhookQueue{{App: "a1", URL: "https://x.example.com/hook", Pending: 2, Failures: 1}}, nil
+}
+
 // TestEveryCommandJSONAndExitCodes runs every admin operation with --json,
 // offline (the database) and through a running server's admin socket, and
 // checks the exit codes: 0 ok, 1 failure, 2 usage or invalid input, 3 not
@@ -120,6 +127,7 @@ func TestEveryCommandJSONAndExitCodes(t *testing.T) {
 				as := admin.NewServer(db, nil, nil)
 				as.PushDevices = db
 				as.DeadLetters = dbDeadLetters{db}
+				as.WebhookQueues = fakeQueues{}
 				hs := &http.Server{Handler: as.Handler()}
 				done := make(chan struct{})
 				go func() { defer close(done); _ = hs.Serve(ln) }()
@@ -153,6 +161,12 @@ func TestEveryCommandJSONAndExitCodes(t *testing.T) {
 				{[]string{"webhooks", "dead-letters", "replay", "--json"}, 0, wantField("replayed", float64(1))},
 				{[]string{"webhooks", "dead-letters", "replay", "--id", "x"}, 2, nil},
 				{[]string{"webhooks", "frob"}, 2, nil},
+				{[]string{"webhooks", "queues", "--json"}, 0, func(t *testing.T, v any) {
+					if _, ok := v.([]any); !ok {
+						t.Errorf("want an array, got %v", v)
+					}
+				}},
+				{[]string{"webhooks", "queues", "x"}, 2, nil},
 				{[]string{"push", "devices", "list", "--app", "a1", "--json"}, 0, func(t *testing.T, v any) {
 					if items, _ := field(v, "items").([]any); len(items) != 1 {
 						t.Errorf("items %v", v)
