@@ -46,6 +46,7 @@ func doctor(ctx context.Context, environ map[string]string) []cli.Finding {
 		d.checkPort("metrics_port", "METRICS_PORT", cfg.Metrics.Host, cfg.Metrics.Port)
 	}
 	credentials := d.checkDatabase()
+	d.checkAdminSocket()
 	d.checkTLS()
 	d.checkRedis(ctx)
 	d.checkDefaultApp()
@@ -181,6 +182,26 @@ func (d *doctorRun) checkDatabase() int {
 	}
 	d.ok("database", fmt.Sprintf("SOCKUDO_DB_PATH: %s opens for writing and no other process holds it", path))
 	return n
+}
+
+// checkAdminSocket checks that serve can open the admin socket: its
+// directory must be private to sockudo's user.
+func (d *doctorRun) checkAdminSocket() {
+	if !d.cfg.Admin.Enabled {
+		return
+	}
+	path := d.cfg.adminSocket()
+	if d.running {
+		d.ok("admin_socket", fmt.Sprintf("the admin socket %s answers (a server is running)", path))
+		return
+	}
+	if err := admin.CheckSocketDir(path); err != nil {
+		d.add(cli.SeverityError, "admin_socket", fmt.Sprintf("SOCKUDO_ADMIN_SOCKET: serve would refuse %s: %v", path, err),
+			"point SOCKUDO_ADMIN_SOCKET (or SOCKUDO_DB_PATH) into a directory only sockudo's user can write, "+
+				"or set SOCKUDO_ADMIN_SOCKET_ENABLED=false")
+		return
+	}
+	d.ok("admin_socket", fmt.Sprintf("the admin socket's directory %s is private", filepath.Dir(path)))
 }
 
 // activeCredentials counts the push credential versions not revoked.

@@ -165,6 +165,17 @@ func TestDoctorChecks(t *testing.T) {
 			}
 			t.Cleanup(func() { db.Close() })
 		}, "database", cli.SeverityError, "locked by another process", 1},
+		{"admin socket directory open to others", func(t *testing.T, env map[string]string) {
+			dir := filepath.Join(t.TempDir(), "shared")
+			if err := os.Mkdir(dir, 0o777); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(dir, 0o777); err != nil { // past the umask
+				t.Fatal(err)
+			}
+			env["SOCKUDO_DB_PATH"] = filepath.Join(dir, "sockudo.db")
+		}, "admin_socket", cli.SeverityError, "writable by group or others", 1},
+		{"admin socket directory private", func(*testing.T, map[string]string) {}, "admin_socket", cli.SeverityOK, "is private", 0},
 		{"TLS pair valid", func(t *testing.T, env map[string]string) {
 			env["SSL_ENABLED"] = "true"
 			env["SSL_CERT_PATH"], env["SSL_KEY_PATH"] = writeCert(t, t.TempDir(), "a", time.Now().Add(90*24*time.Hour))

@@ -24,7 +24,8 @@ const (
 type Finding struct {
 	Severity Severity `json:"severity"`
 	// Check names what was checked: config, port, metrics_port, database,
-	// tls, redis, default_app, push_key, webhooks, web_push, debug.
+	// admin_socket, tls, redis, default_app, push_key, webhooks, web_push,
+	// debug.
 	Check string `json:"check"`
 	// Message says what was found, naming the variable concerned.
 	Message string `json:"message"`
@@ -38,7 +39,8 @@ Check the configuration in the environment (the same variables serve reads)
 and print one line per finding: its severity (error, warn, ok), the check and
 what to fix. It changes nothing. Checks: the configuration parses and is
 valid; PORT and METRICS_PORT can be bound; the database directory is
-writable and no other process holds the database; the TLS certificate and
+writable and no other process holds the database; the admin socket's
+directory is private; the TLS certificate and
 key are readable and a valid pair (SSL_ENABLED); Redis answers PING
 (ADAPTER_DRIVER=redis or RATE_LIMITER_DRIVER=redis); the default app's
 credentials are not the public defaults; PUSH_CREDENTIAL_ENCRYPTION_KEY is
