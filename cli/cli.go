@@ -43,8 +43,8 @@ Commands:
   version [--json]           print the version
   help                       print this help
 
-Every command takes --json and then prints one JSON document on stdout
-(messages for people go to stderr).
+Every command but serve and help takes --json and then prints one JSON
+document on stdout (messages for people go to stderr).
 
 Exit codes:
   0  success (doctor: no errors; warnings allowed)
