@@ -1,8 +1,10 @@
-// Package cli is sockudo's command line: "sockudo apps", "audit" and
-// "webhooks dead-letters", help, version, the hidden healthcheck, and the
-// dispatch to the server, which package main gives it in a [Program].
+// Package cli is sockudo's command line: "sockudo apps", "audit",
+// "webhooks" (dead-letters, queues), "push" (credentials, devices,
+// publishes, dead-letters, limits), the output of "doctor" (whose checks
+// are main's), help, version, the hidden healthcheck, and the dispatch to
+// the server, which package main gives it in a [Program].
 //
-// The apps and audit commands reach a running server through its admin
+// The admin commands reach a running server through its admin
 // socket (package admin); with no server running they open the database
 // and change it through the same [apps.Service], so every change is audited
 // either way. Every command takes --json and then prints one JSON document
