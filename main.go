@@ -58,6 +58,7 @@ func run(ctx context.Context, args []string, environ map[string]string, stdout, 
 		Serve:       serve,
 		Settings:    cliSettings,
 		LockTimeout: dbLockTimeout,
+		Doctor:      doctor,
 	})
 }
 

@@ -112,8 +112,40 @@ func startAdmin(c Config, db *storage.DB, reload func() error, validate func(sto
 	as.PushDevices = db
 	as.Validate = validate
 	as.DeadLetters = dead
+	if d, ok := dead.(*webhooks.Dispatcher); ok {
+		as.WebhookQueues = webhookQueues{d, db}
+	}
 	as.Push = push
 	return startBackground("admin", ln, as.Handler(), log), nil
+}
+
+// webhookQueues answers the admin socket's GET /webhooks/queues from the
+// running dispatcher: the targets of one app, or of every stored app.
+type webhookQueues struct {
+	d  *webhooks.Dispatcher
+	db *storage.DB
+}
+
+func (q webhookQueues) WebhookQueues(app string) ([]admin.WebhookQueue, error) {
+	ids := []string{app}
+	if app == "" {
+		all, err := q.db.Apps()
+		if err != nil {
+			return nil, err
+		}
+		ids = ids[:0]
+		for _, a := range all {
+			ids = append(ids, a.ID)
+		}
+	}
+	out := []admin.WebhookQueue{}
+	for _, id := range ids {
+		for _, t := range q.d.Queues(id) {
+			out = append(out, admin.WebhookQueue{App: id, URL: t.URL, Pending: t.Pending, Failures: t.Failures,
+				NextAttempt: t.NextAttempt})
+		}
+	}
+	return out, nil
 }
 
 // auditLog adapts storage's buffered audit writer to the server's AuditLog.

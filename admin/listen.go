@@ -67,6 +67,29 @@ func privateDir(dir string) error {
 	if err != nil {
 		return fmt.Errorf("admin: %w", err)
 	}
+	return checkPrivate(dir, fi)
+}
+
+// CheckSocketDir reports whether Listen would accept the directory of the
+// socket at path, without creating anything: nil when the directory is
+// private or missing (Listen creates it, mode 0700), else an error
+// wrapping ErrUnsafeDir that says what to change. "sockudo doctor" uses
+// it.
+func CheckSocketDir(path string) error {
+	dir := filepath.Dir(path)
+	fi, err := os.Stat(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("admin: %w", err)
+	}
+	return checkPrivate(dir, fi)
+}
+
+// checkPrivate checks that dir (fi) is a directory owned by us that
+// neither group nor others can write.
+func checkPrivate(dir string, fi fs.FileInfo) error {
 	switch {
 	case !fi.IsDir():
 		return fmt.Errorf("%w: %s is not a directory", ErrUnsafeDir, dir)

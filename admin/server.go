@@ -29,6 +29,9 @@ type Server struct {
 	// DeadLetters, if set, serves the webhook dead letters (the running
 	// dispatcher, which must know about replayed entries).
 	DeadLetters DeadLetterService
+	// WebhookQueues, if set, serves GET /webhooks/queues: the running
+	// dispatcher's targets and their queues.
+	WebhookQueues WebhookQueueService
 	// Push, if set, serves /apps/{id}/push/...: the running push
 	// subsystem's credential operations (push.Service.AdminHandler), so
 	// that a change swaps provider clients at once.
@@ -77,6 +80,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /push/audit/verify", s.verifyPushAudit)
 	mux.HandleFunc("GET /webhooks/dead-letters", s.listDeadLetters)
 	mux.HandleFunc("POST /webhooks/dead-letters/replay", s.replayDeadLetters)
+	mux.HandleFunc("GET /webhooks/queues", s.listWebhookQueues)
 	if s.Push != nil {
 		mux.Handle("/apps/{id}/push/", s.Push)
 	}

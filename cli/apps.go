@@ -83,7 +83,8 @@ func features(a storage.App) string {
 }
 
 func (c *command) show(args []string) int {
-	fs := c.flagSet("<id>", "Print the app as JSON. The secret is hidden.")
+	fs := c.flagSet("<id> [--json]", "Print the app as JSON. The secret is hidden.")
+	_ = jsonFlag(fs, "print JSON (the only format)")
 	pos, code, done := c.parse(fs, args, 1)
 	if done {
 		return code
@@ -103,6 +104,7 @@ func (c *command) create(args []string) int {
 		"again. Omitted --id, --key and --secret are generated at random.")
 	id := fs.String("id", "", "app id (letters, digits, '-', '_', '.'); default: 9 random digits")
 	set := registerAppFlags(fs, true)
+	_ = jsonFlag(fs, "print JSON (the only format)")
 	if _, code, done := c.parse(fs, args, 0); done {
 		return code
 	}
@@ -135,7 +137,7 @@ func (c *command) create(args []string) int {
 			case errors.Is(err, storage.ErrKeyInUse):
 				return c.failf("key %q already belongs to another app: %v", a.Key, err)
 			default:
-				return c.failf("%v", err)
+				return c.fail(err)
 			}
 			break
 		}
@@ -157,6 +159,7 @@ func (c *command) update(args []string) int {
 	fs := c.flagSet("<id> [flags]", "Change the settings given as flags and leave the rest as they are.\n"+
 		"Without flags nothing changes.")
 	set := registerAppFlags(fs, false)
+	_ = jsonFlag(fs, "print JSON (the only format)")
 	pos, code, done := c.parse(fs, args, 1)
 	if done {
 		return code
@@ -170,7 +173,8 @@ func (c *command) update(args []string) int {
 		}
 		if !set.apply(fs, &a, false) {
 			fmt.Fprintf(c.stderr, "App %s unchanged: no flags given.\n", id)
-			return 0
+			hideSecrets(&a)
+			return c.printJSON(a)
 		}
 		check := a
 		if check.Secret == "" {
@@ -183,7 +187,7 @@ func (c *command) update(args []string) int {
 			if errors.Is(err, storage.ErrKeyInUse) {
 				return c.failf("key %q already belongs to another app: %v", a.Key, err)
 			}
-			return c.failf("%v", err)
+			return c.fail(err)
 		}
 		c.noteDefaultApp(id)
 		stored, err := st.App(id)
@@ -196,7 +200,8 @@ func (c *command) update(args []string) int {
 }
 
 func (c *command) delete(args []string) int {
-	fs := c.flagSet("<id>", "Delete the app and release its key.")
+	fs := c.flagSet("<id> [--json]", "Delete the app and release its key.")
+	asJSON := jsonFlag(fs, `print {"app_id": id, "deleted": true}`)
 	pos, code, done := c.parse(fs, args, 1)
 	if done {
 		return code
@@ -206,10 +211,19 @@ func (c *command) delete(args []string) int {
 		if err := st.DeleteApp(id); err != nil {
 			return c.failApp(id, err)
 		}
-		fmt.Fprintf(c.stdout, "Deleted app %s.\n", id)
 		c.noteDefaultApp(id)
+		if *asJSON {
+			return c.printJSON(deletedAnswer{ID: id, Deleted: true})
+		}
+		fmt.Fprintf(c.stdout, "Deleted app %s.\n", id)
 		return 0
 	})
+}
+
+// deletedAnswer is what "apps delete --json" prints.
+type deletedAnswer struct {
+	ID      string `json:"app_id"`
+	Deleted bool   `json:"deleted"`
 }
 
 // noteDefaultApp warns when id is the env-configured default app, whose
@@ -305,6 +319,7 @@ func (s *appFlagSet) apply(fs *flag.FlagSet, a *storage.App, all bool) bool {
 		a.Webhooks = s.webhooks.hooks
 	}
 	delete(set, "id")
+	delete(set, "json") // an output flag, not a setting
 	return len(set) > 0
 }
 
@@ -359,7 +374,7 @@ func (c *command) rotateSecret(args []string) int {
 		"Applies at once to a running server.")
 	grace := fs.Duration("grace", 24*time.Hour, "how long the old secret stays valid; 0 revokes it now")
 	secret := fs.String("secret", "", "the new secret; default: 40 random hex digits")
-	_ = fs.Bool("json", true, "print JSON (the only format)")
+	_ = jsonFlag(fs, "print JSON (the only format)")
 	pos, code, done := c.parse(fs, args, 1)
 	if done {
 		return code
@@ -406,6 +421,7 @@ func (c *command) beamsKey(args []string) int {
 		"on the Beams routes). The new key is printed once. It is the app's own secret,\n"+
 		"never the app secret. Applies at once to a running server.")
 	grace := fs.Duration("grace", 24*time.Hour, "rotate: how long the old key stays valid; 0 revokes it now")
+	_ = jsonFlag(fs, "print JSON (the only format)")
 	c.argName = "operation (generate, rotate or revoke) and app id"
 	pos, code, done := c.parse(fs, args, 2)
 	if done {

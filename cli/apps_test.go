@@ -160,7 +160,7 @@ func TestAppsLifecycle(t *testing.T) {
 		t.Fatalf("delete: exit %d\n%s", r.code, r.stderr)
 	}
 	r = runCLI(t, env, "apps", "show", "42")
-	if r.code != 1 || !strings.Contains(r.stderr, `no app with id "42"`) {
+	if r.code != 3 || !strings.Contains(r.stderr, `no app with id "42"`) {
 		t.Errorf("show after delete: exit %d, stderr %q", r.code, r.stderr)
 	}
 	r = runCLI(t, env, "apps", "list")
@@ -238,12 +238,12 @@ func TestAppsErrors(t *testing.T) {
 		{"negative push limit", []string{"apps", "update", "1", "--push-max-devices-per-user", "-1"}, 2, "--push-max-devices-per-user: must be at least 0"},
 		{"bool flag value after a space", []string{"apps", "create", "--enabled", "false"}, 2, "--enabled=false"},
 		{"unknown flag", []string{"apps", "create", "--colour", "red"}, 2, "flag provided but not defined"},
-		{"update unknown id", []string{"apps", "update", "nope", "--enabled=false"}, 1, `no app with id "nope"`},
+		{"update unknown id", []string{"apps", "update", "nope", "--enabled=false"}, 3, `no app with id "nope"`},
 		{"update without id", []string{"apps", "update", "--enabled=false"}, 2, "missing app id"},
 		{"update two ids", []string{"apps", "update", "1", "2"}, 2, "want one app id"},
 		{"update to a taken key", []string{"apps", "update", "1", "--key", "key3"}, 1, "already belongs"},
-		{"delete unknown id", []string{"apps", "delete", "nope"}, 1, `no app with id "nope"`},
-		{"show unknown id", []string{"apps", "show", "nope"}, 1, `no app with id "nope"`},
+		{"delete unknown id", []string{"apps", "delete", "nope"}, 3, `no app with id "nope"`},
+		{"show unknown id", []string{"apps", "show", "nope"}, 3, `no app with id "nope"`},
 		{"list with argument", []string{"apps", "list", "x"}, 2, `unexpected argument "x"`},
 	}
 	for _, tc := range tcs {
@@ -312,7 +312,7 @@ func TestTopLevelCommands(t *testing.T) {
 	}{
 		{name: "version", args: []string{"version"}, stdout: "sockudo dev"},
 		{name: "help", args: []string{"help"}, stdout: "Usage: sockudo"},
-		{name: "-h", args: []string{"-h"}, stdout: "apps update <id> [flags]"},
+		{name: "-h", args: []string{"-h"}, stdout: "3  not found"},
 		{name: "--help", args: []string{"--help"}, stdout: "Commands:"},
 		{name: "unknown command", args: []string{"frobnicate"}, code: 2, stderr: "Usage: sockudo"},
 		{name: "serve with arguments", args: []string{"serve", "now"}, code: 2, stderr: "takes no arguments"},

@@ -64,7 +64,7 @@ func auditCmd(args []string, in invocation) int {
 	return c.withStore(true, func(st appStore) int {
 		entries, err := st.Audit(f)
 		if err != nil {
-			return c.failf("%v", err)
+			return c.fail(err)
 		}
 		if *asJSON {
 			return c.printJSON(entries)
@@ -101,7 +101,7 @@ func auditVerify(args []string, c *command) int {
 	if code := c.withStore(true, func(st appStore) int {
 		var err error
 		if reports, err = st.VerifyPushAudit(*app); err != nil {
-			return c.failf("%v", err)
+			return c.fail(err)
 		}
 		return 0
 	}); code != 0 {

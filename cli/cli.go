@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"runtime"
@@ -16,33 +17,48 @@ sockudo is a Pusher-protocol-compatible realtime server.
 
 Commands:
   serve                      run the server (the default)
-  apps list [--json]         list apps; secrets are never shown
-  apps show <id>             print an app as JSON, secret hidden
-  apps create [flags]        create an app and print its secret once
-  apps update <id> [flags]   change only the settings given as flags
-  apps delete <id>           delete an app
-  apps rotate-secret <id>    new secret; the old one stays valid for --grace
+  doctor [--json]            check the configuration in the environment and
+                             print what to fix; exit 1 when an error is found
+  apps list|show|create|update|delete|rotate-secret
+                             manage apps; secrets are shown only by create
+                             and rotate-secret ('sockudo apps help')
+  apps beams-key generate|rotate|revoke <id>
+                             the app's Pusher Beams secret key, printed once
   audit list                 print the audit log, newest first
-  audit verify [--app id] [--json]
-                             check the push audit trail's hash chains; exit 1
+  audit verify [--app id]    check the push audit trail's hash chains; exit 1
                              when one is broken
-  webhooks dead-letters list [--app id] [--json]
-                             list webhook events given up on
-  webhooks dead-letters replay [--app id] [--id n ...]
-                             queue dead letters for delivery again
+  webhooks dead-letters list|replay
+                             list webhook events given up on, or queue them
+                             for delivery again
+  webhooks queues            the webhook targets' queues
+  push credentials list|put|generate-vapid|revoke|validate|reseal
+                             manage push provider credentials
   push devices list|show|delete
-                             list, show or delete push devices (offline)
-  push credentials list|put|generate-vapid|revoke|validate
-                             manage push provider credentials (server stopped)
-  version                    print the version
+                             list, show or delete push devices
+  push publishes list|show|cancel|deliveries
+                             push publishes: status, cancel, deliveries
+  push dead-letters list|replay
+                             push deliveries given up on, or send them again
+  push limits                an app's publish limits and today's usage
+  version [--json]           print the version
   help                       print this help
 
-Settings come from environment variables (see README.md). The apps and audit
-commands work on a running server through its admin socket (next to the
-database, SOCKUDO_DB_PATH + ".sock") and changes apply at once; with no
-server running they edit the database at SOCKUDO_DB_PATH (default
-./sockudo.db) directly.
-Run 'sockudo apps <command> -h' for the flags of an apps command.
+Every command but serve and help takes --json and then prints one JSON
+document on stdout (messages for people go to stderr).
+
+Exit codes:
+  0  success (doctor: no errors; warnings allowed)
+  1  failure: the server or the database refused or failed, a conflict, a
+     broken audit chain, a credential that does not work, a doctor error
+  2  usage error or invalid input (unknown command or flag, a bad value,
+     input the server refused as invalid)
+  3  not found: the app, device or credential version named does not exist
+
+Settings come from environment variables (see README.md). The commands work
+on a running server through its admin socket (next to the database,
+SOCKUDO_DB_PATH + ".sock") and changes apply at once; with no server running
+they edit the database at SOCKUDO_DB_PATH (default ./sockudo.db) directly.
+Run 'sockudo <command> -h' for the flags of a command.
 `
 
 // Program is what package main gives the command line: the version, the
@@ -58,6 +74,10 @@ type Program struct {
 	Settings func(environ map[string]string) Settings
 	// LockTimeout is how long a command waits for the database lock.
 	LockTimeout time.Duration
+	// Doctor checks the configuration in environ and returns its
+	// findings, for "sockudo doctor"; it changes nothing. Nil makes the
+	// command fail.
+	Doctor func(ctx context.Context, environ map[string]string) []Finding
 }
 
 // Settings are the configuration the commands read: one command needs only
@@ -135,11 +155,12 @@ func Run(ctx context.Context, args []string, environ map[string]string, stdout, 
 		return webhooksCmd(args, p.invocation(environ, stdout, stderr))
 	case "push":
 		return pushCmd(args, p.invocation(environ, stdout, stderr))
+	case "doctor":
+		return doctorCmd(ctx, args, environ, p.invocation(environ, stdout, stderr), p.Doctor)
 	case "audit":
 		return auditCmd(args, p.invocation(environ, stdout, stderr))
 	case "version", "--version":
-		fmt.Fprintf(stdout, "sockudo %s (%s)\n", p.Version, runtime.Version())
-		return 0
+		return versionCmd(args, p.Version, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -158,4 +179,22 @@ func isHelp(arg string) bool {
 		return true
 	}
 	return false
+}
+
+// versionCmd runs "sockudo version [--json]".
+func versionCmd(args []string, version string, stdout, stderr io.Writer) int {
+	switch {
+	case len(args) == 0:
+		fmt.Fprintf(stdout, "sockudo %s (%s)\n", version, runtime.Version())
+		return exitOK
+	case len(args) == 1 && args[0] == "--json":
+		b, _ := json.Marshal(map[string]string{"version": version, "go": runtime.Version()})
+		fmt.Fprintf(stdout, "%s\n", b)
+		return exitOK
+	case len(args) == 1 && isHelp(args[0]):
+		fmt.Fprintln(stdout, "Usage: sockudo version [--json]")
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "sockudo version: unexpected arguments %q\nUsage: sockudo version [--json]\n", args)
+	return exitUsage
 }

@@ -54,16 +54,69 @@ func runGroup(group, usage string, cmds map[string]func(*command, []string) int,
 	return 2
 }
 
-// failf reports a failure and returns exit code 1.
+// The exit codes of every command, documented in the usage text and the
+// README ("Exit codes"). Scripts may rely on them.
+const (
+	// exitOK: the command did what was asked (doctor: no errors, warnings
+	// allowed).
+	exitOK = 0
+	// exitFailure: it failed (the server or the database refused, a
+	// conflict, a broken audit chain, a credential that does not work,
+	// doctor found an error).
+	exitFailure = 1
+	// exitUsage: the command line or the input it names is invalid
+	// (unknown command or flag, a malformed value, a body the server
+	// refused as invalid).
+	exitUsage = 2
+	// exitNotFound: the app, device or credential version named does not
+	// exist.
+	exitNotFound = 3
+)
+
+// failf reports a failure and returns exitFailure.
 func (c *command) failf(format string, args ...any) int {
 	fmt.Fprintf(c.stderr, c.cmd+": "+format+"\n", args...)
-	return 1
+	return exitFailure
 }
 
-// usagef reports a usage error and returns exit code 2.
+// usagef reports a usage error and returns exitUsage.
 func (c *command) usagef(format string, args ...any) int {
 	fmt.Fprintf(c.stderr, c.cmd+": "+format+"\nRun '%s -h' for usage.\n", append(args, c.cmd)...)
-	return 2
+	return exitUsage
+}
+
+// invalidf reports input the store refused as invalid and returns
+// exitUsage (without the usage hint: the flags parsed).
+func (c *command) invalidf(format string, args ...any) int {
+	fmt.Fprintf(c.stderr, c.cmd+": "+format+"\n", args...)
+	return exitUsage
+}
+
+// notFoundf reports that what the command names does not exist and
+// returns exitNotFound.
+func (c *command) notFoundf(format string, args ...any) int {
+	fmt.Fprintf(c.stderr, c.cmd+": "+format+"\n", args...)
+	return exitNotFound
+}
+
+// fail reports err with the exit code its kind calls for: exitNotFound for
+// storage.ErrNotFound, exitUsage for storage.ErrInvalid (the admin socket
+// returns both, wrapped), else exitFailure.
+func (c *command) fail(err error) int {
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return c.notFoundf("%v", err)
+	case errors.Is(err, storage.ErrInvalid):
+		return c.invalidf("%v", err)
+	}
+	return c.failf("%v", err)
+}
+
+// jsonFlag adds --json. about says what it prints; for commands whose only
+// output is JSON the flag is accepted and changes nothing, so every
+// command takes it.
+func jsonFlag(fs *flag.FlagSet, about string) *bool {
+	return fs.Bool("json", false, about)
 }
 
 // flagSet returns a FlagSet for the subcommand whose usage line is synopsis.
@@ -157,7 +210,7 @@ func (c *command) printTable(header string, rows func(w io.Writer)) int {
 // storage.ErrNotFound, else the error.
 func (c *command) failApp(id string, err error) int {
 	if errors.Is(err, storage.ErrNotFound) {
-		return c.failf("no app with id %q", id)
+		return c.notFoundf("no app with id %q", id)
 	}
-	return c.failf("%v", err)
+	return c.fail(err)
 }

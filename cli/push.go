@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"strconv"
@@ -21,7 +22,10 @@ import (
 )
 
 const pushUsage = `Usage: sockudo push credentials <command> [flags]
-       sockudo push devices <command> [flags]   (sockudo push devices help)
+       sockudo push devices <command> [flags]       (sockudo push devices help)
+       sockudo push publishes <command> [flags]     (sockudo push publishes help)
+       sockudo push dead-letters list|replay [flags]
+       sockudo push limits [--app id]
 
 Commands:
   list [--app id] [--provider p] [--json]
@@ -70,8 +74,15 @@ func pushCmd(args []string, in invocation) int {
 		fmt.Fprint(out, pushUsage)
 		return code
 	}
-	if args[0] == "devices" {
+	switch args[0] {
+	case "devices":
 		return pushDevicesCmd(args[1:], in)
+	case "publishes":
+		return pushPublishesCmd(args[1:], in)
+	case "dead-letters":
+		return pushDeadLettersCmd(args[1:], in)
+	case "limits":
+		return pushLimitsCmd(args[1:], in)
 	}
 	if args[0] != "credentials" {
 		fmt.Fprintf(in.stderr, "sockudo push: unknown command %q\n\n%s", strings.Join(args, " "), pushUsage)
@@ -90,6 +101,16 @@ type syncAudit struct {
 
 func (a *syncAudit) Record(e storage.AuditEntry) {
 	if err := a.db.AppendAudit([]storage.AuditEntry{e}); err != nil {
+		a.mu.Lock()
+		a.errs = append(a.errs, err)
+		a.mu.Unlock()
+	}
+}
+
+// Trail appends e to the push audit trail at once (push.Deps.Trail; the
+// server batches through push.AuditTrail instead).
+func (a *syncAudit) Trail(e storage.PushAuditEntry) {
+	if _, err := a.db.AppendPushAudit([]storage.PushAuditEntry{e}); err != nil {
 		a.mu.Lock()
 		a.errs = append(a.errs, err)
 		a.mu.Unlock()
@@ -154,6 +175,8 @@ func (c *command) localCredentials(app string, build bool, fn func(m *push.Crede
 	if err != nil {
 		return c.failf("%v", err)
 	}
+	// Offline changes enter the push audit trail as the server's do.
+	m.SetTrail(audit.Trail)
 	if code := fn(m); code != 0 {
 		return code
 	}
@@ -169,18 +192,7 @@ func (c *command) localCredentials(app string, build bool, fn func(m *push.Crede
 type remoteCredentials struct{ cl *admin.Client }
 
 func (r remoteCredentials) call(method, path string, body []byte, out any) error {
-	status, answer, err := r.cl.Raw(method, path, body)
-	if err != nil {
-		return err
-	}
-	if status >= 300 {
-		var e struct{ Error, Description string }
-		if json.Unmarshal(answer, &e) != nil || e.Error == "" {
-			return fmt.Errorf("the server answered %d", status)
-		}
-		return &push.CredentialError{Status: status, Code: e.Error, Description: e.Description}
-	}
-	return json.Unmarshal(answer, out)
+	return callPush(r.cl, method, path, body, out)
 }
 
 func credentialsPath(app string, p push.CredentialProvider, rest ...string) string {
@@ -237,12 +249,18 @@ func (r remoteCredentials) Validate(_ context.Context, app string, p push.Creden
 func (c *command) credentialFail(err error) int {
 	var ce *push.CredentialError
 	switch {
+	case errors.As(err, &ce) && ce.Status == http.StatusNotFound:
+		return c.notFoundf("%s", ce.Description)
+	case errors.As(err, &ce) && ce.Status >= 400 && ce.Status < 500 && ce.Status != http.StatusConflict &&
+		ce.Status != http.StatusTooManyRequests && ce.Status != http.StatusServiceUnavailable:
+		// The body or the flags named something invalid.
+		return c.invalidf("%s", ce.Description)
 	case errors.As(err, &ce):
 		return c.failf("%s", ce.Description)
 	case errors.Is(err, storage.ErrNotFound), errors.Is(err, push.ErrNoCredential):
-		return c.failf("no such credential version")
+		return c.notFoundf("no such credential version")
 	}
-	return c.failf("%v", err)
+	return c.fail(err)
 }
 
 // parseProvider parses the command's flags (fs) and its one positional
@@ -333,6 +351,7 @@ func (c *command) pushCredentialsPut(args []string) int {
 	sa := fs.String("service-account", "", "fcm: the service-account JSON file")
 	subject := fs.String("subject", "", "webpush: mailto: or https: contact")
 	privFile := fs.String("private-key-file", "", "webpush: file holding the VAPID private key (base64url)")
+	asJSON := jsonFlag(fs, "print the stored version's metadata as JSON")
 	p, code, ok := c.parseProvider(fs, args)
 	if !ok {
 		return code
@@ -346,6 +365,9 @@ func (c *command) pushCredentialsPut(args []string) int {
 		v, err := m.Put(*app, p, body, push.CredentialActor{Source: "cli"})
 		if err != nil {
 			return c.credentialFail(err)
+		}
+		if *asJSON {
+			return c.printJSON(v)
 		}
 		fmt.Fprintf(c.stdout, "Stored %s credential version %d of app %s (%s); it is current.\n", p, v.Version, *app, v.Fingerprint)
 		return 0
@@ -404,6 +426,7 @@ func (c *command) pushCredentialsGenerate(args []string) int {
 			"credential. Only the public key is printed; browsers subscribe with it.")
 	app := fs.String("app", c.settings.DefaultAppID, "the app")
 	subject := fs.String("subject", "", "the VAPID subject: mailto: or https: contact")
+	asJSON := jsonFlag(fs, "print the new version's metadata (with the public key) as JSON")
 	if _, code, done := c.parse(fs, args, 0); done {
 		return code
 	}
@@ -411,6 +434,9 @@ func (c *command) pushCredentialsGenerate(args []string) int {
 		v, err := m.GenerateVAPID(*app, *subject, push.CredentialActor{Source: "cli"})
 		if err != nil {
 			return c.credentialFail(err)
+		}
+		if *asJSON {
+			return c.printJSON(v)
 		}
 		fmt.Fprintf(c.stdout, "Generated Web Push key %s of app %s.\nvapid_public_key: %s\n", v.VAPIDKeyID, *app, v.VAPIDPublicKey)
 		return 0
@@ -422,6 +448,7 @@ func (c *command) pushCredentialsRevoke(args []string) int {
 		"Revoke one version of the provider's credential, or all of them. Needs no\nencryption key.")
 	app := fs.String("app", c.settings.DefaultAppID, "the app")
 	version := fs.Uint64("version", 0, "the version (0: every version)")
+	asJSON := jsonFlag(fs, `print {"revoked": [...], "current_version": n} as JSON`)
 	p, code, ok := c.parseProvider(fs, args)
 	if !ok {
 		return code
@@ -430,6 +457,9 @@ func (c *command) pushCredentialsRevoke(args []string) int {
 		res, err := m.Revoke(*app, p, *version, push.CredentialActor{Source: "cli"})
 		if err != nil {
 			return c.credentialFail(err)
+		}
+		if *asJSON {
+			return c.printJSON(res)
 		}
 		if len(res.Revoked) == 0 {
 			fmt.Fprintln(c.stdout, "Nothing to revoke: already revoked.")
@@ -452,6 +482,7 @@ func (c *command) pushCredentialsValidate(args []string) int {
 	app := fs.String("app", c.settings.DefaultAppID, "the app")
 	version := fs.Uint64("version", 0, "the version (0: the current one)")
 	live := fs.Bool("live", false, "fcm: fetch an access token")
+	asJSON := jsonFlag(fs, "print the result as JSON (exit 1 still when it does not work)")
 	p, code, ok := c.parseProvider(fs, args)
 	if !ok {
 		return code
@@ -461,10 +492,17 @@ func (c *command) pushCredentialsValidate(args []string) int {
 		if err != nil {
 			return c.credentialFail(err)
 		}
+		if *asJSON {
+			if code := c.printJSON(res); code != 0 || res.OK {
+				return code
+			}
+		}
 		if !res.OK {
 			return c.failf("%s version %d does not work: %s", p, res.Version, res.Error)
 		}
-		fmt.Fprintf(c.stdout, "%s version %d works.\n", p, res.Version)
+		if !*asJSON {
+			fmt.Fprintf(c.stdout, "%s version %d works.\n", p, res.Version)
+		}
 		return 0
 	})
 }
@@ -474,6 +512,7 @@ func (c *command) pushCredentialsReseal(args []string) int {
 		"PUSH_CREDENTIAL_ENCRYPTION_KEY_PREVIOUS), seal every credential again with the new key;\n"+
 		"then the previous key can be removed.")
 	app := fs.String("app", "", "only this app (default: every app)")
+	asJSON := jsonFlag(fs, "print the result as JSON")
 	if _, code, done := c.parse(fs, args, 0); done {
 		return code
 	}
@@ -518,7 +557,13 @@ func (c *command) pushCredentialsReseal(args []string) int {
 	for _, k := range res.Resealed {
 		n += k
 	}
-	fmt.Fprintf(c.stdout, "Resealed %d credential versions with the current key.\n", n)
+	if *asJSON {
+		if code := c.printJSON(res); code != 0 {
+			return code
+		}
+	} else {
+		fmt.Fprintf(c.stdout, "Resealed %d credential versions with the current key.\n", n)
+	}
 	if len(res.Unreadable) > 0 {
 		return c.failf("%d versions open with no configured key (left as they are): %s",
 			len(res.Unreadable), strings.Join(res.Unreadable, ", "))

@@ -96,7 +96,7 @@ func (c *command) pushDevicesList(args []string) int {
 	return c.withDevices(func(db deviceStore, _ bool) int {
 		page, next, err := db.ListDevices(*app, f, *cursor, *limit)
 		if err != nil {
-			return c.failf("%v", err)
+			return c.fail(err)
 		}
 		lines := make([]push.DeviceView, 0, len(page))
 		for _, d := range page {
@@ -143,8 +143,9 @@ func (c *command) deviceArg(fs *flag.FlagSet, args []string) (id string, code in
 }
 
 func (c *command) pushDevicesShow(args []string) int {
-	fs := c.flagSet("[--app id] <device>", "Print a push device as JSON (token as hash and last 6 characters).")
+	fs := c.flagSet("[--app id] <device> [--json]", "Print a push device as JSON (token as hash and last 6 characters).")
 	app := c.appFlag(fs)
+	_ = jsonFlag(fs, "print JSON (the only format)")
 	id, code, done := c.deviceArg(fs, args)
 	if done {
 		return code
@@ -159,8 +160,9 @@ func (c *command) pushDevicesShow(args []string) int {
 }
 
 func (c *command) pushDevicesDelete(args []string) int {
-	fs := c.flagSet("[--app id] <device>", "Delete a push device; the audit log records it (reason cli).")
+	fs := c.flagSet("[--app id] <device> [--json]", "Delete a push device; the audit log records it (reason cli).")
 	app := c.appFlag(fs)
+	asJSON := jsonFlag(fs, "print the deleted device as JSON")
 	id, code, done := c.deviceArg(fs, args)
 	if done {
 		return code
@@ -170,14 +172,15 @@ func (c *command) pushDevicesDelete(args []string) int {
 		if err != nil {
 			return c.failDevice(*app, id, err)
 		}
-		if !offline {
-			fmt.Fprintf(c.stdout, "deleted device %s of app %s\n", d.ID, *app)
-			return 0
+		if offline {
+			err = st.(*storage.DB).AppendAudit([]storage.AuditEntry{{Time: time.Now().UTC(), App: *app, Action: "push_device_deleted",
+				UserID: d.UserID, Reason: "device=" + d.ID + " platform=" + d.Platform + " via=cli"}})
+			if err != nil {
+				return c.failf("deleted, but the audit entry failed: %v", err)
+			}
 		}
-		err = st.(*storage.DB).AppendAudit([]storage.AuditEntry{{Time: time.Now().UTC(), App: *app, Action: "push_device_deleted",
-			UserID: d.UserID, Reason: "device=" + d.ID + " platform=" + d.Platform + " via=cli"}})
-		if err != nil {
-			return c.failf("deleted, but the audit entry failed: %v", err)
+		if *asJSON {
+			return c.printJSON(lineOf(d))
 		}
 		fmt.Fprintf(c.stdout, "deleted device %s of app %s\n", d.ID, *app)
 		return 0
@@ -186,7 +189,7 @@ func (c *command) pushDevicesDelete(args []string) int {
 
 func (c *command) failDevice(app, id string, err error) int {
 	if errors.Is(err, storage.ErrNotFound) {
-		return c.failf("no device %q in app %q", id, app)
+		return c.notFoundf("no device %q in app %q", id, app)
 	}
-	return c.failf("%v", err)
+	return c.fail(err)
 }

@@ -54,7 +54,7 @@ func TestPushDevicesCLI(t *testing.T) {
 	if r := runCLI(t, env, "push", "devices", "delete", "--app", "a", d.ID); r.code != 0 {
 		t.Fatalf("delete: %+v", r)
 	}
-	if r := runCLI(t, env, "push", "devices", "show", d.ID); r.code != 1 || !strings.Contains(r.stderr, "no device") {
+	if r := runCLI(t, env, "push", "devices", "show", d.ID); r.code != 3 || !strings.Contains(r.stderr, "no device") {
 		t.Fatalf("show deleted: %+v", r)
 	}
 	r = runCLI(t, env, "audit", "list", "--action", "push_device_deleted", "--json")

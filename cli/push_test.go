@@ -121,10 +121,10 @@ func TestPushCredentialsCommands(t *testing.T) {
 		{[]string{"put", "mqtt", "--app", "a1"}, 2, `unknown provider "mqtt"`},
 		{[]string{"put", "--app", "a1"}, 2, "missing provider"},
 		{[]string{"put", "apns", "--app", "a1", "--team-id", "TEAM123456"}, 2, "--p8 is required"},
-		{[]string{"put", "apns", "--app", "nope", "--p8", p8File, "--team-id", "TEAM123456", "--key-id", "KEY1234567"}, 1, `no app with id "nope"`},
+		{[]string{"put", "apns", "--app", "nope", "--p8", p8File, "--team-id", "TEAM123456", "--key-id", "KEY1234567"}, 3, `no app with id "nope"`},
 		{[]string{"put", "apns", "--app", "a1", "--p8", p8File + ".nope", "--team-id", "T", "--key-id", "K"}, 2, "no such file"},
-		{[]string{"put", "webpush", "--app", "a1", "--subject", "mailto:ops@example.com", "--private-key-file", p8File}, 1, "private_key is too long"},
-		{[]string{"revoke", "apns", "--app", "a1", "--version", "9"}, 1, "no such credential version"},
+		{[]string{"put", "webpush", "--app", "a1", "--subject", "mailto:ops@example.com", "--private-key-file", p8File}, 2, "private_key is too long"},
+		{[]string{"revoke", "apns", "--app", "a1", "--version", "9"}, 3, "no such credential version"},
 		{[]string{"frobnicate"}, 2, "unknown command"},
 	} {
 		r = runPush(t, env, key, append([]string{"push", "credentials"}, tc.args...)...)
@@ -226,14 +226,15 @@ func TestPushCredentialsThroughAdminSocket(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		args []string
+		code int
 		want string
 	}{
-		{[]string{"put", "apns", "--app", "a1", "--file", garbage}, "the body must be one JSON object"},
-		{[]string{"revoke", "fcm", "--app", "a1"}, "no such credential version"},
-		{[]string{"list", "--app", "nope"}, `no app with id "nope"`},
+		{[]string{"put", "apns", "--app", "a1", "--file", garbage}, 2, "the body must be one JSON object"},
+		{[]string{"revoke", "fcm", "--app", "a1"}, 3, "no such credential version"},
+		{[]string{"list", "--app", "nope"}, 3, `no app with id "nope"`},
 	} {
 		r = runPush(t, env, "", append([]string{"push", "credentials"}, tc.args...)...)
-		if r.code != 1 || !strings.Contains(r.stderr, tc.want) {
+		if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
 			t.Errorf("%v: %+v, want %q", tc.args, r, tc.want)
 		}
 	}

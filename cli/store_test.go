@@ -30,7 +30,7 @@ func TestRotateSecretAndAuditWithoutServer(t *testing.T) {
 	if r := runCLI(t, env, "apps", "show", "a1"); strings.Contains(r.stdout, a.Secret) {
 		t.Fatalf("show prints the secret: %s", r.stdout)
 	}
-	if r := runCLI(t, env, "apps", "rotate-secret", "nope"); r.code != 1 {
+	if r := runCLI(t, env, "apps", "rotate-secret", "nope"); r.code != 3 {
 		t.Fatalf("unknown app: %d", r.code)
 	}
 	if r := runCLI(t, env, "apps", "rotate-secret", "a1", "--grace", "-1h"); r.code != 2 {
@@ -133,8 +133,8 @@ func TestBeamsKeyWithoutServer(t *testing.T) {
 		args []string
 		code int
 	}{
-		{"generate over a key", []string{"generate", "a1"}, 1},
-		{"unknown app", []string{"generate", "nope"}, 1},
+		{"generate over a key", []string{"generate", "a1"}, 2}, // storage.ErrInvalid: invalid input
+		{"unknown app", []string{"generate", "nope"}, 3},
 		{"unknown operation", []string{"show", "a1"}, 2},
 		{"negative grace", []string{"rotate", "a1", "--grace", "-1h"}, 2},
 		{"missing id", []string{"rotate"}, 2},

@@ -9,15 +9,22 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sockudo/sockudo/admin"
 	"github.com/sockudo/sockudo/storage"
 	"github.com/sockudo/sockudo/webhooks"
 )
 
 const webhooksUsage = `Usage: sockudo webhooks dead-letters <command> [flags]
+       sockudo webhooks queues [--app id] [--json]
 
 Commands:
-  list [--app id] [--json] [--limit n]   list webhook events given up on, oldest first
-  replay [--app id] [--id n ...]         queue them for delivery again (all, or by id)
+  dead-letters list [--app id] [--json] [--limit n]
+                             list webhook events given up on, oldest first
+  dead-letters replay [--app id] [--id n ...] [--json]
+                             queue them for delivery again (all, or by id)
+  queues [--app id] [--json] the targets' queues: events waiting, failures in
+                             a row and the next attempt (with no server
+                             running: what waits in the database)
 
 They go through the running server's admin socket, or open the database at
 SOCKUDO_DB_PATH when no server runs (a replay is then delivered at the next
@@ -36,6 +43,9 @@ func webhooksCmd(args []string, in invocation) int {
 		}
 		fmt.Fprint(out, webhooksUsage)
 		return code
+	}
+	if args[0] == "queues" {
+		return in.command("sockudo webhooks queues").webhookQueues(args[1:])
 	}
 	if args[0] != "dead-letters" || len(args) < 2 {
 		fmt.Fprintf(in.stderr, "sockudo webhooks: unknown command %q\n\n%s", strings.Join(args, " "), webhooksUsage)
@@ -65,7 +75,7 @@ func (c *command) deadLettersList(args []string) int {
 	}) int {
 		var err error
 		if dead, err = src.DeadLetters(*app, *limit); err != nil {
-			return c.failf("%v", err)
+			return c.fail(err)
 		}
 		return 0
 	}
@@ -104,6 +114,7 @@ func (c *command) deadLettersReplay(args []string) int {
 	app := fs.String("app", "", "only this app's dead letters")
 	var ids idList
 	fs.Var(&ids, "id", "a dead letter id (repeat, or give a comma list)")
+	asJSON := jsonFlag(fs, `print {"replayed": n, "skipped": n, "running": bool}`)
 	if _, code, done := c.parse(fs, args, 0); done {
 		return code
 	}
@@ -111,7 +122,10 @@ func (c *command) deadLettersReplay(args []string) int {
 		defer cl.Close()
 		res, err := cl.ReplayDeadLetters(*app, ids)
 		if err != nil {
-			return c.failf("%v", err)
+			return c.fail(err)
+		}
+		if *asJSON {
+			return c.printJSON(replayAnswer{Replayed: res.Replayed, Skipped: res.Skipped, Running: true})
 		}
 		fmt.Fprintf(c.stdout, "Replayed %d dead letters into the running server's queue.\n", res.Replayed)
 		if res.Skipped > 0 {
@@ -132,12 +146,70 @@ func (c *command) deadLettersReplay(args []string) int {
 		for _, q := range queues {
 			n += q.Len
 		}
+		if *asJSON {
+			return c.printJSON(replayAnswer{Replayed: n, Skipped: skipped})
+		}
 		fmt.Fprintf(c.stdout, "Replayed %d dead letters; the server delivers them when it starts.\n", n)
 		if skipped > 0 {
 			fmt.Fprintf(c.stdout, "Skipped %d whose webhook target is no longer configured.\n", skipped)
 		}
 		return 0
 	})
+}
+
+func (c *command) webhookQueues(args []string) int {
+	fs := c.flagSet("[--app id] [--json]", "Print the webhook targets' queues: events waiting, consecutive failures and\n"+
+		"the next attempt. With no server running, what waits in the database.")
+	app := fs.String("app", "", "only this app's targets")
+	asJSON := jsonFlag(fs, "print a JSON array (full URLs)")
+	if _, code, done := c.parse(fs, args, 0); done {
+		return code
+	}
+	var qs []admin.WebhookQueue
+	if cl := c.adminClient(); cl != nil {
+		defer cl.Close()
+		var err error
+		if qs, err = cl.WebhookQueues(*app); err != nil {
+			return c.fail(err)
+		}
+	} else if code := c.withDB(func(db *storage.DB) int {
+		stored, err := db.WebhookQueues()
+		if err != nil {
+			return c.fail(err)
+		}
+		for _, q := range stored {
+			if *app == "" || q.App == *app {
+				qs = append(qs, admin.WebhookQueue{App: q.App, URL: q.URL, Pending: int64(q.Len)})
+			}
+		}
+		return exitOK
+	}); code != exitOK {
+		return code
+	}
+	if qs == nil {
+		qs = []admin.WebhookQueue{}
+	}
+	if *asJSON {
+		return c.printJSON(qs)
+	}
+	return c.printTable("APP\tURL\tPENDING\tFAILURES\tNEXT ATTEMPT", func(w io.Writer) {
+		for _, q := range qs {
+			next := "now"
+			if !q.NextAttempt.IsZero() {
+				next = q.NextAttempt.Format(time.RFC3339)
+			}
+			fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\n", q.App, shortURL(q.URL), q.Pending, q.Failures, next)
+		}
+	})
+}
+
+// replayAnswer is what "webhooks dead-letters replay --json" prints.
+type replayAnswer struct {
+	Replayed int `json:"replayed"`
+	Skipped  int `json:"skipped"`
+	// Running is true when a running server took them (delivered now),
+	// false when they wait in the database for the next start.
+	Running bool `json:"running"`
 }
 
 // idList is a repeatable flag of dead-letter ids.

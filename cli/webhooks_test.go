@@ -2,11 +2,14 @@ package cli
 
 import (
 	"encoding/json"
+	"net/http"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/sockudo/sockudo/admin"
 	"github.com/sockudo/sockudo/storage"
 )
 
@@ -123,5 +126,36 @@ func TestWebhooksDeadLettersLocked(t *testing.T) {
 	r := runCLI(t, env, "webhooks", "dead-letters", "list")
 	if r.code != 1 || !strings.Contains(r.stderr, "a server is running") || !strings.Contains(r.stderr, "webhooks/dead_letters") {
 		t.Fatalf("locked: %+v", r)
+	}
+}
+
+// TestWebhookQueuesCLI prints the running server's queues (through the
+// admin socket) and, with no server, what waits in the database.
+func TestWebhookQueuesCLI(t *testing.T) {
+	env := testEnv(t)
+	seedCLI(t, env["SOCKUDO_DB_PATH"])
+	// Offline: the seeded entry became a dead letter, so nothing waits.
+	env["SOCKUDO_ADMIN_SOCKET_ENABLED"] = "false"
+	if r := runCLI(t, env, "webhooks", "queues"); r.code != 0 || !strings.HasPrefix(r.stdout, "APP") || strings.Count(r.stdout, "\n") != 1 {
+		t.Fatalf("offline: %+v", r)
+	}
+	delete(env, "SOCKUDO_ADMIN_SOCKET_ENABLED")
+	db, err := storage.Open(env["SOCKUDO_DB_PATH"], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := admin.Listen(env["SOCKUDO_DB_PATH"] + ".sock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	as := admin.NewServer(db, nil, nil)
+	as.WebhookQueues = fakeQueues{}
+	hs := &http.Server{Handler: as.Handler()}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = hs.Serve(ln) }()
+	t.Cleanup(func() { hs.Close(); <-done; db.Close() })
+	r := runCLI(t, env, "webhooks", "queues")
+	if r.code != 0 || !strings.Contains(r.stdout, "https://x.example.com/hook") || !regexp.MustCompile(`a1\s+\S+\s+2\s+1\s+now`).MatchString(r.stdout) {
+		t.Fatalf("through the admin socket: %+v", r)
 	}
 }

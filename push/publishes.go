@@ -493,6 +493,9 @@ func (s *Service) replayDeadLetters(r *http.Request, appID string, body []byte) 
 		return 0, nil, storageError(err)
 	}
 	actor := "key:" + r.URL.Query().Get("auth_key")
+	if r.Context().Value(adminRequest{}) != nil {
+		actor = "operator:admin"
+	}
 	s.record(auditRecord{app: appID, actor: actor, ip: s.clientIP(r), action: AuditPublishReplay, outcome: "ok",
 		details: map[string]any{"replayed": n}})
 	if s.disp != nil && n > 0 {

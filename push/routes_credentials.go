@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/sockudo/sockudo/storage"
 )
@@ -37,10 +38,17 @@ func (s *Service) credentialClientRoutes() []Route {
 // AdminHandler serves the credential routes to the admin socket (admin.Server.Push):
 // the same paths, bodies and answers as the signed API, trusted because
 // the socket is (mode 0600), audited as "admin". The CLI uses it while the
-// server runs, so its changes swap provider clients at once.
+// server runs, so its changes swap provider clients at once. It also
+// serves the operator's publish routes (list, status, cancel, deliveries,
+// dead letters and their replay, limits), but not publishing itself.
 func (s *Service) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	routes := append(s.credentialRoutes(), SignedRoute{"POST " + credentialsBase + "/reseal", s.resealCredentials})
+	for _, rt := range s.publishRoutes() {
+		if !strings.HasPrefix(rt.Pattern, "POST /apps/{app_id}/push/publishes") {
+			routes = append(routes, rt)
+		}
+	}
 	for _, rt := range routes {
 		h := rt.Handler
 		mux.HandleFunc(rt.Pattern, func(w http.ResponseWriter, r *http.Request) {
