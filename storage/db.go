@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -50,6 +51,10 @@ type Options struct {
 type DB struct {
 	bolt *bolt.DB
 	path string
+
+	// apps is the app list decoded at a bbolt transaction id; Apps returns
+	// it again until any write commits (appsCache).
+	apps atomic.Pointer[appsCache]
 
 	closeOnce sync.Once
 	closeErr  error

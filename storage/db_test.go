@@ -373,3 +373,40 @@ func TestSchemaVersionNewerRefused(t *testing.T) {
 		t.Fatal("Open accepted a newer schema version")
 	}
 }
+
+// Apps answers a second call before any write from the list it decoded,
+// and any committed write makes it read again; callers' edits of their
+// copy do not leak into the next answer.
+func TestAppsListFollowsEveryWrite(t *testing.T) {
+	db := openTestDB(t)
+	if err := db.CreateApp(App{ID: "a1", Key: "k1", Secret: "s1", Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	first, err := db.Apps()
+	if err != nil || len(first) != 1 {
+		t.Fatalf("apps %v %v", first, err)
+	}
+	first[0].Secret = "edited by a caller"
+	again, _ := db.Apps()
+	if again[0].Secret != "s1" {
+		t.Fatalf("a caller's edit reached the next answer: %q", again[0].Secret)
+	}
+	a := again[0]
+	a.Enabled = false
+	if err := db.PutApp(a); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateApp(App{ID: "a2", Key: "k2", Secret: "s2", Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := db.Apps()
+	if len(after) != 2 || after[0].Enabled || after[1].ID != "a2" {
+		t.Fatalf("after writes: %+v", after)
+	}
+	if err := db.DeleteApp("a2"); err != nil {
+		t.Fatal(err)
+	}
+	if last, _ := db.Apps(); len(last) != 1 {
+		t.Fatalf("after a delete: %+v", last)
+	}
+}
