@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -27,11 +28,12 @@ const (
 )
 
 type client struct {
-	lt    *loadtest
-	ws    *gws.Conn
-	sub   bool
-	state atomic.Int32
-	ready chan error // buffered 1; receives the handshake/subscription outcome
+	lt        *loadtest
+	ws        *gws.Conn
+	sub       bool
+	subscribe string // the pusher:subscribe frame this connection sends
+	state     atomic.Int32
+	ready     chan error // buffered 1; receives the handshake/subscription outcome
 }
 
 func (c *client) finish(err error) {
@@ -75,7 +77,7 @@ func (c *client) OnMessage(s *gws.Conn, m *gws.Message) {
 			return
 		}
 		c.state.CompareAndSwap(stDialing, stSubscribing)
-		if err := s.WriteString(c.lt.subscribe); err != nil {
+		if err := s.WriteString(c.subscribe); err != nil {
 			c.finish(fmt.Errorf("send subscribe: %w", err))
 		}
 	case string(ev) == "pusher_internal:subscription_succeeded":
@@ -141,7 +143,7 @@ func dialControl(allowRemote bool) func(network, address string, c syscall.RawCo
 
 // dial opens one connection and waits (at most until deadline) for
 // connection_established and, for subscribers, subscription_succeeded.
-func (lt *loadtest) dial(sub bool, deadline time.Time) (*client, error) {
+func (lt *loadtest) dial(i int, sub bool, deadline time.Time) (*client, error) {
 	if err := lt.ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -151,7 +153,10 @@ func (lt *loadtest) dial(sub bool, deadline time.Time) (*client, error) {
 	}
 	hs := min(wait, lt.cfg.DialTimeout)
 	connDeadline := time.Now().Add(hs) // dial + upgrade + handshake frames
-	c := &client{lt: lt, sub: sub, ready: make(chan error, 1)}
+	c := &client{lt: lt, sub: sub, subscribe: lt.subscribe, ready: make(chan error, 1)}
+	if sub && lt.cfg.UniqueChannels {
+		c.subscribe = subscribeFrame(lt.cfg.Channel + "-" + strconv.Itoa(i))
+	}
 	opt := &gws.ClientOption{
 		Addr:             lt.wsURL,
 		ReadBufferSize:   clientReadBufferSize,
@@ -212,7 +217,7 @@ func (lt *loadtest) connectAll() {
 			defer wg.Done()
 			for i := range jobs {
 				sub := i < lt.cfg.Subs
-				c, err := lt.dial(sub, deadline)
+				c, err := lt.dial(i, sub, deadline)
 				mu.Lock()
 				if err != nil {
 					lt.connFailed++

@@ -36,6 +36,7 @@ type config struct {
 	HTTPTimeout, MaxRun         time.Duration
 	PID                         int
 	JSON, AllowRemote           bool
+	UniqueChannels              bool
 }
 
 const eventName = "bench"
@@ -61,6 +62,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.PID, "pid", 0, "server pid to read VmRSS from /proc/<pid>/status (0 = don't)")
 	fs.DurationVar(&c.Hold, "hold", 0, "keep the connections open this long after the report")
 	fs.BoolVar(&c.JSON, "json", false, "print the report as JSON")
+	fs.BoolVar(&c.UniqueChannels, "unique-channels", false, "each subscribing connection i subscribes to its own channel <-channel>-<i> (memory per subscribed socket; publishes still go to -channel)")
 	fs.BoolVar(&c.AllowRemote, "allow-remote", false, "allow non-loopback targets")
 	fs.DurationVar(&c.DialTimeout, "dial-timeout", 10*time.Second, "per-connection limit for dial + handshake + subscription")
 	fs.DurationVar(&c.ConnectTimeout, "connect-timeout", 120*time.Second, "limit for the whole connect phase")
