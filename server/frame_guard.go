@@ -40,6 +40,10 @@ type wire struct {
 	p      []byte                // the buffer of the raw read in progress
 	n      int                   // its result
 	err    error
+	// quiet: gws's writes, Close and SetDeadline are swallowed, while a
+	// read loop unwinds to let the socket sleep and while resume replays
+	// the upgrade (hibernate.go). Owned by the socket's read goroutine.
+	quiet bool
 }
 
 var _ net.Conn = (*wire)(nil)
@@ -51,8 +55,14 @@ func (w *wire) Read(p []byte) (int, error) {
 	if w.raw == nil {
 		return w.readConn(p)
 	}
-	w.p = p
-	return w.rawDone(w.raw.Read(w.readFn))
+	for {
+		w.p = p
+		n, err := w.rawDone(w.raw.Read(w.readFn))
+		if err != nil && n == 0 && w.c.nudgedRead(err) {
+			continue // the message ended: try again, now able to doze
+		}
+		return n, err
+	}
 }
 
 // rawDone finishes a raw read: the result of rawRead, or the poller's
@@ -81,14 +91,29 @@ func (w *wire) readConn(p []byte) (int, error) {
 // last flush may have passed long ago (a close reply after an idle minute
 // would fail on it and the client would see 1006).
 func (w *wire) Write(p []byte) (int, error) {
+	if w.quiet {
+		return len(p), nil
+	}
 	_ = w.c.nc.SetWriteDeadline(time.Now().Add(w.c.srv.cfg.WriteTimeout))
 	return w.c.nc.Write(p)
 }
 
-func (w *wire) Close() error                       { return w.c.nc.Close() }
+func (w *wire) Close() error {
+	if w.quiet {
+		return nil
+	}
+	return w.c.nc.Close()
+}
+
+func (w *wire) SetDeadline(t time.Time) error {
+	if w.quiet {
+		return nil
+	}
+	return w.c.nc.SetDeadline(t)
+}
+
 func (w *wire) LocalAddr() net.Addr                { return w.c.nc.LocalAddr() }
 func (w *wire) RemoteAddr() net.Addr               { return w.c.nc.RemoteAddr() }
-func (w *wire) SetDeadline(t time.Time) error      { return w.c.nc.SetDeadline(t) }
 func (w *wire) SetReadDeadline(t time.Time) error  { return w.c.nc.SetReadDeadline(t) }
 func (w *wire) SetWriteDeadline(t time.Time) error { return w.c.nc.SetWriteDeadline(t) }
 
@@ -139,6 +164,7 @@ func (c *conn) observe(b []byte) {
 			b = b[k:]
 			if f.left == 0 && f.endFrame() {
 				completed = true
+				c.countMessage()
 			}
 			continue
 		}
@@ -175,6 +201,7 @@ func (c *conn) observe(b []byte) {
 			f.hdrGot = 0
 			if f.left == 0 && f.endFrame() {
 				completed = true
+				c.countMessage()
 			}
 		}
 	}
@@ -272,3 +299,12 @@ func pongFrame(payload []byte) []byte {
 }
 
 var emptyPong = []byte{0x8a, 0}
+
+// countMessage counts a message the frame guard saw complete if it is a
+// data message, which gws hands to OnMessage (messageDone counts it done);
+// a frame gws refuses ends the socket instead. Read goroutine only.
+func (c *conn) countMessage() {
+	if c.frames.b0&0x0f <= 2 { // continuation, text, binary
+		c.msgs.Add(1)
+	}
+}
