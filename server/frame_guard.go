@@ -147,12 +147,18 @@ type frameState struct {
 	// tat is the frame rate limiter's theoretical arrival time (GCRA), unix
 	// nanoseconds: one int64 instead of a limiter per socket.
 	tat int64
+	// lastRead is when bytes last arrived and dozedAt when the socket last
+	// dozed (unix nanoseconds); quickWakes counts the wakes in a row that
+	// came within dozeAfter of a doze (hibernate.go).
+	lastRead, dozedAt int64
+	quickWakes        uint8
 }
 
 // observe runs the frame guard over b, bytes just read from the socket.
 func (c *conn) observe(b []byte) {
 	f := &c.frames
 	now := time.Now().UnixNano()
+	f.lastRead = now
 	completed, flood := false, false
 	for len(b) > 0 {
 		if f.hdrGot == 0 && f.left > 0 { // inside a payload

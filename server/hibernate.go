@@ -36,7 +36,9 @@ import (
 // saw complete (conn.msgs) and OnMessage counts them done. A reader that
 // finds nothing to read while a message is still handled waits in the
 // poller as before (idleParked); the message's end then nudges it with a
-// read deadline in the past, and it dozes (wire.Read).
+// read deadline in the past, and it dozes (wire.Read). A socket also stays
+// awake for dozeAfter after bytes arrive (a read deadline ends the wait the
+// same way), so a chatty client is not woken for every message.
 //
 // Closing a socket needs a reader (to see the client's close reply, the
 // read deadline, or EOF, and to run teardown), so every close path marks
@@ -62,16 +64,37 @@ type hibShard struct {
 
 func (h *hibernator) shard(id uint64) *hibShard { return &h.shards[id%numShards] }
 
+// dozeAfter is how long a chatty socket (chattyWakes) stays awake after
+// bytes last arrived, so that it does not pay a wake (a gws connection, a
+// read buffer, a goroutine start: ~20 allocations and 1.3 KiB,
+// BenchmarkMessageRoundTrip) for every message. Other sockets doze at once.
+const dozeAfter = time.Second
+
+// chattyWakes is how many quick wakes in a row make a socket linger for
+// dozeAfter before it dozes again. Two: a client's first subscribe comes
+// right after the socket dozed on connecting, and must not make it linger
+// (a burst of connecting clients would then hold a goroutine each).
+const chattyWakes = 2
+
 // canDoze reports whether the read goroutine, with nothing to read, may put
-// c to sleep now: the frame guard is between messages and no close is under
-// way. If a message is still being handled it records that the reader
+// c to sleep now: the frame guard is between messages, no close is under
+// way, and, for a chatty socket, nothing arrived for dozeAfter (else it sets
+// a read deadline for then). If a message is still being handled it records that the reader
 // waits idle, for messageDone to nudge. Read goroutine only.
 func (c *conn) canDoze() bool {
 	f := &c.frames
 	if !c.srv.hibOn.Load() || f.hdrGot != 0 || f.left != 0 || f.fragOpen || c.closing.Load() {
 		return false
 	}
+	now := time.Now().UnixNano()
+	if f.quickWakes >= chattyWakes {
+		if wait := f.lastRead + int64(dozeAfter) - now; wait > 0 {
+			c.nudgeAt(time.Unix(0, now+wait))
+			return false
+		}
+	}
 	if c.msgs.Load() == 0 {
+		f.dozedAt = now
 		return true
 	}
 	c.idleParked.Store(true)
@@ -79,6 +102,7 @@ func (c *conn) canDoze() bool {
 	// found no parked reader, and this sees 0.
 	if c.msgs.Load() == 0 {
 		c.idleParked.Store(false)
+		f.dozedAt = now
 		return true
 	}
 	return false
@@ -87,14 +111,20 @@ func (c *conn) canDoze() bool {
 // messageDone ends the handling of one message (OnMessage). The last one
 // nudges a reader that waits idle behind it so that the socket dozes.
 func (c *conn) messageDone() {
-	if c.msgs.Add(-1) == 0 && c.idleParked.Swap(false) {
-		c.mu.Lock()
-		if !c.closing.Load() {
-			c.nudged.Store(true)
-			_ = c.nc.SetReadDeadline(nudgeDeadline)
-		}
-		c.mu.Unlock()
+	if c.msgs.Add(-1) == 0 && c.idleParked.Swap(false) && !c.closing.Load() {
+		c.nudgeAt(nudgeDeadline)
 	}
+}
+
+// nudgeAt makes the reader's wait end at t, unless a close has set the
+// read deadline that ends the socket.
+func (c *conn) nudgeAt(t time.Time) {
+	c.mu.Lock()
+	if !c.closeDeadline {
+		c.nudged.Store(true)
+		_ = c.nc.SetReadDeadline(t)
+	}
+	c.mu.Unlock()
 }
 
 // nudgeDeadline is a read deadline already past: the waiting read returns.
@@ -170,6 +200,12 @@ func (c *conn) wakeToClose() {
 // runs its read loop. gws only makes connections by upgrading, so this
 // replays an upgrade whose 101 response the wire swallows.
 func (c *conn) resume() {
+	f := &c.frames // this goroutine is the reader now
+	if time.Now().UnixNano()-f.dozedAt < int64(dozeAfter) {
+		f.quickWakes = min(f.quickWakes+1, chattyWakes)
+	} else {
+		f.quickWakes = 0
+	}
 	c.wire.quiet = true
 	socket, err := c.srv.upgrader.UpgradeFromConn(&c.wire, bufio.NewReaderSize(&c.wire, readBufferSize), resumeRequest)
 	c.wire.quiet = false

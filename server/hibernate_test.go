@@ -111,3 +111,17 @@ func TestSleepingSocketCloses(t *testing.T) {
 		t.Fatalf("%d subscriptions counted", cc.Subscriptions)
 	}
 }
+
+// BenchmarkMessageRoundTrip is one pusher:ping answered over a real socket,
+// the client sending the next as soon as the pong arrives: a socket within
+// dozeAfter of its last bytes stays awake, so this measures messages
+// without a wake each.
+func BenchmarkMessageRoundTrip(b *testing.B) {
+	ts := newTestServer(b, Config{MaxMessagesPerSecond: 1_000_000})
+	c := ts.dial(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		c.ping()
+	}
+}
