@@ -26,15 +26,17 @@ import (
 // replies, refusals). It is a field of conn: no allocation of its own.
 type wire struct {
 	c *conn
-	// raw reads the TCP socket without net.Conn.Read (wire_unix.go): an
-	// idle socket's read goroutine sits in Read, and gws's read path plus
-	// net.Conn.Read comes within a few dozen bytes of the goroutine's first
-	// 2 KiB of stack. Any wrapper frame around net.Conn.Read made every
-	// socket's stack 4 KiB (measured: +1.3 KiB RSS per idle socket); going
-	// through RawConn saves two frames of net. Keep the frames of Read and
-	// rawRead small, and re-measure RSS per socket after changing them
-	// (README, the load tool). Nil when the connection is not TCP (TLS) or
-	// on other systems: then c.nc.Read.
+	// raw reads the TCP socket without net.Conn.Read (wire_unix.go), and
+	// lets an idle socket sleep without a goroutine (rawRead,
+	// hibernate.go). A socket that cannot sleep (a message being handled,
+	// a chatty or closing socket, no epoll) parks its read goroutine in
+	// Read, and gws's read path plus net.Conn.Read comes within a few dozen
+	// bytes of the goroutine's first 2 KiB of stack. Any wrapper frame
+	// around net.Conn.Read made every socket's stack 4 KiB (measured: +1.3
+	// KiB RSS per idle socket); going through RawConn saves two frames of
+	// net. Keep the frames of Read and rawRead small. Nil when the
+	// connection is not TCP (TLS) or on other systems: then c.nc.Read, and
+	// the socket never sleeps.
 	raw    syscall.RawConn
 	readFn func(fd uintptr) bool // w.rawRead, bound once
 	p      []byte                // the buffer of the raw read in progress
