@@ -55,6 +55,9 @@ type hibernator struct {
 	nextID atomic.Uint64
 	shards [numShards]hibShard
 	wg     sync.WaitGroup // the poller goroutine
+	// pollErrors counts failed epoll_waits other than EINTR (none are
+	// expected).
+	pollErrors atomic.Int64
 }
 
 type hibShard struct {

@@ -24,7 +24,7 @@ func newPoller() (*poller, error) {
 	}
 	p := &poller{epfd: epfd}
 	if err := syscall.Pipe2(p.stop[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
-		_ = syscall.Close(epfd)
+		_ = syscall.Close(epfd) // the pipe's fds were not made: close only this
 		return nil, err
 	}
 	ev := syscall.EpollEvent{Events: syscall.EPOLLIN}
@@ -65,10 +65,13 @@ func (p *poller) run(h *hibernator) {
 	for {
 		n, err := syscall.EpollWait(p.epfd, events, -1)
 		if err != nil {
-			if err == syscall.EINTR {
-				continue
+			// EINTR (signals, preemption) is routine. Nothing else is
+			// expected while the set is open, and leaving would strand
+			// every sleeping socket: only the stop byte ends the loop.
+			if err != syscall.EINTR {
+				h.pollErrors.Add(1)
 			}
-			return
+			continue
 		}
 		for _, ev := range events[:n] {
 			id := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
