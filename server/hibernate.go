@@ -57,7 +57,8 @@ type hibernator struct {
 	wg     sync.WaitGroup // the poller goroutine
 	// pollErrors counts failed epoll_waits other than EINTR (none are
 	// expected).
-	pollErrors atomic.Int64
+	pollErrors  atomic.Int64
+	onPollError func(error) // set before the poller starts
 }
 
 type hibShard struct {
@@ -248,6 +249,9 @@ func (s *Server) startHibernation() {
 			return
 		}
 		s.hib.p = p
+		s.hib.onPollError = func(err error) {
+			s.warnLimited("epoll", "waiting for sleeping sockets failed", "err", err)
+		}
 		s.hib.wg.Add(1)
 		go func() {
 			defer s.hib.wg.Done()

@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"syscall"
+	"time"
 )
 
 // poller is an epoll set of sleeping sockets, one-shot: a socket reported
@@ -70,6 +71,10 @@ func (p *poller) run(h *hibernator) {
 			// every sleeping socket: only the stop byte ends the loop.
 			if err != syscall.EINTR {
 				h.pollErrors.Add(1)
+				if h.onPollError != nil {
+					h.onPollError(err)
+				}
+				time.Sleep(time.Millisecond) // no busy loop on a persistent error
 			}
 			continue
 		}
