@@ -50,7 +50,7 @@
 //	channelLocks stripe → presence shard, count shard
 //	user index shard → conn.wmu
 //	ipConns shard (alone)
-//	hibShard (alone; the poller and wake take it, nothing under it)
+//	hibShard → poller.mu (sleep arms the epoll set; nothing else under them)
 //
 // A channelLocks stripe serialises the joins and leaves of one channel on
 // this node and is held across Presence and Broker calls, which may do

@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -13,6 +14,10 @@ import (
 type poller struct {
 	epfd int
 	stop [2]int // pipe: read end in the set with id 0, write end for stop
+	// mu orders watch before close: a socket that dozed just before the
+	// server stopped must not reach a closed (maybe reused) fd number.
+	mu     sync.RWMutex
+	closed bool
 }
 
 // hibernationSupported: epoll is here.
@@ -39,6 +44,11 @@ func newPoller() (*poller, error) {
 // watch adds c's socket to the set until it becomes readable or hangs up.
 // It reports false if the socket cannot be watched (it is closed).
 func (p *poller) watch(c *conn) bool {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return false
+	}
 	ev := syscall.EpollEvent{
 		Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT,
 		Fd:     int32(uint32(c.hibID)),
@@ -93,6 +103,9 @@ func (p *poller) run(h *hibernator) {
 func (p *poller) wakeUp() { _, _ = syscall.Write(p.stop[1], []byte{1}) }
 
 func (p *poller) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
 	_ = syscall.Close(p.stop[0])
 	_ = syscall.Close(p.stop[1])
 	_ = syscall.Close(p.epfd)
