@@ -361,5 +361,9 @@ func tuneRuntime(environ map[string]string) {
 	if _, set := environ["GOGC"]; !set {
 		debug.SetGCPercent(50)
 	}
-	runtime.MemProfileRate = 0
+	runtime.MemProfileRate = debugMemProfileRate
 }
+
+// debugMemProfileRate is 0 (no heap profiling) except in a perfdebug build
+// (debug_perf.go), which measures where the bytes per socket go.
+var debugMemProfileRate = 0

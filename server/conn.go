@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/lxzan/gws"
 	"golang.org/x/time/rate"
 
 	"github.com/sockudo/sockudo/server/protocol"
@@ -26,7 +25,7 @@ import (
 //     takes it under channel read locks, so nothing is called under it.
 type conn struct {
 	srv      *Server
-	ws       *gws.Conn
+	hibID    uint64   // the socket's id in the hibernator, never 0
 	nc       net.Conn // the TCP connection; gws reads and writes through wire
 	wire     wire
 	app      *app
@@ -50,6 +49,16 @@ type conn struct {
 	// frames is the inbound frame parser; only the read goroutine uses it.
 	frames frameState
 
+	// asleep: the socket has no read goroutine (hibernate.go). Guarded by
+	// its hibShard's mu.
+	asleep bool
+	// msgs counts data messages read but not yet handled (frame guard +1,
+	// OnMessage -1); idleParked: the reader waits for bytes with msgs > 0;
+	// nudged: messageDone set a past read deadline to wake that reader.
+	msgs       atomic.Int32
+	idleParked atomic.Bool
+	nudged     atomic.Bool
+
 	// limiter throttles client events; only OnMessage touches it.
 	limiter *rate.Limiter
 
@@ -62,6 +71,9 @@ type conn struct {
 	subIdx map[string]int // index in subs by channel name; nil when small
 	user   *signedUser    // nil until pusher:signin
 	closed bool
+	// closeDeadline: afterCloseFrame set the read deadline that ends the
+	// socket; a nudge (hibernate.go) must not clear it.
+	closeDeadline bool
 
 	wmu        sync.Mutex
 	queue      [][]byte // frames waiting for the writer
@@ -153,6 +165,7 @@ func (c *conn) flush() {
 			c.queue = nil
 			c.wmu.Unlock()
 			_ = c.nc.Close() // ends the read loop, which runs OnClose
+			c.wakeToClose()
 			return
 		}
 		c.wmu.Unlock()
@@ -208,7 +221,11 @@ func (c *conn) afterCloseFrame(drop bool) {
 	if drop {
 		wait = 0
 	}
+	c.mu.Lock() // ordered with the nudge's deadline (hibernate.go)
+	c.closeDeadline = true
 	_ = c.nc.SetReadDeadline(time.Now().Add(wait))
+	c.mu.Unlock()
+	c.wakeToClose() // a sleeping socket has no reader to see the deadline
 }
 
 // sendError sends a non-fatal pusher:error.

@@ -20,6 +20,7 @@
 //	client.go            socket commands: subscribe, unsubscribe, signin, client events
 //	client_auth.go       channel signatures, presence members, signin checks
 //	conn.go              one socket: outbound queue, timer, subscriptions, teardown
+//	hibernate*.go        idle sockets without a goroutine: sleep, the epoll poller, wake
 //	publish.go           the one publish path (HTTP API, client and server-to-user events)
 //	hub.go               this node's channel subscribers and the fan-out
 //	users.go             this node's signed-in sockets and watchers
@@ -33,9 +34,15 @@
 //
 // # Concurrency
 //
-// Every socket has one read goroutine (gws), a writer goroutine only while
-// bytes are queued, and one timer for ping/pong. Messages of one socket are
-// handled one at a time, in order; only teardown runs beside them.
+// A socket has a read goroutine (gws) only while it has something to read
+// or a message is being handled: an idle socket sleeps in the server's epoll
+// set with no goroutine at all and gets a fresh gws connection and read
+// goroutine when it becomes readable (hibernate.go). A writer goroutine runs
+// only while bytes are queued, and one timer serves ping/pong. Messages of
+// one socket are handled one at a time, in order, across sleeps (a socket
+// sleeps only when none is being handled); only teardown runs beside them.
+// Every path that closes a socket wakes it (conn.wakeToClose): teardown
+// needs a reader.
 //
 // Lock order, outermost first; never hold two locks of the same level:
 //
@@ -44,6 +51,7 @@
 //	channelLocks stripe → presence shard, count shard
 //	user index shard → conn.wmu
 //	ipConns shard (alone)
+//	hibShard → poller.mu (sleep arms the epoll set; nothing else under them)
 //
 // A channelLocks stripe serialises the joins and leaves of one channel on
 // this node and is held across Presence and Broker calls, which may do

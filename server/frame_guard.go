@@ -26,20 +26,26 @@ import (
 // replies, refusals). It is a field of conn: no allocation of its own.
 type wire struct {
 	c *conn
-	// raw reads the TCP socket without net.Conn.Read (wire_unix.go): an
-	// idle socket's read goroutine sits in Read, and gws's read path plus
-	// net.Conn.Read comes within a few dozen bytes of the goroutine's first
-	// 2 KiB of stack. Any wrapper frame around net.Conn.Read made every
-	// socket's stack 4 KiB (measured: +1.3 KiB RSS per idle socket); going
-	// through RawConn saves two frames of net. Keep the frames of Read and
-	// rawRead small, and re-measure RSS per socket after changing them
-	// (README, the load tool). Nil when the connection is not TCP (TLS) or
-	// on other systems: then c.nc.Read.
+	// raw reads the TCP socket without net.Conn.Read (wire_unix.go), and
+	// lets an idle socket sleep without a goroutine (rawRead,
+	// hibernate.go). A socket that cannot sleep (a message being handled,
+	// a chatty or closing socket, no epoll) parks its read goroutine in
+	// Read, and gws's read path plus net.Conn.Read comes within a few dozen
+	// bytes of the goroutine's first 2 KiB of stack. Any wrapper frame
+	// around net.Conn.Read made every socket's stack 4 KiB (measured: +1.3
+	// KiB RSS per idle socket); going through RawConn saves two frames of
+	// net. Keep the frames of Read and rawRead small. Nil when the
+	// connection is not TCP (TLS) or on other systems: then c.nc.Read, and
+	// the socket never sleeps.
 	raw    syscall.RawConn
 	readFn func(fd uintptr) bool // w.rawRead, bound once
 	p      []byte                // the buffer of the raw read in progress
 	n      int                   // its result
 	err    error
+	// quiet: gws's writes, Close and SetDeadline are swallowed, while a
+	// read loop unwinds to let the socket sleep and while resume replays
+	// the upgrade (hibernate.go). Owned by the socket's read goroutine.
+	quiet bool
 }
 
 var _ net.Conn = (*wire)(nil)
@@ -51,8 +57,14 @@ func (w *wire) Read(p []byte) (int, error) {
 	if w.raw == nil {
 		return w.readConn(p)
 	}
-	w.p = p
-	return w.rawDone(w.raw.Read(w.readFn))
+	for {
+		w.p = p
+		n, err := w.rawDone(w.raw.Read(w.readFn))
+		if err != nil && n == 0 && w.c.nudgedRead(err) {
+			continue // the message ended: try again, now able to doze
+		}
+		return n, err
+	}
 }
 
 // rawDone finishes a raw read: the result of rawRead, or the poller's
@@ -81,14 +93,29 @@ func (w *wire) readConn(p []byte) (int, error) {
 // last flush may have passed long ago (a close reply after an idle minute
 // would fail on it and the client would see 1006).
 func (w *wire) Write(p []byte) (int, error) {
+	if w.quiet {
+		return len(p), nil
+	}
 	_ = w.c.nc.SetWriteDeadline(time.Now().Add(w.c.srv.cfg.WriteTimeout))
 	return w.c.nc.Write(p)
 }
 
-func (w *wire) Close() error                       { return w.c.nc.Close() }
+func (w *wire) Close() error {
+	if w.quiet {
+		return nil
+	}
+	return w.c.nc.Close()
+}
+
+func (w *wire) SetDeadline(t time.Time) error {
+	if w.quiet {
+		return nil
+	}
+	return w.c.nc.SetDeadline(t)
+}
+
 func (w *wire) LocalAddr() net.Addr                { return w.c.nc.LocalAddr() }
 func (w *wire) RemoteAddr() net.Addr               { return w.c.nc.RemoteAddr() }
-func (w *wire) SetDeadline(t time.Time) error      { return w.c.nc.SetDeadline(t) }
 func (w *wire) SetReadDeadline(t time.Time) error  { return w.c.nc.SetReadDeadline(t) }
 func (w *wire) SetWriteDeadline(t time.Time) error { return w.c.nc.SetWriteDeadline(t) }
 
@@ -122,12 +149,18 @@ type frameState struct {
 	// tat is the frame rate limiter's theoretical arrival time (GCRA), unix
 	// nanoseconds: one int64 instead of a limiter per socket.
 	tat int64
+	// lastRead is when bytes last arrived and dozedAt when the socket last
+	// dozed (unix nanoseconds); quickWakes counts the wakes in a row that
+	// came within dozeAfter of a doze (hibernate.go).
+	lastRead, dozedAt int64
+	quickWakes        uint8
 }
 
 // observe runs the frame guard over b, bytes just read from the socket.
 func (c *conn) observe(b []byte) {
 	f := &c.frames
 	now := time.Now().UnixNano()
+	f.lastRead = now
 	completed, flood := false, false
 	for len(b) > 0 {
 		if f.hdrGot == 0 && f.left > 0 { // inside a payload
@@ -139,6 +172,7 @@ func (c *conn) observe(b []byte) {
 			b = b[k:]
 			if f.left == 0 && f.endFrame() {
 				completed = true
+				c.countMessage()
 			}
 			continue
 		}
@@ -175,6 +209,7 @@ func (c *conn) observe(b []byte) {
 			f.hdrGot = 0
 			if f.left == 0 && f.endFrame() {
 				completed = true
+				c.countMessage()
 			}
 		}
 	}
@@ -272,3 +307,12 @@ func pongFrame(payload []byte) []byte {
 }
 
 var emptyPong = []byte{0x8a, 0}
+
+// countMessage counts a message the frame guard saw complete if it is a
+// data message, which gws hands to OnMessage (messageDone counts it done);
+// a frame gws refuses ends the socket instead. Read goroutine only.
+func (c *conn) countMessage() {
+	if c.frames.b0&0x0f <= 2 { // continuation, text, binary
+		c.msgs.Add(1)
+	}
+}

@@ -55,7 +55,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	ip := s.clientIP(r)
 	a, refusal := s.admit(r, ip)
-	c := &conn{srv: s, app: a, ip: ip}
+	c := &conn{srv: s, app: a, ip: ip, hibID: s.hib.nextID.Add(1)}
 	c.wire.c = c
 	socket, err := s.upgrade(w, r, c)
 	if err != nil {
@@ -77,7 +77,6 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		_ = socket.WriteClose(uint16(refusal.Code), []byte(refusal.Message))
 		return
 	}
-	c.ws = socket
 	c.flushFn = c.flush
 	c.socketID = s.registerConn(c)
 	s.observeConn(c, true) // console (observer.go); one atomic load when unwatched
@@ -252,11 +251,16 @@ func (h *wsHandler) OnPong(socket *gws.Conn, _ []byte) {
 
 func (h *wsHandler) OnClose(socket *gws.Conn, _ error) {
 	c := connOf(socket)
+	if c.wire.quiet { // the read loop ended to let the socket sleep
+		c.srv.hib.sleep(c)
+		return
+	}
 	c.srv.teardown(c)
 }
 
 func (h *wsHandler) OnMessage(socket *gws.Conn, msg *gws.Message) {
 	c := connOf(socket)
+	defer c.messageDone()
 	defer msg.Close()
 	// gws does not recover panics in OnMessage; one bad frame must never
 	// take the process down.

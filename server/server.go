@@ -53,6 +53,13 @@ type Server struct {
 	// after New.
 	health []namedCheck
 
+	// hib puts idle sockets to sleep without a goroutine (hibernate.go),
+	// on while hibOn.
+	hib      hibernator
+	hibOn    atomic.Bool
+	hibStart sync.Once
+	hibStop  sync.Once
+
 	channelLocks channelLocks // serialise joins and leaves per channel
 	counts       countThrottle
 
@@ -285,6 +292,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.https = append(s.https, hs)
 	s.httpMu.Unlock()
+	s.startHibernation()
 	return hs.Serve(ln)
 }
 
@@ -329,10 +337,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			err = fmt.Errorf("server: shutdown: %d sockets still open: %w", s.conns.Load(), ctx.Err())
 			for _, c := range s.allConns() {
 				_ = c.nc.Close()
+				c.wakeToClose()
 			}
 		}
 	}
 	httpDone.Wait()
+	s.stopHibernation()
 	s.cancel()
 	return err
 }

@@ -41,6 +41,11 @@ func (w *wire) rawRead(fd uintptr) bool {
 			continue
 		}
 		if err == syscall.EAGAIN {
+			if w.c.canDoze() { // nothing to read between messages: sleep
+				w.quiet = true
+				w.n, w.err = 0, errDozing
+				return true
+			}
 			return false
 		}
 		w.n, w.err = 0, os.NewSyscallError("read", err)
