@@ -89,10 +89,8 @@ func (s *Service) beamsDevice(mutating bool, limit int64, fn beamsDeviceFunc) ht
 				return
 			}
 			if mutating {
-				if d := s.cfg.Limits.DeviceRequests.Allow(appID + "\x00" + r.PathValue("device_id")); !d.Allowed {
-					secs := int((max(d.RetryAfter, time.Second) + time.Second - 1) / time.Second)
-					replyError(w, &apiError{status: 429, code: "rate_limited", retryAfter: secs,
-						descr: "too many requests from this device, retry after " + strconv.Itoa(secs) + "s"})
+				if e := s.deviceRequestAllowed(appID, r.PathValue("device_id")); e != nil {
+					replyError(w, e)
 					return
 				}
 			}

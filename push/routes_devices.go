@@ -117,10 +117,8 @@ func (s *Service) clientRoute(device, mutating bool, limit int64, fn handlerFunc
 			}
 		}
 		if mutating {
-			if d := s.cfg.Limits.DeviceRequests.Allow(appID + "\x00" + r.PathValue("device_id")); !d.Allowed {
-				secs := int((max(d.RetryAfter, time.Second) + time.Second - 1) / time.Second)
-				replyError(w, &apiError{status: 429, code: "rate_limited", retryAfter: secs,
-					descr: "too many requests from this device, retry after " + strconv.Itoa(secs) + "s"})
+			if e := s.deviceRequestAllowed(appID, r.PathValue("device_id")); e != nil {
+				replyError(w, e)
 				return
 			}
 		}
@@ -1040,4 +1038,17 @@ func (s *Service) clientUnsubscribe(r *http.Request, appID string, _ []byte) (in
 		return 0, nil, e
 	}
 	return http.StatusNoContent, nil, nil
+}
+
+// deviceRequestAllowed spends one of a device's change requests
+// (Limits.DeviceRequests); spent, it is the 429 to answer, with Retry-After
+// in whole seconds.
+func (s *Service) deviceRequestAllowed(appID, deviceID string) *apiError {
+	d := s.cfg.Limits.DeviceRequests.Allow(appID + "\x00" + deviceID)
+	if d.Allowed {
+		return nil
+	}
+	secs := int((max(d.RetryAfter, time.Second) + time.Second - 1) / time.Second)
+	return &apiError{status: 429, code: "rate_limited", retryAfter: secs,
+		descr: "too many requests from this device, retry after " + strconv.Itoa(secs) + "s"}
 }
