@@ -137,26 +137,9 @@ func (s *Service) beamsDeviceDenied(r *http.Request, appID string) *apiError {
 // the same transaction that it is still the Beams device the path names,
 // and records that it was seen.
 func (s *Service) updateBeamsDevice(r *http.Request, appID string, fn func(*storage.Device) *apiError) (storage.Device, *apiError) {
-	now := s.now().UTC()
-	denied := false
-	d, err := s.db.UpdateDevice(appID, r.PathValue("device_id"), s.limits(appID), now, func(d *storage.Device) error {
-		if !isBeamsDevice(d, r.PathValue("platform")) {
-			denied = true
-			return errDenied
-		}
-		d.LastSeen = now
-		if e := fn(d); e != nil {
-			return e
-		}
-		return nil
-	})
-	switch {
-	case denied, errors.Is(err, storage.ErrNotFound):
-		return d, s.beamsDeviceDenied(r, appID)
-	case err != nil:
-		return d, storageError(err)
-	}
-	return d, nil
+	platform := r.PathValue("platform")
+	return s.updateDeviceIf(r, appID, func(d *storage.Device) bool { return isBeamsDevice(d, platform) },
+		func() *apiError { return s.beamsDeviceDenied(r, appID) }, fn)
 }
 
 // beamsVAPIDKey is GET …/web-vapid-public-key: {"vapidPublicKey"}, the

@@ -711,12 +711,21 @@ func (s *Service) asDevice(r *http.Request, appID string) (storage.Device, *apiE
 // updateAsDevice changes the device of the path with fn after checking its
 // secret, in one transaction, and records that the device was seen.
 func (s *Service) updateAsDevice(r *http.Request, appID string, fn func(*storage.Device) *apiError) (storage.Device, *apiError) {
-	now := s.now().UTC()
 	secret := r.Header.Get(DeviceSecretHeader)
-	denied := false
+	return s.updateDeviceIf(r, appID, func(d *storage.Device) bool { return secretMatches(d, secret) },
+		func() *apiError { return s.deviceDenied(r, appID) }, fn)
+}
+
+// updateDeviceIf changes the device of the path with fn if allowed accepts
+// it, checked in the same transaction, and records that the device was
+// seen; a missing or refused device is answered with denied().
+func (s *Service) updateDeviceIf(r *http.Request, appID string, allowed func(*storage.Device) bool,
+	denied func() *apiError, fn func(*storage.Device) *apiError) (storage.Device, *apiError) {
+	now := s.now().UTC()
+	refused := false
 	d, err := s.db.UpdateDevice(appID, r.PathValue("device_id"), s.limits(appID), now, func(d *storage.Device) error {
-		if !secretMatches(d, secret) {
-			denied = true
+		if !allowed(d) {
+			refused = true
 			return errDenied
 		}
 		d.LastSeen = now
@@ -726,8 +735,8 @@ func (s *Service) updateAsDevice(r *http.Request, appID string, fn func(*storage
 		return nil
 	})
 	switch {
-	case denied, errors.Is(err, storage.ErrNotFound):
-		return d, s.deviceDenied(r, appID)
+	case refused, errors.Is(err, storage.ErrNotFound):
+		return d, denied()
 	case err != nil:
 		return d, storageError(err)
 	}
