@@ -262,7 +262,12 @@ func parseWhen(v string) (time.Time, bool) {
 }
 
 func (c *command) pushPublishShow(args []string) int {
-	fs := c.flagSet("[--app id] <publish> [--json]", "Print a publish's status and counters as JSON (the API's answer).")
+	return c.pushPublishGet(args, "Print a publish's status and counters as JSON (the API's answer).", "")
+}
+
+// pushPublishGet prints GET publishes/<publish><suffix> of one publish.
+func (c *command) pushPublishGet(args []string, help, suffix string) int {
+	fs := c.flagSet("[--app id] <publish> [--json]", help)
 	app := c.appFlag(fs)
 	_ = jsonFlag(fs, "print JSON (the only format)")
 	c.argName = "publish id"
@@ -273,7 +278,7 @@ func (c *command) pushPublishShow(args []string) int {
 	if code, ok := c.appRequired(*app); !ok {
 		return code
 	}
-	return c.passJSON(false, "GET", pushPath(*app, "publishes/"+url.PathEscape(pos[0])), nil)
+	return c.passJSON(false, "GET", pushPath(*app, "publishes/"+url.PathEscape(pos[0])+suffix), nil)
 }
 
 func (c *command) pushPublishCancel(args []string) int {
@@ -298,18 +303,7 @@ func (c *command) pushPublishCancel(args []string) int {
 }
 
 func (c *command) pushPublishDeliveries(args []string) int {
-	fs := c.flagSet("[--app id] <publish> [--json]", "Print a publish's deliveries as JSON (tokens as hash and last 6 characters).")
-	app := c.appFlag(fs)
-	_ = jsonFlag(fs, "print JSON (the only format)")
-	c.argName = "publish id"
-	pos, code, done := c.parse(fs, args, 1)
-	if done {
-		return code
-	}
-	if code, ok := c.appRequired(*app); !ok {
-		return code
-	}
-	return c.passJSON(false, "GET", pushPath(*app, "publishes/"+url.PathEscape(pos[0])+"/deliveries"), nil)
+	return c.pushPublishGet(args, "Print a publish's deliveries as JSON (tokens as hash and last 6 characters).", "/deliveries")
 }
 
 func (c *command) pushDeadLettersList(args []string) int {
