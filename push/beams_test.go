@@ -433,3 +433,31 @@ func TestBeamsDeviceRefusals(t *testing.T) {
 		}
 	}
 }
+
+// Anyone holding the app id can call the Beams device API: registrations
+// from one client address spend its registration budget (then 429 with
+// Retry-After), and the app's device cap bounds what is stored.
+func TestBeamsRegistrationFloodIsBounded(t *testing.T) {
+	lim := ratelimit.NewMemory(ratelimit.MemoryConfig{Limit: 8, Window: time.Minute})
+	e := newPubEnv(t, push.Config{Limits: push.Limits{Registrations: lim}, Devices: push.DeviceConfig{MaxDevicesPerApp: 5}}, testApps{})
+	var ok, full, limited int
+	for i := 0; i < 30; i++ {
+		r := e.beams("POST", beamsDev+"/devices/web", "", map[string]any{"token": webToken(t, 100+i)})
+		switch {
+		case r.status == 200:
+			ok++
+		case r.status == 429:
+			limited++
+			if r.header.Get("Retry-After") == "" {
+				t.Fatalf("429 without Retry-After: %s", r.raw)
+			}
+		case r.status >= 400 && r.status < 500:
+			full++
+		default:
+			t.Fatalf("registration %d: %d %s", i, r.status, r.raw)
+		}
+	}
+	if ok != 5 || full != 3 || limited != 22 {
+		t.Fatalf("stored %d, refused as full %d, rate limited %d; want 5, 3, 22", ok, full, limited)
+	}
+}
