@@ -22,6 +22,15 @@ function closeAll() {
     } catch {}
   }
   open.clear();
+  // A pusher-js client that escaped tracking (created while a test was
+  // failing) keeps reconnect timers that hold the test process open:
+  // disconnect every instance pusher-js knows, if it was loaded.
+  const pusherJs = require.cache[require.resolve('pusher-js')];
+  for (const p of pusherJs?.exports?.instances || []) {
+    try {
+      p.disconnect();
+    } catch {}
+  }
 }
 
 module.exports = { track, untrack, closeAll };
