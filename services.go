@@ -414,9 +414,10 @@ var consoleLoginLimit = ratelimit.MemoryConfig{Limit: 10, Window: time.Minute}
 // CONSOLE_ENABLED, and returns nil otherwise. Logins count against login
 // (the auth-failure limiter, keyed per client), or against a limiter of
 // its own when that one is off. While a console streams events it is the
-// server's observer and the webhook delivery observer.
+// server's observer and the webhook delivery observer. nodes is the
+// cluster in Redis mode (clusterMode.consoleNodes), nil otherwise.
 func startConsole(cfg Config, srv *server.Server, hooks *webhooks.Dispatcher, audit consoleAudit,
-	login ratelimit.Limiter, bgCtx context.Context, bg *sync.WaitGroup, log *slog.Logger) (*console.Console, error) {
+	login ratelimit.Limiter, nodes console.Nodes, bgCtx context.Context, bg *sync.WaitGroup, log *slog.Logger) (*console.Console, error) {
 	if !cfg.Console.Enabled {
 		return nil, nil
 	}
@@ -428,7 +429,7 @@ func startConsole(cfg Config, srv *server.Server, hooks *webhooks.Dispatcher, au
 	}
 	var con *console.Console
 	con, err := console.New(cfg.ConsoleConfig(), console.Deps{Server: srv, DeadLetters: hooks, Audit: audit, Login: login,
-		Log: log, Watch: func(on bool) {
+		Nodes: nodes, Log: log, Watch: func(on bool) {
 			if on {
 				srv.SetObserver(con)
 				hooks.SetObserver(con.ObserveDelivery)

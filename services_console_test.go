@@ -55,7 +55,7 @@ func TestStartConsole(t *testing.T) {
 		refusals := &recordedRefusals{}
 		ctx, cancel := context.WithCancel(context.Background())
 		var bg sync.WaitGroup
-		con, err := startConsole(cfg, srv, hooks, consoleAudit{refusals, changeLog{db, nil}}, nil, ctx, &bg, slog.New(slog.DiscardHandler))
+		con, err := startConsole(cfg, srv, hooks, consoleAudit{refusals, changeLog{db, nil}}, nil, nil, ctx, &bg, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -111,6 +111,12 @@ type env struct {
 
 func newEnv(t *testing.T, cfg Config, login ratelimit.Limiter) *env {
 	t.Helper()
+	return newEnvDeps(t, cfg, login, nil)
+}
+
+// newEnvDeps is newEnv with deps adjusting the console's Deps (nil: none).
+func newEnvDeps(t *testing.T, cfg Config, login ratelimit.Limiter, deps func(*Deps)) *env {
+	t.Helper()
 	apps := []storage.App{
 		{ID: "one", Key: "key-one", Secret: testSecret, Enabled: true, EnableClientMessages: true},
 		{ID: "two", Key: "key-two", Secret: testSecret2, Enabled: true},
@@ -123,14 +129,18 @@ func newEnv(t *testing.T, cfg Config, login ratelimit.Limiter) *env {
 		cfg.Token = testToken
 	}
 	e := &env{t: t, srv: srv, audit: &recAudit{}, dead: &fakeDead{}, rec: &recorder{}}
-	e.con, err = New(cfg, Deps{Server: srv, DeadLetters: e.dead, Audit: e.audit, Login: login,
+	d := Deps{Server: srv, DeadLetters: e.dead, Audit: e.audit, Login: login,
 		Watch: func(on bool) {
 			if on {
 				srv.SetObserver(e.con)
 			} else {
 				srv.SetObserver(nil)
 			}
-		}})
+		}}
+	if deps != nil {
+		deps(&d)
+	}
+	e.con, err = New(cfg, d)
 	if err != nil {
 		t.Fatal(err)
 	}
