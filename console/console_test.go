@@ -716,3 +716,33 @@ func TestStatsAndSeries(t *testing.T) {
 		t.Fatalf("series: %v", series)
 	}
 }
+
+// TestStreamShowsPushPublishes: a publish appears when accepted and again
+// when finished, with its counts; never its body or a device token.
+func TestStreamShowsPushPublishes(t *testing.T) {
+	const deviceToken = "device-token-abcdef0123456789"
+	e := newEnv(t, Config{}, nil)
+	b := e.browser()
+	b.login(map[string]string{"token": testToken})
+	s := openStream(t, b, "one")
+	defer s.close()
+	e.con.ObservePushAccepted("one", "pub_1", "scheduled", 3, time.Unix(1893456000, 0))
+	e.con.ObservePush(storage.PushPublish{ID: "pub_1", App: "one", State: "partially_succeeded",
+		Body: json.RawMessage(`{"notification":{"title":"hi"},"device_ids":["` + deviceToken + `"]}`),
+		Counters: storage.PushCounters{Planned: 3, Sent: 1, Failed: 1, Invalidated: 1,
+			ErrorsByReason: map[string]int{"Unregistered": 1, "BadDeviceToken": 1}}})
+	tcs := []struct{ state, detail string }{
+		{"scheduled", "publish pub_1 accepted, scheduled: 3 device(s) planned, sending at 2030-01-01T00:00:00Z"},
+		{"partially_succeeded", "publish pub_1 finished, partially_succeeded: 3 planned, 1 sent, 1 failed, 1 invalidated (BadDeviceToken 1, Unregistered 1)"},
+	}
+	for _, tc := range tcs {
+		ev := s.next(t, KindPush)
+		if strings.Contains(ev.Detail, deviceToken) {
+			t.Fatalf("a device token in %+v", ev)
+		}
+		if ev.App != "one" || ev.Event != tc.state || ev.Detail != tc.detail {
+			t.Fatalf("got %+v, want %s %q", ev, tc.state, tc.detail)
+		}
+	}
+	// The whole events are compared: nothing of the body or the devices.
+}
