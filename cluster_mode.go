@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sockudo/sockudo/cluster"
+	"github.com/sockudo/sockudo/console"
 	"github.com/sockudo/sockudo/server"
 )
 
@@ -131,6 +132,40 @@ func (m clusterMode) close() {
 	if m.node != nil {
 		_ = m.node.Close()
 	}
+}
+
+// consoleNodes is the console's view of the cluster in Redis mode, nil
+// otherwise: the heartbeats are Presence's, so with only the shared rate
+// limits in Redis there are no nodes to show.
+func (m clusterMode) consoleNodes() console.Nodes {
+	if m.presence == nil {
+		return nil
+	}
+	return clusterNodes{m}
+}
+
+// clusterNodes answers console.Nodes from the node's Redis.
+type clusterNodes struct{ m clusterMode }
+
+func (c clusterNodes) Nodes(ctx context.Context, limit int) console.ClusterView {
+	v := console.ClusterView{Self: c.m.node.ID(), Nodes: []console.NodeView{}}
+	// The reasons never quote Redis' errors: they may name hosts an app's
+	// team need not see, and /up and the logs already carry them.
+	if c.m.healthy() != nil {
+		v.Degraded = "Redis is unreachable from this node: it serves its own clients only"
+		return v
+	}
+	nodes, total, err := c.m.node.Nodes(ctx, limit)
+	if err != nil {
+		v.Degraded = "reading the cluster's nodes from Redis failed"
+		return v
+	}
+	v.Total = total
+	for _, n := range nodes {
+		v.Nodes = append(v.Nodes, console.NodeView{ID: n.ID, HeartbeatAgeMs: n.HeartbeatAge.Milliseconds(),
+			State: n.State, Entries: n.Entries})
+	}
+	return v
 }
 
 // redisLog sends go-redis' own messages (a failed dial each retry) to the

@@ -2,12 +2,19 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sockudo/sockudo/console"
 )
 
 func TestClusterModeByConfiguration(t *testing.T) {
@@ -86,5 +93,85 @@ func TestClusterModeIsDegradedUntilSubscribed(t *testing.T) {
 	}
 	if _, ok := got["sockudo_redis_errors_total"]; !ok {
 		t.Fatal("no sockudo_redis_errors_total")
+	}
+}
+
+// The console's nodes panel: this node listed alive from the real Redis
+// (under a prefix of its own), and an outage reported without quoting
+// REDIS_URL.
+func TestConsoleNodes(t *testing.T) {
+	for _, env := range []map[string]string{nil, {"RATE_LIMITER_DRIVER": "redis"}} {
+		c, err := loadConfig(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := c.openCluster(slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.consoleNodes() != nil {
+			t.Fatalf("%v: nodes without Presence (no heartbeats)", env)
+		}
+		m.close()
+	}
+
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	prefix := "sockudo-test-" + hex.EncodeToString(b[:])
+	c, err := loadConfig(map[string]string{"ADAPTER_DRIVER": "redis", "DATABASE_REDIS_KEY_PREFIX": prefix,
+		"CLUSTER_HEALTH_HEARTBEAT_INTERVAL": "100", "CLUSTER_HEALTH_NODE_TIMEOUT": "1000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.openCluster(slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.close()
+	if err := m.node.Client().Ping(context.Background()).Err(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("Redis is not running on 127.0.0.1:6379: %v", err)
+		}
+		t.Skipf("Redis is not running on 127.0.0.1:6379: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx := context.Background()
+		if keys, _ := m.node.Client().Keys(ctx, prefix+":*").Result(); len(keys) > 0 {
+			m.node.Client().Del(ctx, keys...)
+		}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	var bg sync.WaitGroup
+	m.run(ctx, &bg)
+	defer func() { cancel(); bg.Wait() }()
+	nodes := m.consoleNodes()
+	var v console.ClusterView
+	deadline := time.Now().Add(10 * time.Second)
+	for { // polling a state: the first heartbeat and the bus subscription
+		if v = nodes.Nodes(context.Background(), 10); v.Degraded == "" && v.Total == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never listed: %+v", v)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if v.Self != m.node.ID() || len(v.Nodes) != 1 || v.Nodes[0].ID != v.Self || v.Nodes[0].State != "alive" {
+		t.Fatalf("view %+v", v)
+	}
+
+	down, err := loadConfig(map[string]string{"ADAPTER_DRIVER": "redis", "REDIS_URL": "redis://admin:hunter2-pass@127.0.0.1:1/0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dm, err := down.openCluster(slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dm.close()
+	dv := dm.consoleNodes().Nodes(context.Background(), 10)
+	j, _ := json.Marshal(dv)
+	if dv.Degraded == "" || dv.Self == "" || strings.Contains(string(j), "hunter2") || strings.Contains(string(j), "127.0.0.1") {
+		t.Fatalf("degraded view %s", j)
 	}
 }

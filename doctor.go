@@ -52,6 +52,7 @@ func doctor(ctx context.Context, environ map[string]string) []cli.Finding {
 	d.checkDefaultApp()
 	d.checkPushKey(credentials)
 	d.checkUnsafe()
+	d.checkConsole()
 	return d.findings
 }
 
@@ -60,6 +61,9 @@ type doctorRun struct {
 	cfg      Config
 	running  bool // a sockudo server answers on the admin socket
 	findings []cli.Finding
+	// apps are the apps stored in the database, when checkDatabase could
+	// read it (the console check compares CONSOLE_TOKEN with their secrets).
+	apps []storage.App
 }
 
 func (d *doctorRun) add(sev cli.Severity, check, msg, fix string) {
@@ -181,6 +185,7 @@ func (d *doctorRun) checkDatabase() int {
 		return -1
 	}
 	d.ok("database", fmt.Sprintf("SOCKUDO_DB_PATH: %s opens for writing and no other process holds it", path))
+	d.apps, _ = db.Apps()
 	return n
 }
 

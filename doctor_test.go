@@ -233,6 +233,48 @@ func TestDoctorChecks(t *testing.T) {
 		{"local web push", func(_ *testing.T, env map[string]string) { env["PUSH_ALLOW_LOCAL_WEB_PUSH_ENDPOINTS"] = "true" },
 			"web_push", cli.SeverityWarn, "PUSH_ALLOW_LOCAL_WEB_PUSH_ENDPOINTS=true", 0},
 		{"debug", func(_ *testing.T, env map[string]string) { env["DEBUG"] = "true" }, "debug", cli.SeverityWarn, "DEBUG=true", 0},
+		{"console without a token", func(_ *testing.T, env map[string]string) { env["CONSOLE_ENABLED"] = "true" },
+			"console", cli.SeverityWarn, "only app key+secret logins work", 0},
+		{"console token too short", func(_ *testing.T, env map[string]string) {
+			env["CONSOLE_ENABLED"], env["CONSOLE_TOKEN"] = "true", "short-token"
+		}, "config", cli.SeverityError, "CONSOLE_TOKEN", 1},
+		{"console token of digits", func(_ *testing.T, env map[string]string) {
+			env["CONSOLE_ENABLED"], env["CONSOLE_TOKEN"] = "true", "9081726354091827"
+		}, "console", cli.SeverityWarn, "CONSOLE_TOKEN is weak: it is short for its characters", 0},
+		{"console token of few characters", func(_ *testing.T, env map[string]string) {
+			env["CONSOLE_ENABLED"], env["CONSOLE_TOKEN"] = "true", "abababababababababababab"
+		}, "console", cli.SeverityWarn, "fewer than 8 different characters", 0},
+		{"console token a placeholder", func(_ *testing.T, env map[string]string) {
+			env["CONSOLE_ENABLED"], env["CONSOLE_TOKEN"] = "true", "Changeme-Now-4711-Xy"
+		}, "console", cli.SeverityWarn, `contains "changeme"`, 0},
+		{"console token is the default app's secret", func(_ *testing.T, env map[string]string) {
+			env["CONSOLE_ENABLED"], env["CONSOLE_TOKEN"] = "true", env["SOCKUDO_DEFAULT_APP_SECRET"]
+		}, "console", cli.SeverityError, "the same as the default app's secret", 1},
+		{"console token is a stored app's secret", func(t *testing.T, env map[string]string) {
+			db, err := storage.Open(env["SOCKUDO_DB_PATH"], nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := db.PutApp(storage.App{ID: "stored", Key: "k9", Secret: "Rk2v8Qz1Wm5Tx7Lp3Hs9", Enabled: true}); err != nil {
+				t.Fatal(err)
+			}
+			db.Close()
+			env["CONSOLE_ENABLED"], env["CONSOLE_TOKEN"] = "true", "Rk2v8Qz1Wm5Tx7Lp3Hs9"
+		}, "console", cli.SeverityError, "a credential of app stored", 1},
+		{"console token strong", func(_ *testing.T, env map[string]string) {
+			env["CONSOLE_ENABLED"], env["CONSOLE_TOKEN"] = "true", "Vq3k9Zr1Lm7Tx2Wp5Hs8"
+		}, "console", cli.SeverityOK, "used for nothing else", 0},
+		{"console on loopback", func(_ *testing.T, env map[string]string) {
+			env["CONSOLE_ENABLED"], env["CONSOLE_TOKEN"] = "true", "Vq3k9Zr1Lm7Tx2Wp5Hs8"
+		}, "console", cli.SeverityOK, "loopback only", 0},
+		{"console on every interface without TLS", func(_ *testing.T, env map[string]string) {
+			env["CONSOLE_ENABLED"], env["CONSOLE_TOKEN"], env["HOST"] = "true", "Vq3k9Zr1Lm7Tx2Wp5Hs8", "0.0.0.0"
+		}, "console", cli.SeverityWarn, "unless a proxy in front terminates TLS", 0},
+		{"console over TLS", func(t *testing.T, env map[string]string) {
+			env["CONSOLE_ENABLED"], env["CONSOLE_TOKEN"], env["HOST"] = "true", "Vq3k9Zr1Lm7Tx2Wp5Hs8", "0.0.0.0"
+			env["SSL_ENABLED"] = "true"
+			env["SSL_CERT_PATH"], env["SSL_KEY_PATH"] = writeCert(t, t.TempDir(), "a", time.Now().Add(90*24*time.Hour))
+		}, "console", cli.SeverityOK, "served over TLS", 0},
 	}
 	for _, tc := range tcs {
 		t.Run(tc.name, func(t *testing.T) {
@@ -259,6 +301,9 @@ func TestDoctorChecks(t *testing.T) {
 				}
 				if strings.Contains(f.Message, "hunter2") {
 					t.Errorf("a finding shows the Redis password: %+v", f)
+				}
+				if tok := env["CONSOLE_TOKEN"]; tok != "" && strings.Contains(f.Message+f.Fix, tok) {
+					t.Errorf("a finding shows CONSOLE_TOKEN: %+v", f)
 				}
 				if f.Severity == cli.SeverityError && tc.code == 0 {
 					t.Errorf("unexpected error: %+v", f)

@@ -151,7 +151,7 @@ func serve(ctx context.Context, environ map[string]string, stderr io.Writer) int
 	}
 	srv.SetEventSink(webhookSink{hooks})
 	con, err := startConsole(cfg, srv, hooks, consoleAudit{auditLog{audit}, changeLog{db, log}}, lims.AuthFailures,
-		bgCtx, &bg, log)
+		cm.consoleNodes(), bgCtx, &bg, log)
 	if err != nil {
 		log.Error("invalid console configuration", "err", err)
 		return 1

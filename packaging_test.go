@@ -339,6 +339,44 @@ func TestComposeExample(t *testing.T) {
 	if cfg.RateLimit.TrustedProxies == nil {
 		t.Error("compose sets no TRUSTED_PROXIES: every client would share the proxy's rate limits")
 	}
+	// The published port reaches the port nginx listens on.
+	published := regexp.MustCompile(`(?m)^\s+- "(\d+):(\d+)"`).FindAllStringSubmatch(compose, -1)
+	listen := regexp.MustCompile(`listen (\d+);`).FindStringSubmatch(string(nginx))
+	if len(published) != 1 || listen == nil || published[0][2] != listen[1] {
+		t.Errorf("compose publishes %v, nginx listens on %v: they must be one port", published, listen)
+	}
+	// nginx must not cut idle sockets the server still keeps.
+	read := regexp.MustCompile(`proxy_read_timeout (\d+)s;`).FindStringSubmatch(string(nginx))
+	if read == nil || time.Duration(atoi(t, "proxy_read_timeout", read[1]))*time.Second <= cfg.Socket.ActivityTimeout {
+		t.Errorf("nginx proxy_read_timeout %v is not longer than ACTIVITY_TIMEOUT %s", read, cfg.Socket.ActivityTimeout)
+	}
+	// Metrics are bound for scraping inside the compose network only: no
+	// published port may expose them.
+	for _, p := range published {
+		if atoi(t, "published port", p[2]) == cfg.Metrics.Port {
+			t.Errorf("compose publishes METRICS_PORT %d", cfg.Metrics.Port)
+		}
+	}
+}
+
+// TestComposeConfigValid has docker compose itself parse the example
+// (no daemon needed). Skipped where the compose plugin is absent.
+func TestComposeConfigValid(t *testing.T) {
+	docker, err := exec.LookPath("docker")
+	if err != nil {
+		t.Skip("the docker CLI is not installed: deploy/docker-compose.yml is only checked by TestComposeExample")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, docker, "compose", "version").CombinedOutput(); err != nil {
+		t.Skipf("the docker compose plugin is not installed (docker compose version: %s): "+
+			"deploy/docker-compose.yml is only checked by TestComposeExample", strings.SplitN(strings.TrimSpace(string(out)), "\n", 2)[0])
+	}
+	cmd := exec.CommandContext(ctx, docker, "compose", "-f", "deploy/docker-compose.yml", "config", "-q")
+	cmd.Env = append(os.Environ(), "SOCKUDO_DEFAULT_APP_SECRET=a-secret-the-operator-sets")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("docker compose config: %v\n%s", err, out)
+	}
 }
 
 // shellWords splits s on spaces, keeping double-quoted parts together.

@@ -341,11 +341,36 @@ type pushEvents struct {
 
 func (e pushEvents) PublishFinished(p storage.PushPublish) {
 	if e.console != nil {
-		e.console.ObservePush(p.App, p.ID, string(p.State))
+		e.console.ObservePush(p)
 	}
 	f := map[string]any{"publish_id": p.ID, "state": p.State, "counters": p.Counters,
 		"created_at": p.CreatedAt.UnixMilli(), "finished_at": p.FinishedAt.UnixMilli()}
 	e.d.Emit(webhooks.Event{App: p.App, Name: webhooks.PushPublishFinished, Fields: f})
+}
+
+// trail passes each push audit entry to record and shows the publishes
+// the push API accepted in the console: push reports only finished
+// publishes to Events, and its trail sees every accepted one at once.
+func (e pushEvents) trail(record func(storage.PushAuditEntry)) func(storage.PushAuditEntry) {
+	if e.console == nil {
+		return record
+	}
+	return func(a storage.PushAuditEntry) {
+		record(a)
+		if !e.console.Watching() || (a.Action != push.AuditPublishCreate && a.Action != push.AuditPublishSchedule) {
+			return
+		}
+		var d struct {
+			Planned int   `json:"planned"`
+			SendAt  int64 `json:"send_at"`
+		}
+		_ = json.Unmarshal(a.Details, &d)
+		var at time.Time
+		if d.SendAt > 0 {
+			at = time.Unix(d.SendAt, 0)
+		}
+		e.console.ObservePushAccepted(a.App, strings.TrimPrefix(a.Target, "publish:"), a.Outcome, d.Planned, at)
+	}
 }
 
 func (e pushEvents) DeviceInvalidated(app string, d storage.Device, reason string) {
@@ -378,6 +403,9 @@ func routePush(srv *server.Server, cfg push.Config, db *storage.DB, audit push.A
 		Sender: providers.Send, Metrics: metrics, Events: events}
 	if trail != nil {
 		deps.Trail = trail.Record
+		if pe, ok := events.(pushEvents); ok {
+			deps.Trail = pe.trail(trail.Record)
+		}
 	}
 	svc, err := push.New(cfg, deps)
 	if err != nil {
@@ -414,9 +442,10 @@ var consoleLoginLimit = ratelimit.MemoryConfig{Limit: 10, Window: time.Minute}
 // CONSOLE_ENABLED, and returns nil otherwise. Logins count against login
 // (the auth-failure limiter, keyed per client), or against a limiter of
 // its own when that one is off. While a console streams events it is the
-// server's observer and the webhook delivery observer.
+// server's observer and the webhook delivery observer. nodes is the
+// cluster in Redis mode (clusterMode.consoleNodes), nil otherwise.
 func startConsole(cfg Config, srv *server.Server, hooks *webhooks.Dispatcher, audit consoleAudit,
-	login ratelimit.Limiter, bgCtx context.Context, bg *sync.WaitGroup, log *slog.Logger) (*console.Console, error) {
+	login ratelimit.Limiter, nodes console.Nodes, bgCtx context.Context, bg *sync.WaitGroup, log *slog.Logger) (*console.Console, error) {
 	if !cfg.Console.Enabled {
 		return nil, nil
 	}
@@ -428,7 +457,7 @@ func startConsole(cfg Config, srv *server.Server, hooks *webhooks.Dispatcher, au
 	}
 	var con *console.Console
 	con, err := console.New(cfg.ConsoleConfig(), console.Deps{Server: srv, DeadLetters: hooks, Audit: audit, Login: login,
-		Log: log, Watch: func(on bool) {
+		Nodes: nodes, Log: log, Watch: func(on bool) {
 			if on {
 				srv.SetObserver(con)
 				hooks.SetObserver(con.ObserveDelivery)

@@ -133,18 +133,22 @@ type Deps struct {
 	Log   *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Nodes is the cluster in Redis mode; nil otherwise (the page then
+	// shows no nodes panel).
+	Nodes Nodes
 }
 
 // Console serves /console. Create it with New, mount Handler at /console
 // and /console/, run Run for the charts.
 type Console struct {
-	cfg      Config
-	d        Deps
-	sessions *sessions
-	stream   *stream
-	ring     *ring
-	watching atomic.Bool
-	tokenSum [32]byte
+	cfg       Config
+	d         Deps
+	sessions  *sessions
+	stream    *stream
+	ring      *ring
+	watching  atomic.Bool
+	nodeCache nodesCache
+	tokenSum  [32]byte
 }
 
 // New returns a console that has started nothing.
@@ -227,6 +231,7 @@ func (c *Console) Handler() http.Handler {
 	mux.HandleFunc("GET /console/api/channel", c.authed(false, c.channel))
 	mux.HandleFunc("POST /console/api/trigger", c.authed(true, c.trigger))
 	mux.HandleFunc("GET /console/api/dead_letters", c.authed(false, c.deadLetters))
+	mux.HandleFunc("GET /console/api/nodes", c.authed(false, c.nodes))
 	mux.HandleFunc("POST /console/api/dead_letters/replay", c.authed(true, c.replay))
 	mux.HandleFunc("/console/", func(w http.ResponseWriter, r *http.Request) { c.fail(w, http.StatusNotFound, "not found") })
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -382,6 +387,9 @@ type sessionBody struct {
 	Operator bool     `json:"operator"`
 	Apps     []string `json:"apps"`
 	CSRF     string   `json:"csrf"`
+	// Cluster is true in Redis mode: connections and rates are this
+	// node's, channels and members the cluster's.
+	Cluster bool `json:"cluster"`
 }
 
 func (c *Console) info(s *session) sessionBody {
@@ -389,7 +397,7 @@ func (c *Console) info(s *session) sessionBody {
 	if s.operator {
 		apps = c.d.Server.AppIDs()
 	}
-	return sessionBody{Operator: s.operator, Apps: apps, CSRF: s.csrf}
+	return sessionBody{Operator: s.operator, Apps: apps, CSRF: s.csrf, Cluster: c.d.Nodes != nil}
 }
 
 func (c *Console) sessionInfo(w http.ResponseWriter, r *http.Request, s *session) {

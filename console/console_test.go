@@ -111,6 +111,12 @@ type env struct {
 
 func newEnv(t *testing.T, cfg Config, login ratelimit.Limiter) *env {
 	t.Helper()
+	return newEnvDeps(t, cfg, login, nil)
+}
+
+// newEnvDeps is newEnv with deps adjusting the console's Deps (nil: none).
+func newEnvDeps(t *testing.T, cfg Config, login ratelimit.Limiter, deps func(*Deps)) *env {
+	t.Helper()
 	apps := []storage.App{
 		{ID: "one", Key: "key-one", Secret: testSecret, Enabled: true, EnableClientMessages: true},
 		{ID: "two", Key: "key-two", Secret: testSecret2, Enabled: true},
@@ -123,14 +129,18 @@ func newEnv(t *testing.T, cfg Config, login ratelimit.Limiter) *env {
 		cfg.Token = testToken
 	}
 	e := &env{t: t, srv: srv, audit: &recAudit{}, dead: &fakeDead{}, rec: &recorder{}}
-	e.con, err = New(cfg, Deps{Server: srv, DeadLetters: e.dead, Audit: e.audit, Login: login,
+	d := Deps{Server: srv, DeadLetters: e.dead, Audit: e.audit, Login: login,
 		Watch: func(on bool) {
 			if on {
 				srv.SetObserver(e.con)
 			} else {
 				srv.SetObserver(nil)
 			}
-		}})
+		}}
+	if deps != nil {
+		deps(&d)
+	}
+	e.con, err = New(cfg, d)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -705,4 +715,34 @@ func TestStatsAndSeries(t *testing.T) {
 	if len(series) != 2 || series[1].(map[string]any)["in_per_s"].(float64) <= 0 {
 		t.Fatalf("series: %v", series)
 	}
+}
+
+// TestStreamShowsPushPublishes: a publish appears when accepted and again
+// when finished, with its counts; never its body or a device token.
+func TestStreamShowsPushPublishes(t *testing.T) {
+	const deviceToken = "device-token-abcdef0123456789"
+	e := newEnv(t, Config{}, nil)
+	b := e.browser()
+	b.login(map[string]string{"token": testToken})
+	s := openStream(t, b, "one")
+	defer s.close()
+	e.con.ObservePushAccepted("one", "pub_1", "scheduled", 3, time.Unix(1893456000, 0))
+	e.con.ObservePush(storage.PushPublish{ID: "pub_1", App: "one", State: "partially_succeeded",
+		Body: json.RawMessage(`{"notification":{"title":"hi"},"device_ids":["` + deviceToken + `"]}`),
+		Counters: storage.PushCounters{Planned: 3, Sent: 1, Failed: 1, Invalidated: 1,
+			ErrorsByReason: map[string]int{"Unregistered": 1, "BadDeviceToken": 1}}})
+	tcs := []struct{ state, detail string }{
+		{"scheduled", "publish pub_1 accepted, scheduled: 3 device(s) planned, sending at 2030-01-01T00:00:00Z"},
+		{"partially_succeeded", "publish pub_1 finished, partially_succeeded: 3 planned, 1 sent, 1 failed, 1 invalidated (BadDeviceToken 1, Unregistered 1)"},
+	}
+	for _, tc := range tcs {
+		ev := s.next(t, KindPush)
+		if strings.Contains(ev.Detail, deviceToken) {
+			t.Fatalf("a device token in %+v", ev)
+		}
+		if ev.App != "one" || ev.Event != tc.state || ev.Detail != tc.detail {
+			t.Fatalf("got %+v, want %s %q", ev, tc.state, tc.detail)
+		}
+	}
+	// The whole events are compared: nothing of the body or the devices.
 }

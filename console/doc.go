@@ -25,7 +25,8 @@
 // one atomic load per observation point. Each stream has a bounded buffer;
 // a console that reads too slowly loses events (counted and shown), never
 // slows the server. Samples of every app's counters are taken every 10 s
-// into a 15-minute ring by Run.
+// into a 15-minute ring by Run. In Redis mode Deps.Nodes lists the
+// cluster's nodes for the operator, read at most once a second.
 //
 // It imports server (for its types), webhooks (delivery reports, URL
 // redaction), storage (dead letters) and ratelimit; main wires it.

@@ -2,12 +2,16 @@ package console
 
 import (
 	"encoding/json"
+	"fmt"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/sockudo/sockudo/server"
+	"github.com/sockudo/sockudo/storage"
 	"github.com/sockudo/sockudo/webhooks"
 )
 
@@ -137,12 +141,41 @@ func (c *Console) ObserveDelivery(d webhooks.Delivery) {
 	c.stream.publish(Event{Time: time.Now(), App: d.App, Kind: KindWebhook, Event: outcome, Detail: detail})
 }
 
-// ObservePush reports a finished push publish: its id and final state.
-func (c *Console) ObservePush(app, publishID, state string) {
+// ObservePushAccepted reports a push publish the push API accepted, when
+// it is accepted: its id, state (queued, or scheduled for sendAt) and how
+// many deliveries it planned.
+func (c *Console) ObservePushAccepted(app, publishID, state string, planned int, sendAt time.Time) {
 	if !c.Watching() {
 		return
 	}
-	c.stream.publish(Event{Time: time.Now(), App: app, Kind: KindPush, Event: state, Detail: "publish " + publishID + " " + state})
+	detail := "publish " + publishID + " accepted, " + state + ": " + strconv.Itoa(planned) + " device(s) planned"
+	if !sendAt.IsZero() {
+		detail += ", sending at " + sendAt.UTC().Format(time.RFC3339)
+	}
+	c.stream.publish(Event{Time: time.Now(), App: app, Kind: KindPush, Event: state, Detail: detail})
+}
+
+// ObservePush reports a finished push publish: its id, final state and
+// delivery counts. Never its body, recipients or devices.
+func (c *Console) ObservePush(p storage.PushPublish) {
+	if !c.Watching() {
+		return
+	}
+	n := p.Counters
+	detail := fmt.Sprintf("publish %s finished, %s: %d planned, %d sent, %d failed, %d invalidated", p.ID, p.State,
+		n.Planned, n.Sent, n.Failed, n.Invalidated)
+	if n.Cancelled > 0 {
+		detail += ", " + strconv.Itoa(n.Cancelled) + " cancelled"
+	}
+	if len(n.ErrorsByReason) > 0 {
+		reasons := make([]string, 0, len(n.ErrorsByReason))
+		for r, k := range n.ErrorsByReason {
+			reasons = append(reasons, r+" "+strconv.Itoa(k))
+		}
+		sort.Strings(reasons)
+		detail += " (" + strings.Join(reasons, ", ") + ")"
+	}
+	c.stream.publish(Event{Time: time.Now(), App: p.App, Kind: KindPush, Event: p.State, Detail: detail})
 }
 
 // Dropped is the number of events lost by event streams that read too

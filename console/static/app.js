@@ -3,7 +3,8 @@
 'use strict';
 
 const $ = (id) => document.getElementById(id);
-const state = { csrf: '', app: '', es: null, paused: false, events: [], timers: [], series: [], live: null };
+const state = { csrf: '', app: '', es: null, paused: false, events: [], timers: [], series: [], live: null,
+  nodes: false, nodesTimer: null };
 const MAX_EVENTS = 500;
 
 async function api(path, opts = {}) {
@@ -40,6 +41,15 @@ function enter(sess) {
     sel.appendChild(o);
   }
   $('who').textContent = sess.operator ? 'operator (all apps)' : 'app ' + sess.apps[0];
+  // Redis mode: say which counts are this node's and which the cluster's;
+  // the nodes panel is the operator's (the cluster's load spans apps).
+  for (const el of document.querySelectorAll('.scope')) el.textContent = sess.cluster ? ' (' + el.dataset.scope + ')' : '';
+  state.nodes = !!sess.cluster && sess.operator;
+  $('nodes-panel').hidden = !state.nodes;
+  if (state.nodes && !state.nodesTimer) {
+    loadNodes();
+    state.nodesTimer = setInterval(loadNodes, 2000);
+  }
   show(true);
   selectApp(sess.apps[0] || '');
 }
@@ -49,6 +59,8 @@ function leave() {
   $('live').dataset.state = 'closed';
   state.timers.forEach(clearInterval);
   state.timers = [];
+  if (state.nodesTimer) { clearInterval(state.nodesTimer); state.nodesTimer = null; }
+  $('nodes-panel').hidden = true;
   state.csrf = '';
   state.events = [];
   $('events').textContent = '';
@@ -152,6 +164,27 @@ function render() {
   ol.textContent = '';
   const shown = state.events.filter(matches).slice(-200).reverse();
   for (const e of shown) ol.appendChild(line(e));
+}
+
+async function loadNodes() {
+  const r = await api('nodes');
+  if (r.status !== 200) return;
+  const v = r.body;
+  const sum = $('nodes-summary');
+  sum.className = v.degraded ? 'bad' : '';
+  sum.textContent = v.degraded ? v.degraded
+    : v.total + ' node(s) in Redis' + (v.total > v.nodes.length ? ', ' + v.nodes.length + ' shown' : '') + '; this node is ' + v.self;
+  const tb = $('nodes').tBodies[0];
+  tb.textContent = '';
+  for (const n of v.nodes) {
+    const tr = tb.insertRow();
+    tr.dataset.state = n.state;
+    if (n.id === v.self) tr.className = 'self';
+    tr.insertCell().textContent = n.id + (n.id === v.self ? ' (this node)' : '');
+    tr.insertCell().textContent = n.state;
+    tr.insertCell().textContent = n.state === 'leaving' ? '—' : (n.heartbeat_age_ms / 1000).toFixed(1) + ' s ago';
+    tr.insertCell().textContent = n.entries;
+  }
 }
 
 async function loadDead() {

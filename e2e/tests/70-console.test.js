@@ -17,6 +17,7 @@ const { it } = require('../lib/harness');
 const { startServer, DEFAULT_APP } = require('../lib/server');
 const { connectedClient, subscribe, newBackend } = require('../lib/clients');
 const { WebhookReceiver } = require('../lib/webhook-receiver');
+const { startCluster } = require('../lib/cluster');
 
 const TOKEN = 'console-e2e-operator-token-0123456789';
 const ARTIFACTS = path.resolve(__dirname, '..', 'artifacts');
@@ -90,6 +91,7 @@ it('watches a client, triggers an event, replays a failed webhook, logs out', as
     await login(page, TOKEN);
     await page.locator('#main').waitFor({ state: 'visible', timeout: 5000 });
     assert.match(await page.textContent('#who'), /operator/);
+    assert.equal(await page.locator('#nodes-panel').isVisible(), false, 'no nodes panel in local mode');
     // The session cookie is HttpOnly and SameSite=Strict.
     const [cookie] = await context.cookies();
     assert.equal(cookie.name, 'sockudo_console');
@@ -172,5 +174,29 @@ it('watches a client, triggers an event, replays a failed webhook, logs out', as
     assert.deepEqual(consoleErrors.filter((m) => !/401/.test(m)), []);
   } finally {
     await context.close();
+  }
+});
+
+it('shows the cluster\'s nodes in Redis mode', async () => {
+  const cluster = await startCluster(2, { name: 'console', env: { CONSOLE_ENABLED: 'true', CONSOLE_TOKEN: TOKEN } });
+  const page = await browser.newPage();
+  try {
+    await page.goto(`${cluster.nodes[0].httpUrl}/console`);
+    await page.locator('#login').waitFor({ state: 'visible', timeout: 5000 });
+    await page.fill('#token', TOKEN);
+    await page.click('#login-btn');
+    await page.locator('#nodes-panel').waitFor({ state: 'visible', timeout: 5000 });
+    // Both nodes, alive, this one marked; connections are this node's.
+    await page.locator('#nodes tbody tr[data-state="alive"]').nth(1).waitFor({ timeout: 5000 });
+    assert.equal(await page.locator('#nodes tbody tr').count(), 2);
+    assert.equal(await page.locator('#nodes tbody tr.self').count(), 1);
+    assert.match(await page.textContent('#nodes-summary'), /2 node\(s\) in Redis/);
+    assert.match(await page.locator('#c-connections + span').innerText(), /this node/);
+  } finally {
+    await page.close();
+    for (const n of cluster.nodes) {
+      await n.stop();
+      n.cleanupFiles();
+    }
   }
 });
