@@ -1,6 +1,7 @@
 #!/bin/bash
 # Soak (issue 12): 10,000 subscribed sockets, steady publishes; samples RSS,
-# goroutines and open fds every 30 s. Usage: bench/soak.sh bin/sockudo bin/loadtest [MINUTES=30] [RATE=2]
+# goroutines and open fds every EVERY (30) seconds.
+# Usage: [EVERY=30] bench/soak.sh bin/sockudo bin/loadtest [MINUTES=30] [RATE=2]
 set -eu
 BIN=$1; LT=$2; MIN=${3:-30}; RATE=${4:-2}
 ulimit -n 20000
@@ -21,7 +22,7 @@ while kill -0 $LPID 2>/dev/null; do
   G=$(curl -sf http://127.0.0.1:$MPORT/metrics | awk '/^go_goroutines /{print $2}')
   FD=$(ls /proc/$PID/fd | wc -l)
   echo "$(( $(date +%s) - START )) $RSS $G $FD"
-  sleep 30
+  sleep ${EVERY:-30}
 done
 wait $LPID || true
 python3 -c "
