@@ -122,7 +122,10 @@ func TestDeadNodeIsReapedOnce(t *testing.T) {
 	requireRedis(t)
 	ctx := context.Background()
 	prefix := testPrefix(t)
-	dead := NewPresence(testNode(t, testRedis, prefix))
+	// 1 s, not 300 ms: a live node starved past the timeout would be
+	// reaped too, and its leave counted here as a duplicate.
+	const timeout = time.Second
+	dead := NewPresence(testNodeTimeout(t, testRedis, prefix, timeout))
 	dead.tick(ctx) // one heartbeat, then silence
 	for i := 0; i < 40; i++ {
 		sock := fmt.Sprintf("9.%d", i)
@@ -136,7 +139,7 @@ func TestDeadNodeIsReapedOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	alive := NewPresence(testNode(t, testRedis, prefix))
+	alive := NewPresence(testNodeTimeout(t, testRedis, prefix, timeout))
 	if _, err := alive.Join(ctx, "app", "public-0", "1.1", nil, 100); err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +150,7 @@ func TestDeadNodeIsReapedOnce(t *testing.T) {
 	for i, r := range recs {
 		p := alive
 		if i == 1 {
-			p = NewPresence(testNode(t, testRedis, prefix))
+			p = NewPresence(testNodeTimeout(t, testRedis, prefix, timeout))
 		}
 		_ = p.RegisterHandler(r)
 		run(t, p.Run)
@@ -157,7 +160,7 @@ func TestDeadNodeIsReapedOnce(t *testing.T) {
 		c, _ := alive.Channel(ctx, "app", "presence-room")
 		return c.Subscriptions == 0
 	})
-	t.Logf("reaped %v after the last heartbeat (timeout 300 ms, heartbeat 50 ms)", time.Since(start))
+	t.Logf("reaped %v after the last heartbeat (timeout 1 s, heartbeat 50 ms)", time.Since(start))
 	// Both reapers have finished once the dead node's set is gone.
 	waitFor(t, "the dead node's set to go", func() bool {
 		n, _ := alive.n.rdb.Exists(ctx, dead.nodeKey, alive.n.key("reaping")).Result()

@@ -42,7 +42,15 @@ func testPrefix(t testing.TB) string {
 // cleans the prefix's keys when the test ends.
 func testNode(t testing.TB, url, prefix string) *Node {
 	t.Helper()
-	n, err := Open(Config{URL: url, Prefix: prefix, Heartbeat: 50 * time.Millisecond, NodeTimeout: 300 * time.Millisecond})
+	return testNodeTimeout(t, url, prefix, 300*time.Millisecond)
+}
+
+// testNodeTimeout is testNode with another node timeout: a test whose live
+// nodes must never be taken for dead gives them room for a starved
+// scheduler (the race detector on a loaded 2-core machine).
+func testNodeTimeout(t testing.TB, url, prefix string, timeout time.Duration) *Node {
+	t.Helper()
+	n, err := Open(Config{URL: url, Prefix: prefix, Heartbeat: 50 * time.Millisecond, NodeTimeout: timeout})
 	if err != nil {
 		t.Fatal(err)
 	}
