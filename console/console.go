@@ -106,6 +106,7 @@ type Server interface {
 	Trigger(ctx context.Context, appID, channel, event, data string) error
 	ClientIP(r *http.Request) string
 	ClientKey(r *http.Request) string
+	ForwardedHTTPS(r *http.Request) bool
 }
 
 var _ Server = (*server.Server)(nil)
@@ -294,8 +295,11 @@ func (c *Console) audit(app, action, ip, reason string) {
 	c.d.Audit.Record(server.AuditRecord{App: app, Action: action, IP: ip, Reason: reason})
 }
 
-// secure reports whether the cookie gets the Secure flag.
-func (c *Console) secure(r *http.Request) bool { return c.cfg.Secure || r.TLS != nil }
+// secure reports whether the cookie gets the Secure flag: TLS here, or at
+// a trusted proxy that says so (X-Forwarded-Proto).
+func (c *Console) secure(r *http.Request) bool {
+	return c.cfg.Secure || r.TLS != nil || c.d.Server.ForwardedHTTPS(r)
+}
 
 // login is POST /console/api/login with {"token":…} or {"key":…,"secret":…}.
 func (c *Console) login(w http.ResponseWriter, r *http.Request) {

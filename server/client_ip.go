@@ -26,6 +26,27 @@ func (s *Server) clientIP(r *http.Request) string {
 // key their per-client limits with it, as the server's own limits do.
 func (s *Server) ClientKey(r *http.Request) string { return s.limitKey(s.clientIP(r)) }
 
+// ForwardedHTTPS reports whether r reached a trusted proxy over HTTPS: the
+// peer is in Config.TrustedProxies and the last X-Forwarded-Proto value
+// (the one that proxy set) is https. Cookies set behind a TLS-terminating
+// proxy use it for their Secure flag; from any other peer the header is
+// the client's own writing and is ignored.
+func (s *Server) ForwardedHTTPS(r *http.Request) bool {
+	peer, ok := parseHop(r.RemoteAddr)
+	if !ok || !isTrusted(peer, s.cfg.TrustedProxies) {
+		return false
+	}
+	vals := r.Header.Values("X-Forwarded-Proto")
+	if len(vals) == 0 {
+		return false
+	}
+	last := vals[len(vals)-1]
+	if i := strings.LastIndexByte(last, ','); i >= 0 {
+		last = last[i+1:]
+	}
+	return strings.EqualFold(strings.TrimSpace(last), "https")
+}
+
 // limitKey turns a client address into the key of its per-client budgets
 // (WebSocket connects, auth and signature failures). IPv4 addresses stay
 // whole; IPv6 ones become their prefix, since a client owning a /64 could

@@ -140,3 +140,38 @@ func TestWSConnectBudgetPerClientKey(t *testing.T) {
 		}
 	})
 }
+
+// X-Forwarded-Proto is believed only from a trusted proxy, and only the
+// value that proxy set (the last one).
+func TestForwardedHTTPS(t *testing.T) {
+	loopback := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	tcs := []struct {
+		name    string
+		peer    string
+		trusted []netip.Prefix
+		proto   []string
+		want    bool
+	}{
+		{"trusted proxy says https", "127.0.0.1:5000", loopback, []string{"https"}, true},
+		{"case and spaces", "127.0.0.1:5000", loopback, []string{" HTTPS "}, true},
+		{"trusted proxy says http", "127.0.0.1:5000", loopback, []string{"http"}, false},
+		{"client wrote https, proxy appended http", "127.0.0.1:5000", loopback, []string{"https, http"}, false},
+		{"two headers, last one counts", "127.0.0.1:5000", loopback, []string{"http", "https"}, true},
+		{"no header", "127.0.0.1:5000", loopback, nil, false},
+		{"peer not trusted", "203.0.113.7:5000", loopback, []string{"https"}, false},
+		{"no trusted proxies", "127.0.0.1:5000", nil, []string{"https"}, false},
+	}
+	for _, tc := range tcs {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &Server{cfg: Config{TrustedProxies: tc.trusted}}
+			r := httptest.NewRequest("GET", "/console/api/login", nil)
+			r.RemoteAddr = tc.peer
+			for _, v := range tc.proto {
+				r.Header.Add("X-Forwarded-Proto", v)
+			}
+			if got := s.ForwardedHTTPS(r); got != tc.want {
+				t.Fatalf("ForwardedHTTPS = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
