@@ -55,11 +55,12 @@ func (db *DB) decodeApps(want func(v []byte) bool) ([]App, error) {
 			if want != nil && !want(v) {
 				return nil
 			}
-			a, err := decodeApp(k, v)
-			if err != nil {
-				return err
+			// Into the slice itself: decoding into a local App moved each
+			// one (408 bytes) to the heap first.
+			apps = append(apps, App{})
+			if err := json.Unmarshal(v, &apps[len(apps)-1]); err != nil {
+				return fmt.Errorf("decode app %s: %w", k, err)
 			}
-			apps = append(apps, a)
 			return nil
 		})
 	})
