@@ -307,7 +307,8 @@ func ensureDefaultApp(db *storage.DB, app storage.App, log *slog.Logger) error {
 			app.PreviousBeamsSecretKeyExpiresAt = stored.PreviousBeamsSecretKeyExpiresAt
 		}
 	}
-	if err := db.PutApp(app); err != nil {
+	// Unchanged since the last start: nothing is written (storage.EnsureApp).
+	if _, err := db.EnsureApp(app); err != nil {
 		if errors.Is(err, storage.ErrKeyInUse) {
 			return fmt.Errorf("SOCKUDO_DEFAULT_APP_KEY is the key of another stored app: %w", err)
 		}

@@ -20,9 +20,8 @@ import (
 	"strconv"
 	"strings"
 
-	"golang.org/x/oauth2/google"
-
 	"github.com/sockudo/sockudo/push/internal/jws"
+	"github.com/sockudo/sockudo/push/internal/serviceaccount"
 )
 
 // CredentialProvider names a push provider in the credential API.
@@ -220,7 +219,7 @@ func parseAPNs(c apnsCredential) (parsedCredential, error) {
 }
 
 // googleTokenURLs are the token endpoints a service account may name:
-// Google's documented ones ("" means google.Endpoint.TokenURL). Any other
+// Google's documented ones ("" means serviceaccount.TokenURL). Any other
 // token_uri would make this server post a signed assertion wherever a
 // tenant says (an SSRF vector, and through validate's answer an oracle),
 // so no setting lifts this rule: an operator who needs another endpoint (a
@@ -254,7 +253,7 @@ func FCMTokenURL(cfg Config, serviceAccount []byte) (tokenURL string, override b
 		return "", false, errors.New("fcm: " + tokenURIRule + "; set PUSH_FCM_TOKEN_URL for another endpoint")
 	}
 	if sa.TokenURI == "" {
-		return google.Endpoint.TokenURL, false, nil
+		return serviceaccount.TokenURL, false, nil
 	}
 	return sa.TokenURI, false, nil
 }
@@ -311,7 +310,7 @@ func parseFCM(c fcmCredential) (parsedCredential, error) {
 		fp = fingerprint(der)
 	}
 	if len(errs) == 0 {
-		if _, err := google.JWTConfigFromJSON(raw, fcmScope); err != nil {
+		if _, err := serviceaccount.JWTConfig(raw, fcmScope); err != nil {
 			errs = append(errs, "not a usable service account")
 		}
 	}

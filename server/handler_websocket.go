@@ -78,6 +78,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.flushFn = c.flush
+	// Before the socket is registered: whoever closes it reads the series.
+	a.resolveMetrics()
 	c.socketID = s.registerConn(c)
 	s.observeConn(c, true) // console (observer.go); one atomic load when unwatched
 	a.connGauge.Inc()

@@ -101,7 +101,21 @@ func (s *Server) Registry() *prometheus.Registry { return s.metrics.reg }
 // MetricsHandler serves the registry in the Prometheus text format, for
 // the separate metrics listener.
 func (s *Server) MetricsHandler() http.Handler {
-	return promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})
+	h := promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Every app has its series from the first scrape on, sockets or
+		// not, as when New resolved them all (app.resolveMetrics).
+		s.resolveAppMetrics()
+		h.ServeHTTP(w, r)
+	})
+}
+
+// resolveAppMetrics resolves the metric series of every app; after the
+// first call it costs one atomic load per app.
+func (s *Server) resolveAppMetrics() {
+	for _, a := range s.apps.index.Load().byID {
+		a.resolveMetrics()
+	}
 }
 
 // PushProviderFailure counts a push provider failure; class is a bounded

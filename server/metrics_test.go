@@ -39,3 +39,26 @@ func TestMetrics(t *testing.T) {
 		t.Error("metrics leak a secret or a channel name")
 	}
 }
+
+// An app's series are on the first scrape although New no longer resolves
+// them (app.resolveMetrics), and a socket's close finds them resolved.
+func TestMetricsAppSeriesBeforeAnySocket(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	scrape := func() string {
+		rec := httptest.NewRecorder()
+		ts.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		body, _ := io.ReadAll(rec.Body)
+		return string(body)
+	}
+	first := scrape()
+	for _, want := range []string{`sockudo_connections{app_id="app-id"} 0`, `sockudo_connections_opened_total{app_id="app-id"} 0`} {
+		if !strings.Contains(first, want) {
+			t.Errorf("first scrape lacks %s", want)
+		}
+	}
+	c := ts.dial(t)
+	c.subscribe("pub")
+	if body := scrape(); !strings.Contains(body, `sockudo_connections{app_id="app-id"} 1`) {
+		t.Error("the socket is not counted")
+	}
+}

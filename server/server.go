@@ -207,11 +207,10 @@ func (s *Server) ReloadApps() error {
 	return nil
 }
 
-// initApp resolves an app's metric series once, before the app is
-// published to the registry.
+// initApp prepares a new app before it is published to the registry; its
+// metric series are resolved later (app.resolveMetrics).
 func (s *Server) initApp(a *app) {
-	a.connGauge = s.metrics.connections.WithLabelValues(a.id)
-	a.connOpened = s.metrics.connsOpened.WithLabelValues(a.id)
+	a.metrics = s.metrics
 }
 
 // Handler returns the HTTP handler serving /app/{key}, /apps/... and the

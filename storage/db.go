@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -51,10 +50,6 @@ type Options struct {
 type DB struct {
 	bolt *bolt.DB
 	path string
-
-	// apps is the app list decoded at a bbolt transaction id; Apps returns
-	// it again until any write commits (appsCache).
-	apps atomic.Pointer[appsCache]
 
 	closeOnce sync.Once
 	closeErr  error
@@ -105,10 +100,32 @@ func Open(path string, opts *Options) (*DB, error) {
 	return db, nil
 }
 
-// init creates the buckets and checks or records the schema version.
+// initBuckets are the buckets Open creates.
+var initBuckets = [][]byte{bucketApps, bucketAppKeys, bucketMeta, bucketWebhookQueue, bucketWebhookDead}
+
+// init creates the buckets and checks or records the schema version. A file
+// that has them all is only read: a write transaction commits with two
+// fdatasyncs even when it changes nothing, and every start opens the file.
 func (db *DB) init() error {
+	ready := false
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		for _, name := range initBuckets {
+			if tx.Bucket(name) == nil {
+				return nil
+			}
+		}
+		raw := tx.Bucket(bucketMeta).Get(keySchemaVersion)
+		if raw == nil {
+			return nil
+		}
+		ready = true
+		return checkSchemaVersion(raw)
+	})
+	if err != nil || ready {
+		return err
+	}
 	return db.bolt.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketApps, bucketAppKeys, bucketMeta, bucketWebhookQueue, bucketWebhookDead} {
+		for _, name := range initBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
@@ -118,16 +135,21 @@ func (db *DB) init() error {
 		if raw == nil {
 			return meta.Put(keySchemaVersion, []byte(strconv.Itoa(SchemaVersion)))
 		}
-		v, err := strconv.Atoi(string(raw))
-		if err != nil {
-			return fmt.Errorf("unreadable schema version %q: %w", raw, err)
-		}
-		if v > SchemaVersion {
-			return fmt.Errorf("schema version %d is newer than this build supports (%d); upgrade sockudo",
-				v, SchemaVersion)
-		}
-		return nil
+		return checkSchemaVersion(raw)
 	})
+}
+
+// checkSchemaVersion refuses a file written by a newer build.
+func checkSchemaVersion(raw []byte) error {
+	v, err := strconv.Atoi(string(raw))
+	if err != nil {
+		return fmt.Errorf("unreadable schema version %q: %w", raw, err)
+	}
+	if v > SchemaVersion {
+		return fmt.Errorf("schema version %d is newer than this build supports (%d); upgrade sockudo",
+			v, SchemaVersion)
+	}
+	return nil
 }
 
 // Path returns the file path the database was opened with.

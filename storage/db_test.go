@@ -374,9 +374,8 @@ func TestSchemaVersionNewerRefused(t *testing.T) {
 	}
 }
 
-// Apps answers a second call before any write from the list it decoded,
-// and any committed write makes it read again; callers' edits of their
-// copy do not leak into the next answer.
+// Apps follows every committed write, and callers' edits of their copy do
+// not leak into the next answer.
 func TestAppsListFollowsEveryWrite(t *testing.T) {
 	db := openTestDB(t)
 	if err := db.CreateApp(App{ID: "a1", Key: "k1", Secret: "s1", Enabled: true}); err != nil {
@@ -408,5 +407,95 @@ func TestAppsListFollowsEveryWrite(t *testing.T) {
 	}
 	if last, _ := db.Apps(); len(last) != 1 {
 		t.Fatalf("after a delete: %+v", last)
+	}
+}
+
+// AppsWithWebhooks returns the apps with webhooks, in id order, and only
+// them, whatever the other apps' strings contain.
+func TestAppsWithWebhooks(t *testing.T) {
+	db := openTestDB(t)
+	for _, a := range []App{
+		{ID: "a3", Key: "k3", Secret: "s3", Enabled: true, Webhooks: []Webhook{{URL: "https://example.com/3"}}},
+		{ID: "a1", Key: "k1", Secret: `"webhooks":[{"url":"x"}]`, Enabled: true},
+		{ID: "a2", Key: "k2", Secret: "s2", Enabled: true, Webhooks: []Webhook{{URL: "https://example.com/2"}}},
+	} {
+		if err := db.CreateApp(a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := db.AppsWithWebhooks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].ID != "a2" || got[1].ID != "a3" || got[1].Webhooks[0].URL != "https://example.com/3" {
+		t.Fatalf("apps with webhooks: %+v", got)
+	}
+	if err := db.DeleteApp("a2"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := db.AppsWithWebhooks(); len(got) != 1 || got[0].ID != "a3" {
+		t.Fatalf("after a delete: %+v", got)
+	}
+}
+
+// lastTxID is the id of the last committed write transaction.
+func lastTxID(t *testing.T, db *DB) int {
+	t.Helper()
+	var id int
+	if err := db.bolt.View(func(tx *bolt.Tx) error { id = tx.ID(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// A start commits nothing that changes nothing (each commit is two
+// fdatasyncs): reopening a file with every bucket, taking an empty
+// occupancy, releasing leases with nothing due, and ensuring an unchanged
+// app.
+func TestStartWritesNothingUnchanged(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sockudo.db")
+	db, err := Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := testApp("a1", "k1")
+	if changed, err := db.EnsureApp(app); err != nil || !changed {
+		t.Fatalf("first EnsureApp: changed %v, err %v", changed, err)
+	}
+	stored, _ := db.App("a1")
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err = Open(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	before := lastTxID(t, db)
+	if changed, err := db.EnsureApp(app); err != nil || changed {
+		t.Fatalf("unchanged EnsureApp: changed %v, err %v", changed, err)
+	}
+	if left, err := db.TakeOccupancy(); err != nil || len(left) != 0 {
+		t.Fatalf("TakeOccupancy: %v %v", left, err)
+	}
+	if n, err := db.ReleasePushLeases(time.Now()); err != nil || n != 0 {
+		t.Fatalf("ReleasePushLeases: %d %v", n, err)
+	}
+	if after := lastTxID(t, db); after != before {
+		t.Fatalf("committed %d write transactions", after-before)
+	}
+	if again, _ := db.App("a1"); !again.UpdatedAt.Equal(stored.UpdatedAt) {
+		t.Fatalf("UpdatedAt moved: %v → %v", stored.UpdatedAt, again.UpdatedAt)
+	}
+	// A change is written, and a key taken by another app is refused.
+	app.MaxConnections = 7
+	if changed, err := db.EnsureApp(app); err != nil || !changed {
+		t.Fatalf("changed EnsureApp: changed %v, err %v", changed, err)
+	}
+	if got, _ := db.App("a1"); got.MaxConnections != 7 {
+		t.Fatalf("change not stored: %+v", got)
+	}
+	if _, err := db.EnsureApp(testApp("a2", "k1")); !errors.Is(err, ErrKeyInUse) {
+		t.Fatalf("EnsureApp with a taken key: %v", err)
 	}
 }

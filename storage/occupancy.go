@@ -59,6 +59,22 @@ func (db *DB) ApplyOccupancy(changes []OccupancyChange) error {
 // TakeOccupancy returns the open records, members first, and deletes them
 // all: the caller reports them as vacated and removed.
 func (db *DB) TakeOccupancy() ([]OccupancyChange, error) {
+	// Usually nothing is left (a clean stop removes every record): look
+	// first, so a start does not commit an empty write transaction (two
+	// fdatasyncs) before it is ready.
+	left := false
+	if err := db.view(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketOccupancy); b != nil {
+			k, _ := b.Cursor().First()
+			left = k != nil
+		}
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("storage: take occupancy: %w", err)
+	}
+	if !left {
+		return nil, nil
+	}
 	var members, channels []OccupancyChange
 	err := db.update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketOccupancy)

@@ -20,6 +20,21 @@ import (
 // process's: waiting for them to expire would only delay the resume.
 func (db *DB) ReleasePushLeases(now time.Time) (int, error) {
 	now = ms(now)
+	// With nothing due there is no lease: look first, so a start does not
+	// commit an empty write transaction (two fdatasyncs).
+	due := false
+	if err := db.view(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketPushDue); b != nil {
+			k, _ := b.Cursor().First()
+			due = k != nil
+		}
+		return nil
+	}); err != nil {
+		return 0, fmt.Errorf("storage: release push leases: %w", err)
+	}
+	if !due {
+		return 0, nil
+	}
 	var n int
 	err := db.update(func(tx *bolt.Tx) error {
 		n = 0

@@ -133,7 +133,8 @@ func New(cfg Config, db *storage.DB, log *slog.Logger) (*Dispatcher, error) {
 func (d *Dispatcher) Reload() error {
 	d.loopsMu.Lock()
 	defer d.loopsMu.Unlock()
-	apps, err := d.db.Apps()
+	// Only apps with webhooks have state here; the others are not decoded.
+	apps, err := d.db.AppsWithWebhooks()
 	if err != nil {
 		return fmt.Errorf("webhooks: %w", err)
 	}
