@@ -20,8 +20,9 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/oauth2/google"
+
 	"github.com/sockudo/sockudo/push/internal/jws"
-	"github.com/sockudo/sockudo/push/internal/serviceaccount"
 )
 
 // CredentialProvider names a push provider in the credential API.
@@ -219,7 +220,7 @@ func parseAPNs(c apnsCredential) (parsedCredential, error) {
 }
 
 // googleTokenURLs are the token endpoints a service account may name:
-// Google's documented ones ("" means serviceaccount.TokenURL). Any other
+// Google's documented ones ("" means google.Endpoint.TokenURL). Any other
 // token_uri would make this server post a signed assertion wherever a
 // tenant says (an SSRF vector, and through validate's answer an oracle),
 // so no setting lifts this rule: an operator who needs another endpoint (a
@@ -253,7 +254,7 @@ func FCMTokenURL(cfg Config, serviceAccount []byte) (tokenURL string, override b
 		return "", false, errors.New("fcm: " + tokenURIRule + "; set PUSH_FCM_TOKEN_URL for another endpoint")
 	}
 	if sa.TokenURI == "" {
-		return serviceaccount.TokenURL, false, nil
+		return google.Endpoint.TokenURL, false, nil
 	}
 	return sa.TokenURI, false, nil
 }
@@ -310,7 +311,7 @@ func parseFCM(c fcmCredential) (parsedCredential, error) {
 		fp = fingerprint(der)
 	}
 	if len(errs) == 0 {
-		if _, err := serviceaccount.JWTConfig(raw, fcmScope); err != nil {
+		if _, err := google.JWTConfigFromJSON(raw, fcmScope); err != nil {
 			errs = append(errs, "not a usable service account")
 		}
 	}

@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/google"
 
 	"github.com/sockudo/sockudo/internal/netguard"
 	"github.com/sockudo/sockudo/push/internal/jws"
-	"github.com/sockudo/sockudo/push/internal/serviceaccount"
 	"github.com/sockudo/sockudo/storage"
 )
 
@@ -554,7 +554,7 @@ func (m *Credentials) check(ctx context.Context, app string, p CredentialProvide
 // fetchFCMToken mints an access token with the service account (spec
 // §4.5 "validate").
 func (m *Credentials) fetchFCMToken(ctx context.Context, sa []byte) string {
-	jc, err := serviceaccount.JWTConfig(sa, fcmScope)
+	jc, err := google.JWTConfigFromJSON(sa, fcmScope)
 	if err != nil {
 		return "not a usable service account"
 	}

@@ -14,10 +14,10 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/google"
 
 	"github.com/sockudo/sockudo/push"
 	"github.com/sockudo/sockudo/push/internal/h2"
-	"github.com/sockudo/sockudo/push/internal/serviceaccount"
 )
 
 // DefaultEndpoint is FCM's API base; Send appends
@@ -88,7 +88,7 @@ type Client struct {
 // New validates cfg and returns a Client. It starts no goroutines and
 // fetches no token.
 func New(cfg Config) (*Client, error) {
-	jc, err := serviceaccount.JWTConfig(cfg.ServiceAccount, Scope)
+	jc, err := google.JWTConfigFromJSON(cfg.ServiceAccount, Scope)
 	if err != nil {
 		return nil, fmt.Errorf("fcm: service account: %w", err)
 	}
@@ -107,7 +107,7 @@ func New(cfg Config) (*Client, error) {
 		jc.TokenURL = cfg.TokenURL
 	}
 	if jc.TokenURL == "" {
-		jc.TokenURL = serviceaccount.TokenURL
+		jc.TokenURL = google.Endpoint.TokenURL
 	}
 	if err := checkURL(jc.TokenURL, true); err != nil {
 		return nil, fmt.Errorf("fcm: token url: %w", err)

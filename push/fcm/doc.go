@@ -2,9 +2,8 @@
 // access token (shared/spec/push-api.md §2.2).
 //
 // A [Client] serves one service account (one credential version). The
-// OAuth2 access token comes from golang.org/x/oauth2/jwt's JWT-bearer flow
-// (the key read by push/internal/serviceaccount, as
-// golang.org/x/oauth2/google would), is cached until shortly before it expires and is shared by every
+// OAuth2 access token comes from golang.org/x/oauth2/google's JWT-bearer
+// flow, is cached until shortly before it expires and is shared by every
 // goroutine. FCM has no batch API: Send is one request per registration
 // token, multiplexed over HTTP/2.
 //
@@ -13,5 +12,5 @@
 // appear in a Result.
 //
 // The endpoint and the token URL are operator settings, never per tenant.
-// fcm imports push, push/internal and golang.org/x/oauth2 only.
+// fcm imports push and golang.org/x/oauth2 only.
 package fcm
