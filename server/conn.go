@@ -24,6 +24,7 @@ import (
 //     last OnMessage, so subscribe checks closed under mu.
 //   - wmu guards the outbound queue and is the innermost lock: the fan-out
 //     takes it under channel read locks, so nothing is called under it.
+//   - wio serialises writes to nc (see the field); it is taken before wmu.
 type conn struct {
 	srv      *Server
 	hibID    uint64   // the socket's id in the hibernator, never 0
@@ -80,10 +81,26 @@ type conn struct {
 	queue      [][]byte // frames waiting for the writer
 	spare      [][]byte // the writer's previous batch, reused
 	pending    int      // bytes in queue and in the batch being written
-	writing    bool     // a flush goroutine is running
+	writing    bool     // a writer owns the socket: on a flusher's list, or a flush goroutine
 	wclosed    bool     // a close frame is queued or the socket is gone
 	closeAfter bool     // the queue ends with a close frame
 	dropAfter  bool     // drop the TCP connection right after the close frame
+	// direct: the flushers write this socket (flusher.go): plain TCP on
+	// Linux. Set before the conn is published.
+	direct bool
+	// restHeld: wio is held for rest (below).
+	restHeld bool
+
+	// wio is held by whoever writes to nc: a flusher, a flush goroutine,
+	// gws (wire.Write). A flusher's write may stop inside a frame; the
+	// flush goroutine it hands the rest to inherits wio, so no other
+	// write lands inside that frame. Taken before wmu, never under it.
+	wio sync.Mutex
+	// rest is a batch a flusher could not finish: rest[restFrom:] is
+	// unwritten (its first frame resliced past what was written). Only
+	// the socket's writer (writing) touches rest, restFrom and restHeld.
+	rest     [][]byte
+	restFrom int
 }
 
 // signedUser is the identity a socket signed in with.
@@ -114,13 +131,34 @@ func (c *conn) send(frame []byte) {
 	c.writing = true
 	c.wmu.Unlock()
 	if start {
+		c.startWriter()
+	}
+}
+
+// startWriter hands c, whose writing the caller just set, to a flusher,
+// or to a flush goroutine of its own where no flusher takes it.
+func (c *conn) startWriter() {
+	if !c.direct || !c.srv.flush.add(c) {
 		go c.flushFn()
 	}
 }
 
-// flush writes queued frames until the queue is empty. It runs only while
-// there is work, so an idle socket has no writer goroutine.
+// flush writes queued frames with the write deadline until the queue is
+// empty, from a goroutine of its own: every flush of a socket the flushers
+// do not write, and the rest of a flusher's write that would have blocked
+// (flusher.go). It runs only while there is work, so an idle socket has no
+// writer goroutine.
 func (c *conn) flush() {
+	if batch := c.rest; batch != nil {
+		from, held := c.restFrom, c.restHeld
+		c.rest = nil
+		if !held {
+			c.wio.Lock()
+		}
+		if !c.writeBlocking(batch, from) {
+			return
+		}
+	}
 	for {
 		c.wmu.Lock()
 		batch := c.queue
@@ -135,42 +173,63 @@ func (c *conn) flush() {
 		}
 		c.queue = c.spare[:0]
 		c.spare = nil
-		n := 0
-		for _, f := range batch {
-			n += len(f)
-		}
 		c.wmu.Unlock()
-
-		_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
-		var err error
-		if len(batch) == 1 {
-			_, err = c.nc.Write(batch[0])
-		} else {
-			bufs := net.Buffers(batch)
-			_, err = bufs.WriteTo(c.nc)
-		}
-		clear(batch)
-
-		if err == nil {
-			c.srv.metrics.messagesOut.Add(float64(len(batch)))
-			c.srv.metrics.bytesOut.Add(float64(n))
-		}
-		c.wmu.Lock()
-		c.pending -= n
-		if c.spare == nil {
-			c.spare = batch[:0]
-		}
-		if err != nil {
-			c.wclosed = true
-			c.writing = false
-			c.queue = nil
-			c.wmu.Unlock()
-			_ = c.nc.Close() // ends the read loop, which runs OnClose
-			c.wakeToClose()
+		c.wio.Lock()
+		if !c.writeBlocking(batch, 0) {
 			return
 		}
-		c.wmu.Unlock()
 	}
+}
+
+// writeBlocking writes batch[from:] under the write deadline and releases
+// c.wio, which the caller holds. It reports false if the write failed: the
+// socket is then closing.
+func (c *conn) writeBlocking(batch [][]byte, from int) bool {
+	frames := batch[from:]
+	n := 0
+	for _, f := range frames {
+		n += len(f)
+	}
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+	var err error
+	if len(frames) == 1 {
+		_, err = c.nc.Write(frames[0])
+	} else {
+		bufs := net.Buffers(frames)
+		_, err = bufs.WriteTo(c.nc)
+	}
+	if c.direct && err == nil {
+		// A flusher's next write would fail on this deadline once passed.
+		_ = c.nc.SetWriteDeadline(time.Time{})
+	}
+	c.wio.Unlock()
+	clear(batch)
+	if err != nil {
+		c.writeFailed(n)
+		return false
+	}
+	c.srv.metrics.messagesOut.Add(float64(len(frames)))
+	c.srv.metrics.bytesOut.Add(float64(n))
+	c.wmu.Lock()
+	c.pending -= n
+	if c.spare == nil {
+		c.spare = batch[:0]
+	}
+	c.wmu.Unlock()
+	return true
+}
+
+// writeFailed ends the writing of a socket whose write of n bytes failed:
+// nothing more is queued, and the socket is closed.
+func (c *conn) writeFailed(n int) {
+	c.wmu.Lock()
+	c.pending -= n
+	c.wclosed = true
+	c.writing = false
+	c.queue = nil
+	c.wmu.Unlock()
+	_ = c.nc.Close() // ends the read loop, which runs OnClose
+	c.wakeToClose()
 }
 
 // close sends a pusher:error with e and, for closing codes, a close frame
@@ -208,7 +267,7 @@ func (c *conn) closeWith(e *protocol.Error, discard, drop bool) {
 	c.writing = true
 	c.wmu.Unlock()
 	if start {
-		go c.flushFn()
+		c.startWriter()
 	}
 }
 

@@ -20,6 +20,8 @@
 //	client.go            socket commands: subscribe, unsubscribe, signin, client events
 //	client_auth.go       channel signatures, presence members, signin checks
 //	conn.go              one socket: outbound queue, timer, subscriptions, teardown
+//	flusher.go           the flushers: a few goroutines writing the queues of plain TCP sockets
+//	writev_*.go          their non-blocking writev (Linux)
 //	hibernate*.go        idle sockets without a goroutine: sleep, the epoll poller, wake
 //	publish.go           the one publish path (HTTP API, client and server-to-user events)
 //	hub.go               this node's channel subscribers and the fan-out
@@ -37,8 +39,12 @@
 // A socket has a read goroutine (gws) only while it has something to read
 // or a message is being handled: an idle socket sleeps in the server's epoll
 // set with no goroutine at all and gets a fresh gws connection and read
-// goroutine when it becomes readable (hibernate.go). A writer goroutine runs
-// only while bytes are queued, and one timer serves ping/pong. Messages of
+// goroutine when it becomes readable (hibernate.go). Queued frames of plain
+// TCP sockets on Linux are written by a few flusher goroutines that the
+// Server owns (flusher.go), one non-blocking writev per socket; a socket
+// whose send buffer is full gets a writer goroutine of its own until its
+// queue is empty, as every socket on TLS or other systems does whenever it
+// has bytes queued. One timer serves ping/pong. Messages of
 // one socket are handled one at a time, in order, across sleeps (a socket
 // sleeps only when none is being handled); only teardown runs beside them.
 // Every path that closes a socket wakes it (conn.wakeToClose): teardown
@@ -48,6 +54,9 @@
 //
 //	channelLocks stripe → conn.mu
 //	channelLocks stripe → hub shard → channel → conn.wmu
+//	conn.wio → conn.wmu (the socket's writer)
+//	… → flushList.mu (innermost like conn.wmu: send takes it after
+//	  releasing conn.wmu, under whatever its caller holds)
 //	channelLocks stripe → presence shard, count shard
 //	user index shard → conn.wmu
 //	ipConns shard (alone)
@@ -55,8 +64,9 @@
 //
 // A channelLocks stripe serialises the joins and leaves of one channel on
 // this node and is held across Presence and Broker calls, which may do
-// network I/O; the fan-out never takes it. Under every other lock nothing
-// does I/O: the fan-out only appends a shared frame to each socket's queue
+// network I/O; the fan-out never takes it. conn.wio is held across that
+// socket's own write, and only its writer and gws's writes take it. Under
+// every other lock nothing does I/O: the fan-out only appends a shared frame to each socket's queue
 // under the channel read lock, and a socket that overflows its queue is
 // closed asynchronously. Authorisation runs before any lock. A function
 // whose name ends in Locked expects the lock named in its comment to be

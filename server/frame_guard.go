@@ -96,6 +96,9 @@ func (w *wire) Write(p []byte) (int, error) {
 	if w.quiet {
 		return len(p), nil
 	}
+	// Not inside a frame the flushers left half written (conn.wio).
+	w.c.wio.Lock()
+	defer w.c.wio.Unlock()
 	_ = w.c.nc.SetWriteDeadline(time.Now().Add(w.c.srv.cfg.WriteTimeout))
 	return w.c.nc.Write(p)
 }

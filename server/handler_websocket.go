@@ -80,7 +80,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	c.flushFn = c.flush
 	// Before the socket is registered: whoever closes it reads the series.
 	a.resolveMetrics()
-	c.socketID = s.registerConn(c)
+	s.registerConn(c)
 	s.observeConn(c, true) // console (observer.go); one atomic load when unwatched
 	a.connGauge.Inc()
 	a.connOpened.Inc()
@@ -108,6 +108,7 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, c *conn) (*gws.
 	}
 	c.nc = nc
 	c.wire.useRaw(nc)
+	c.direct = directWriteSupported && c.wire.raw != nil // plain TCP: the flushers write it
 	// net/http's buffered reader is dropped, as gws's own Upgrade does: a
 	// client sends nothing before the 101 (RFC 6455 §4.1). gws returns this
 	// reader to its pool when the socket ends.
@@ -198,8 +199,10 @@ func isUpgrade(r *http.Request) bool {
 // pusher-js back off before it retries.
 var errTooManyFromIP = &protocol.Error{Code: protocol.CodeOverCapacity, Message: "Too many connections from this address"}
 
-// registerConn gives c a unique, unpredictable socket id and registers it.
-func (s *Server) registerConn(c *conn) string {
+// registerConn gives c a unique, unpredictable socket id (c.socketID) and
+// registers it. The id is set before c can be found (allConns), under the
+// same lock: the conn's fields are fixed once it is published.
+func (s *Server) registerConn(c *conn) {
 	for {
 		id := strconv.FormatUint(rand.Uint64N(1e10), 10) + "." + strconv.FormatUint(rand.Uint64N(1e10), 10)
 		sh := &s.sockets[shardOf("", id)]
@@ -208,9 +211,10 @@ func (s *Server) registerConn(c *conn) string {
 			if sh.conns == nil {
 				sh.conns = make(map[string]*conn)
 			}
+			c.socketID = id
 			sh.conns[id] = c
 			sh.mu.Unlock()
-			return id
+			return
 		}
 		sh.mu.Unlock()
 	}

@@ -60,6 +60,10 @@ type Server struct {
 	hibStart sync.Once
 	hibStop  sync.Once
 
+	// flush writes the queues of plain TCP sockets (flusher.go) between
+	// Serve and Shutdown.
+	flush flushers
+
 	channelLocks channelLocks // serialise joins and leaves per channel
 	counts       countThrottle
 
@@ -290,6 +294,9 @@ func (s *Server) Serve(ln net.Listener) error {
 		return http.ErrServerClosed
 	}
 	s.https = append(s.https, hs)
+	// Under httpMu: a Shutdown running now either made this return above
+	// or stops the flushers after this.
+	s.flush.start(s)
 	s.httpMu.Unlock()
 	s.startHibernation()
 	return hs.Serve(ln)
@@ -342,6 +349,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	httpDone.Wait()
 	s.stopHibernation()
+	s.flush.stop() // after the sockets: their close frames go through it
 	s.cancel()
 	return err
 }
