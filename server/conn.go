@@ -359,10 +359,10 @@ func (c *conn) onTimer() {
 
 // pingJitter is a random extra wait of up to an eighth of the activity
 // period before a ping. Sockets that connected in one burst would
-// otherwise be pinged, and woken from sleep to answer, in the same
-// instant every period (a soak of 10,000 sockets showed 11,760 goroutines
-// at once); pinging later than the activity timeout is allowed, and
-// pusher-js pings on its own after the same period anyway.
+// otherwise be pinged, and woken from sleep to answer, in the same few
+// seconds every period, each getting a read goroutine back at once;
+// pinging later than the activity timeout is allowed, and pusher-js pings
+// on its own after the same period anyway.
 func pingJitter(activity time.Duration) time.Duration {
 	return rand.N(activity/8 + 1)
 }
