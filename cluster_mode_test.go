@@ -59,15 +59,7 @@ func TestClusterModeByConfiguration(t *testing.T) {
 // Until this node receives the other nodes' events, /up says degraded and
 // sockudo_redis_up is 0, even though Redis answers.
 func TestClusterModeIsDegradedUntilSubscribed(t *testing.T) {
-	c, err := loadConfig(map[string]string{"ADAPTER_DRIVER": "redis", "REDIS_URL": "redis://127.0.0.1:1/0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := c.openCluster(slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.close()
+	m := openTestCluster(t, map[string]string{"ADAPTER_DRIVER": "redis", "REDIS_URL": "redis://127.0.0.1:1/0"})
 	if err := m.healthy(); err == nil || !strings.Contains(err.Error(), "subscribed") {
 		t.Fatalf("health before the subscription: %v", err)
 	}
@@ -96,30 +88,10 @@ func TestClusterModeIsDegradedUntilSubscribed(t *testing.T) {
 	}
 }
 
-// The console's nodes panel: this node listed alive from the real Redis
-// (under a prefix of its own), and an outage reported without quoting
-// REDIS_URL.
-func TestConsoleNodes(t *testing.T) {
-	for _, env := range []map[string]string{nil, {"RATE_LIMITER_DRIVER": "redis"}} {
-		c, err := loadConfig(env)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := c.openCluster(slog.New(slog.DiscardHandler))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if m.consoleNodes() != nil {
-			t.Fatalf("%v: nodes without Presence (no heartbeats)", env)
-		}
-		m.close()
-	}
-
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	prefix := "sockudo-test-" + hex.EncodeToString(b[:])
-	c, err := loadConfig(map[string]string{"ADAPTER_DRIVER": "redis", "DATABASE_REDIS_KEY_PREFIX": prefix,
-		"CLUSTER_HEALTH_HEARTBEAT_INTERVAL": "100", "CLUSTER_HEALTH_NODE_TIMEOUT": "1000"})
+// openTestCluster opens what main opens for env, closed when the test ends.
+func openTestCluster(t *testing.T, env map[string]string) clusterMode {
+	t.Helper()
+	c, err := loadConfig(env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +99,25 @@ func TestConsoleNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m.close()
+	t.Cleanup(m.close)
+	return m
+}
+
+// The console's nodes panel: this node listed alive from the real Redis
+// (under a prefix of its own), and an outage reported without quoting
+// REDIS_URL.
+func TestConsoleNodes(t *testing.T) {
+	for _, env := range []map[string]string{nil, {"RATE_LIMITER_DRIVER": "redis"}} {
+		if m := openTestCluster(t, env); m.consoleNodes() != nil {
+			t.Fatalf("%v: nodes without Presence (no heartbeats)", env)
+		}
+	}
+
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	prefix := "sockudo-test-" + hex.EncodeToString(b[:])
+	m := openTestCluster(t, map[string]string{"ADAPTER_DRIVER": "redis", "DATABASE_REDIS_KEY_PREFIX": prefix,
+		"CLUSTER_HEALTH_HEARTBEAT_INTERVAL": "100", "CLUSTER_HEALTH_NODE_TIMEOUT": "1000"})
 	if err := m.node.Client().Ping(context.Background()).Err(); err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("Redis is not running on 127.0.0.1:6379: %v", err)
@@ -160,15 +150,7 @@ func TestConsoleNodes(t *testing.T) {
 		t.Fatalf("view %+v", v)
 	}
 
-	down, err := loadConfig(map[string]string{"ADAPTER_DRIVER": "redis", "REDIS_URL": "redis://admin:hunter2-pass@127.0.0.1:1/0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dm, err := down.openCluster(slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dm.close()
+	dm := openTestCluster(t, map[string]string{"ADAPTER_DRIVER": "redis", "REDIS_URL": "redis://admin:hunter2-pass@127.0.0.1:1/0"})
 	dv := dm.consoleNodes().Nodes(context.Background(), 10)
 	j, _ := json.Marshal(dv)
 	if dv.Degraded == "" || dv.Self == "" || strings.Contains(string(j), "hunter2") || strings.Contains(string(j), "127.0.0.1") {
