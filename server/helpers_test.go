@@ -46,13 +46,22 @@ func TestMain(m *testing.M) {
 type memStore struct {
 	mu   sync.Mutex
 	apps []storage.App
+	raw  []storage.AppRecord // listed after apps, as stored (damaged records)
 	down bool
 }
 
-func (m *memStore) Apps() ([]storage.App, error) {
+func (m *memStore) AppRecords() ([]storage.AppRecord, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return append([]storage.App(nil), m.apps...), nil
+	recs := make([]storage.AppRecord, 0, len(m.apps))
+	for _, a := range m.apps {
+		r, err := storage.NewAppRecord(a)
+		if err != nil {
+			return nil, err
+		}
+		recs = append(recs, r)
+	}
+	return append(recs, m.raw...), nil
 }
 
 func (m *memStore) Ping() error {

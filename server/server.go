@@ -21,8 +21,9 @@ import (
 // AppStore is where the server loads app configuration from. *storage.DB
 // satisfies it.
 type AppStore interface {
-	// Apps returns every configured app.
-	Apps() ([]storage.App, error)
+	// AppRecords returns every configured app, undecoded: the server
+	// decodes each at its first use.
+	AppRecords() ([]storage.AppRecord, error)
 	// Ping reports whether the store is usable (readiness).
 	Ping() error
 }
@@ -191,11 +192,11 @@ func (c Config) validate() error {
 // ReloadApps re-reads the apps from the store into the in-memory registry.
 // Open sockets keep their app; changed settings apply to them at once.
 func (s *Server) ReloadApps() error {
-	apps, err := s.store.Apps()
+	recs, err := s.store.AppRecords()
 	if err != nil {
 		return fmt.Errorf("server: load apps: %w", err)
 	}
-	if err := s.apps.load(apps, s.initApp); err != nil {
+	if err := s.apps.load(recs, s.log, s.initApp); err != nil {
 		return fmt.Errorf("server: load apps: %w", err)
 	}
 	// Sockets of an app that was deleted or disabled go, as they would on

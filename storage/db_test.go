@@ -1,6 +1,8 @@
 package storage
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"path/filepath"
 	"reflect"
@@ -435,6 +437,76 @@ func TestAppsWithWebhooks(t *testing.T) {
 	}
 	if got, _ := db.AppsWithWebhooks(); len(got) != 1 || got[0].ID != "a3" {
 		t.Fatalf("after a delete: %+v", got)
+	}
+}
+
+// AppRecords lists every app undecoded with the key it is indexed under;
+// Decode reads it back, and refuses a record that is not the app it is
+// listed as. Records damaged outside PutApp are still listed (the server
+// refuses them at first use) instead of failing the whole list.
+func TestAppRecords(t *testing.T) {
+	db := openTestDB(t)
+	if recs, err := db.AppRecords(); err != nil || len(recs) != 0 {
+		t.Fatalf("AppRecords on empty db = %v, %v", recs, err)
+	}
+	for _, id := range []string{"b", "a", "c", "d", "e"} {
+		if err := db.CreateApp(testApp(id, "key-"+id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Damage some records behind PutApp's back: b is not JSON, c says it
+	// has another key than the index, d has lost its index entry, e has
+	// no secret.
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		apps := tx.Bucket(bucketApps)
+		c := testApp("c", "key-other")
+		e := testApp("e", "key-e")
+		e.Secret = ""
+		ce, _ := json.Marshal(c)
+		ee, _ := json.Marshal(e)
+		return errors.Join(apps.Put([]byte("b"), []byte(`{"id":"b",`)), apps.Put([]byte("c"), ce),
+			apps.Put([]byte("e"), ee), tx.Bucket(bucketAppKeys).Delete([]byte("key-d")))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := db.AppRecords()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		id, key string
+		decodes bool
+	}{
+		{"a", "key-a", true},
+		{"b", "key-b", false},
+		{"c", "key-c", false},
+		{"d", "key-d", true}, // from the record itself
+		{"e", "key-e", false},
+	}
+	if len(recs) != len(tests) {
+		t.Fatalf("%d records, want %d: %+v", len(recs), len(tests), recs)
+	}
+	for i, tc := range tests {
+		r := recs[i]
+		if r.ID != tc.id || r.Key != tc.key {
+			t.Errorf("record %d = id %q key %q, want %q %q", i, r.ID, r.Key, tc.id, tc.key)
+		}
+		a, err := r.Decode()
+		if tc.decodes {
+			if err != nil {
+				t.Errorf("%s: Decode: %v", tc.id, err)
+			}
+			sameApp(t, a, testApp(tc.id, tc.key))
+		} else if err == nil {
+			t.Errorf("%s: Decode accepted a damaged record: %+v", tc.id, a)
+		}
+	}
+	// NewAppRecord encodes as PutApp stores.
+	want, _ := db.App("a")
+	r, err := NewAppRecord(want)
+	if err != nil || r.ID != "a" || r.Key != "key-a" || !bytes.Equal(r.Value, recs[0].Value) {
+		t.Errorf("NewAppRecord = %+v, %v; want the stored bytes %s", r, err, recs[0].Value)
 	}
 }
 
