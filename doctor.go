@@ -178,15 +178,36 @@ func (d *doctorRun) checkDatabase() int {
 		return -1
 	}
 	defer db.Close()
-	n, err := activeCredentials(db)
+	n := 0
+	recs, err := db.AppRecords()
+	if err == nil {
+		d.apps = d.decodeApps(recs)
+		n, err = activeCredentials(db, d.apps)
+	}
 	if err != nil {
 		d.add(cli.SeverityError, "database", fmt.Sprintf("SOCKUDO_DB_PATH: reading %s: %v", path, err),
 			"restore the database from a backup")
 		return -1
 	}
 	d.ok("database", fmt.Sprintf("SOCKUDO_DB_PATH: %s opens for writing and no other process holds it", path))
-	d.apps, _ = db.Apps()
 	return n
+}
+
+// decodeApps returns the apps of recs that decode, with an error finding
+// for each that does not: the server serves such an app as disabled and
+// logs it once, so this is where its operator learns what is wrong.
+func (d *doctorRun) decodeApps(recs []storage.AppRecord) []storage.App {
+	apps := make([]storage.App, 0, len(recs))
+	for _, r := range recs {
+		a, err := r.Decode()
+		if err != nil {
+			d.add(cli.SeverityError, "apps", fmt.Sprintf("app %q: its stored record cannot be used (%v); the server refuses its sockets and API calls", r.ID, err),
+				fmt.Sprintf("delete it with \"sockudo apps delete %s\" and create it again, or restore the database from a backup", r.ID))
+			continue
+		}
+		apps = append(apps, a)
+	}
+	return apps
 }
 
 // checkAdminSocket checks that serve can open the admin socket: its
@@ -209,12 +230,9 @@ func (d *doctorRun) checkAdminSocket() {
 	d.ok("admin_socket", fmt.Sprintf("the admin socket's directory %s is private", filepath.Dir(path)))
 }
 
-// activeCredentials counts the push credential versions not revoked.
-func activeCredentials(db *storage.DB) (int, error) {
-	list, err := db.Apps()
-	if err != nil {
-		return 0, err
-	}
+// activeCredentials counts the push credential versions of list not
+// revoked.
+func activeCredentials(db *storage.DB, list []storage.App) (int, error) {
 	n := 0
 	for _, a := range list {
 		creds, err := db.PushCredentials(a.ID, "")

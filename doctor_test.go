@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/sockudo/sockudo/admin"
 	"github.com/sockudo/sockudo/cli"
 	"github.com/sockudo/sockudo/storage"
@@ -157,6 +159,27 @@ func TestDoctorChecks(t *testing.T) {
 			}
 			db.Close()
 		}, "database", cli.SeverityOK, "no other process holds it", 0},
+		{"app record that cannot be decoded", func(t *testing.T, env map[string]string) {
+			db, err := storage.Open(env["SOCKUDO_DB_PATH"], nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = db.CreateApp(storage.App{ID: "broken", Key: "broken-key", Secret: "s", Enabled: true})
+			db.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Damaged behind storage's back, as a bad restore or disk could.
+			bdb, err := bolt.Open(env["SOCKUDO_DB_PATH"], 0o600, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = bdb.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("apps")).Put([]byte("broken"), []byte(`{"id":`)) })
+			bdb.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}, "apps", cli.SeverityError, `app "broken": its stored record cannot be used`, 1},
 		{"database locked", func(t *testing.T, env map[string]string) {
 			env["SOCKUDO_ADMIN_SOCKET_ENABLED"] = "false"
 			db, err := storage.Open(env["SOCKUDO_DB_PATH"], nil)

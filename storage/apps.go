@@ -284,11 +284,19 @@ func (db *DB) EnsureApp(a App) (changed bool, err error) {
 // ErrNotFound if there is no such app.
 func (db *DB) DeleteApp(id string) error {
 	err := db.update(func(tx *bolt.Tx) error {
-		a, err := getApp(tx, id)
-		if err != nil {
-			return err
+		v := tx.Bucket(bucketApps).Get([]byte(id))
+		if v == nil {
+			return ErrNotFound
 		}
-		if err := releaseKey(tx, a.Key, id); err != nil {
+		// A record that cannot be decoded can still be deleted (it is how
+		// an operator removes one the server refuses): its keys are found
+		// in the index instead.
+		if a, err := decodeApp([]byte(id), v); err == nil {
+			err = releaseKey(tx, a.Key, id)
+			if err != nil {
+				return err
+			}
+		} else if err := releaseKeysOf(tx, id); err != nil {
 			return err
 		}
 		// An app created later with the same id must not inherit the
@@ -373,6 +381,22 @@ func releaseKey(tx *bolt.Tx, key, id string) error {
 		return keys.Delete([]byte(key))
 	}
 	return nil
+}
+
+// releaseKeysOf frees every key the index points at id.
+func releaseKeysOf(tx *bolt.Tx, id string) error {
+	keys := tx.Bucket(bucketAppKeys)
+	var mine [][]byte
+	err := keys.ForEach(func(k, owner []byte) error {
+		if string(owner) == id {
+			mine = append(mine, bytes.Clone(k))
+		}
+		return nil
+	})
+	for _, k := range mine {
+		err = errors.Join(err, keys.Delete(k))
+	}
+	return err
 }
 
 // now is the timestamp written into CreatedAt and UpdatedAt: UTC, without

@@ -508,6 +508,16 @@ func TestAppRecords(t *testing.T) {
 	if err != nil || r.ID != "a" || r.Key != "key-a" || !bytes.Equal(r.Value, recs[0].Value) {
 		t.Errorf("NewAppRecord = %+v, %v; want the stored bytes %s", r, err, recs[0].Value)
 	}
+	// A record that cannot be decoded can be deleted, and frees its key.
+	if err := db.DeleteApp("b"); err != nil {
+		t.Fatalf("DeleteApp of an undecodable record: %v", err)
+	}
+	if err := db.CreateApp(testApp("f", "key-b")); err != nil {
+		t.Errorf("the deleted record's key is still taken: %v", err)
+	}
+	if recs, _ := db.AppRecords(); len(recs) != 5 || recs[1].ID != "c" {
+		t.Errorf("records after the delete: %+v", recs)
+	}
 }
 
 // lastTxID is the id of the last committed write transaction.
