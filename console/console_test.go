@@ -31,17 +31,7 @@ const (
 
 type memStore struct{ apps []storage.App }
 
-func (m *memStore) AppRecords() ([]storage.AppRecord, error) {
-	recs := make([]storage.AppRecord, 0, len(m.apps))
-	for _, a := range m.apps {
-		r, err := storage.NewAppRecord(a)
-		if err != nil {
-			return nil, err
-		}
-		recs = append(recs, r)
-	}
-	return recs, nil
-}
+func (m *memStore) AppRecords() ([]storage.AppRecord, error) { return storage.NewAppRecords(m.apps...) }
 
 func (m *memStore) Ping() error { return nil }
 

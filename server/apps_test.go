@@ -49,14 +49,12 @@ func (h *countingHandler) count(app string) int {
 func TestDamagedAppRecordIsRefused(t *testing.T) {
 	noSecret := testApp()
 	noSecret.ID, noSecret.Key, noSecret.Secret = "ns", "ns-key", ""
-	ns, err := storage.NewAppRecord(noSecret)
+	ns, err := storage.NewAppRecords(noSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := &memStore{apps: []storage.App{testApp()}, raw: []storage.AppRecord{
-		{ID: "bad", Key: "bad-key", Value: []byte(`{"id":"bad","key":`)},
-		ns,
-	}}
+	store := &memStore{apps: []storage.App{testApp()}, raw: append(ns,
+		storage.AppRecord{ID: "bad", Key: "bad-key", Value: []byte(`{"id":"bad","key":`)})}
 	logs := &countingHandler{errors: map[string]int{}}
 	s, err := New(Config{}, store, slog.New(logs))
 	if err != nil {

@@ -53,15 +53,8 @@ type memStore struct {
 func (m *memStore) AppRecords() ([]storage.AppRecord, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	recs := make([]storage.AppRecord, 0, len(m.apps))
-	for _, a := range m.apps {
-		r, err := storage.NewAppRecord(a)
-		if err != nil {
-			return nil, err
-		}
-		recs = append(recs, r)
-	}
-	return append(recs, m.raw...), nil
+	recs, err := storage.NewAppRecords(m.apps...)
+	return append(recs, m.raw...), err
 }
 
 func (m *memStore) Ping() error {

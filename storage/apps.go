@@ -80,14 +80,18 @@ type AppRecord struct {
 	Value []byte
 }
 
-// NewAppRecord encodes a as PutApp stores it, for app stores that hold
-// decoded apps (and tests).
-func NewAppRecord(a App) (AppRecord, error) {
-	v, err := json.Marshal(a)
-	if err != nil {
-		return AppRecord{}, fmt.Errorf("storage: encode app %s: %w", a.ID, err)
+// NewAppRecords encodes apps as PutApp stores them, for app stores that
+// hold decoded apps (and tests).
+func NewAppRecords(apps ...App) ([]AppRecord, error) {
+	recs := make([]AppRecord, 0, len(apps))
+	for _, a := range apps {
+		v, err := json.Marshal(a)
+		if err != nil {
+			return nil, fmt.Errorf("storage: encode app %s: %w", a.ID, err)
+		}
+		recs = append(recs, AppRecord{ID: a.ID, Key: a.Key, Value: v})
 	}
-	return AppRecord{ID: a.ID, Key: a.Key, Value: v}, nil
+	return recs, nil
 }
 
 // Decode returns the app, checked as PutApp checks it and against the id

@@ -502,11 +502,11 @@ func TestAppRecords(t *testing.T) {
 			t.Errorf("%s: Decode accepted a damaged record: %+v", tc.id, a)
 		}
 	}
-	// NewAppRecord encodes as PutApp stores.
+	// NewAppRecords encodes as PutApp stores.
 	want, _ := db.App("a")
-	r, err := NewAppRecord(want)
-	if err != nil || r.ID != "a" || r.Key != "key-a" || !bytes.Equal(r.Value, recs[0].Value) {
-		t.Errorf("NewAppRecord = %+v, %v; want the stored bytes %s", r, err, recs[0].Value)
+	rs, err := NewAppRecords(want)
+	if err != nil || len(rs) != 1 || rs[0].ID != "a" || rs[0].Key != "key-a" || !bytes.Equal(rs[0].Value, recs[0].Value) {
+		t.Errorf("NewAppRecords = %+v, %v; want the stored bytes %s", rs, err, recs[0].Value)
 	}
 	// A record that cannot be decoded can be deleted, and frees its key.
 	if err := db.DeleteApp("b"); err != nil {
