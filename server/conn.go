@@ -160,25 +160,37 @@ func (c *conn) flush() {
 		}
 	}
 	for {
-		c.wmu.Lock()
-		batch := c.queue
-		if len(batch) == 0 {
-			c.writing = false
-			closeAfter, drop := c.closeAfter, c.dropAfter
-			c.wmu.Unlock()
-			if closeAfter {
-				c.afterCloseFrame(drop)
-			}
+		batch := c.takeQueue()
+		if batch == nil {
 			return
 		}
-		c.queue = c.spare[:0]
-		c.spare = nil
-		c.wmu.Unlock()
 		c.wio.Lock()
 		if !c.writeBlocking(batch, 0) {
 			return
 		}
 	}
+}
+
+// takeQueue takes the frames queued for writing. When none are left it
+// ends the socket's write turn instead (c.writing), sends the close that
+// waited for the queue to drain, and returns nil. Both write paths, the
+// flushers' and the blocking one, end this way.
+func (c *conn) takeQueue() [][]byte {
+	c.wmu.Lock()
+	batch := c.queue
+	if len(batch) == 0 {
+		c.writing = false
+		closeAfter, drop := c.closeAfter, c.dropAfter
+		c.wmu.Unlock()
+		if closeAfter {
+			c.afterCloseFrame(drop)
+		}
+		return nil
+	}
+	c.queue = c.spare[:0]
+	c.spare = nil
+	c.wmu.Unlock()
+	return batch
 }
 
 // writeBlocking writes batch[from:] under the write deadline and releases

@@ -199,20 +199,10 @@ func (w *flushWorker) run(l *flushList) {
 // when more frames were queued meanwhile: c stays dirty and goes to the
 // back of the list, so one busy socket does not hold up the others.
 func (w *flushWorker) flushConn(c *conn) (again bool) {
-	c.wmu.Lock()
-	batch := c.queue
-	if len(batch) == 0 {
-		c.writing = false
-		closeAfter, drop := c.closeAfter, c.dropAfter
-		c.wmu.Unlock()
-		if closeAfter {
-			c.afterCloseFrame(drop)
-		}
+	batch := c.takeQueue()
+	if batch == nil {
 		return false
 	}
-	c.queue = c.spare[:0]
-	c.spare = nil
-	c.wmu.Unlock()
 
 	// wio orders this write with gws's own (wire.Write); when gws is
 	// writing, the blocking path waits for it instead of this goroutine.
